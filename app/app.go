@@ -1,0 +1,167 @@
+// Package app assembles a running tenantry from a configuration: it opens the
+// engines of the chosen shape, migrates the control database, builds the
+// services and the HTTP server, and serves until told to stop. The command
+// line and the end-to-end tests both start tenantry through it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/tenantry/tenantry/api"
+	"github.com/tenantry/tenantry/config"
+	"github.com/tenantry/tenantry/migrate"
+	"github.com/tenantry/tenantry/tenant"
+	"github.com/tenantry/tenantry/tenantdb"
+)
+
+// unfinishedTenantAge is how old a pending tenant must be before the reaper
+// treats its provisioning as abandoned; provisioning takes seconds.
+const unfinishedTenantAge = 10 * time.Minute
+
+// App is one running tenantry process.
+type App struct {
+	Config      config.Config
+	Logger      *slog.Logger
+	Engines     *Engines
+	Tenants     *tenantdb.Manager
+	Provisioner *tenant.Provisioner
+	Server      *api.Server
+
+	jwtKey  []byte
+	closers []func() error
+}
+
+// New builds an App from cfg. Close releases what it opened.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version string) (_ *App, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &App{Config: cfg, Logger: logger}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+
+	a.Engines, err = OpenEngines(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Engines.Close)
+
+	if err := a.loadSecrets(); err != nil {
+		return nil, err
+	}
+
+	mig, err := migrate.New(a.Engines.Control, a.Engines.ControlMigrations)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := mig.Up(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate control database: %w", err)
+	}
+	for _, m := range applied {
+		logger.Info("applied control migration", "migration", m.Name)
+	}
+
+	a.Tenants, err = tenantdb.NewManager(a.Engines.Tenants, tenantdb.Config{
+		MaxConns:    cfg.TenantDBMaxConns,
+		ConnsPerDB:  cfg.TenantDBConnsPerTenant,
+		IdleTimeout: cfg.TenantDBIdleTimeout,
+		Logger:      logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Tenants.Close)
+
+	a.Provisioner = tenant.NewProvisioner(a.Engines.Control, a.Tenants, logger)
+	if n, err := a.Provisioner.Reap(ctx, unfinishedTenantAge); err != nil {
+		logger.Warn("reaping unfinished tenants", "error", err)
+	} else if n > 0 {
+		logger.Info("reaped unfinished tenants", "count", n)
+	}
+
+	a.Server = api.NewServer(api.Config{
+		Version:     version,
+		CORSOrigins: cfg.CORSOrigins,
+		Logger:      logger,
+		Readiness:   a.readinessChecks(),
+	})
+	return a, nil
+}
+
+func (a *App) loadSecrets() error {
+	key := a.Config.JWTSecretKey
+	if key == "" {
+		// Validate refuses this in the production shape.
+		var err error
+		key, err = secretFile(filepath.Join(a.Config.DataDir, "secrets"), "jwt_secret", 32)
+		if err != nil {
+			return err
+		}
+	}
+	a.jwtKey = []byte(key)
+	return nil
+}
+
+func (a *App) readinessChecks() []api.ReadinessCheck {
+	checks := []api.ReadinessCheck{
+		{Name: "control_database", Check: a.Engines.Control.Ping},
+	}
+	return checks
+}
+
+// Close releases everything New opened, in reverse order.
+func (a *App) Close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}
+
+// Serve answers HTTP requests on ln until ctx is cancelled, then stops
+// accepting connections and lets in-flight requests finish, for at most the
+// configured shutdown timeout.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	return Serve(ctx, ln, a.Server, a.Config.ShutdownTimeout, a.Logger)
+}
+
+// Serve runs an HTTP server for h on ln until ctx is cancelled, then drains
+// in-flight requests for up to drain.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, drain time.Duration, logger *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: draining in-flight requests", "timeout", drain.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/tenantry/tenantry/config"
+	"github.com/tenantry/tenantry/postgres"
+	"github.com/tenantry/tenantry/sqldb"
+	"github.com/tenantry/tenantry/sqlite"
+	"github.com/tenantry/tenantry/tenantdb"
+)
+
+// Engines are the SQL engines of one shape: the control database and the
+// engine that holds tenant databases.
+type Engines struct {
+	Shape             config.Shape
+	Control           sqldb.DB
+	ControlMigrations fs.FS
+	Tenants           tenantdb.Engine
+}
+
+// controlReadConns is the number of read connections beside the single
+// writer of an embedded control database; reads (token checks, listings)
+// are most of its traffic.
+const controlReadConns = 4
+
+// OpenEngines opens the engines cfg selects. It migrates nothing.
+func OpenEngines(ctx context.Context, cfg config.Config) (*Engines, error) {
+	if cfg.Shape() == config.Production {
+		pgcfg, err := postgres.ParseURL(cfg.DatabaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		}
+		control, err := postgres.Open(ctx, pgcfg, cfg.ControlDBMaxConns)
+		if err != nil {
+			return nil, err
+		}
+		tenants, err := postgres.NewTenantDatabases(control, cfg.DatabaseURL, cfg.TenantDatabaseURLTemplate)
+		if err != nil {
+			control.Close()
+			return nil, err
+		}
+		return &Engines{Shape: config.Production, Control: control, ControlMigrations: postgres.ControlMigrations(), Tenants: tenants}, nil
+	}
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	control, err := sqlite.Open(filepath.Join(cfg.DataDir, "control.db"), sqlite.Options{ReadConns: controlReadConns})
+	if err != nil {
+		return nil, err
+	}
+	tenants, err := sqlite.NewTenantDatabases(filepath.Join(cfg.DataDir, "tenants"))
+	if err != nil {
+		control.Close()
+		return nil, err
+	}
+	return &Engines{Shape: config.Embedded, Control: control, ControlMigrations: sqlite.ControlMigrations(), Tenants: tenants}, nil
+}
+
+// Close closes the control database.
+func (e *Engines) Close() error { return e.Control.Close() }
+
+// secretFile returns the secret stored in dir/name, generating and storing
+// a random one (mode 0600) the first time, so that the embedded shape needs
+// no configuration and its tokens survive restarts.
+func secretFile(dir, name string, size int) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create secrets directory: %w", err)
+	}
+	path := filepath.Join(dir, name)
+	if b, err := os.ReadFile(path); err == nil {
+		secret := strings.TrimSpace(string(b))
+		if len(secret) < 2*size {
+			return "", fmt.Errorf("secret file %s is too short", path)
+		}
+		return secret, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read secret file: %w", err)
+	}
+	buf := make([]byte, size)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	secret := hex.EncodeToString(buf)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		// Another process generated it first; use theirs.
+		return secretFile(dir, name, size)
+	} else if err != nil {
+		return "", fmt.Errorf("create secret file: %w", err)
+	}
+	if _, err := f.WriteString(secret + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("write secret file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", fmt.Errorf("write secret file: %w", err)
+	}
+	return secret, f.Close()
+}

@@ -1,0 +1,182 @@
+// Package apptest starts complete tenantry instances for tests, in either
+// shape, each with storage of its own: a temporary data directory for the
+// embedded shape, fresh PostgreSQL databases for the production shape. The
+// production shape runs when TENANTRY_TEST_DATABASE_URL names a PostgreSQL
+// server tests may create databases on; otherwise its tests are skipped with
+// a message saying so.
+package apptest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tenantry/tenantry/app"
+	"github.com/tenantry/tenantry/config"
+)
+
+// PostgresEnv is the variable naming the PostgreSQL server for tests, as a
+// URL to a database the test user can connect to (postgres, say) with the
+// right to create databases.
+const PostgresEnv = "TENANTRY_TEST_DATABASE_URL"
+
+// Shapes lists the shapes every behaviour is tested on.
+var Shapes = []config.Shape{config.Embedded, config.Production} //nolint:gochecknoglobals // read-only list
+
+// EachShape runs fn as one subtest per shape.
+func EachShape(t *testing.T, fn func(t *testing.T, shape config.Shape)) {
+	t.Helper()
+	for _, shape := range Shapes {
+		t.Run(string(shape), func(t *testing.T) {
+			RequireShape(t, shape)
+			fn(t, shape)
+		})
+	}
+}
+
+// RequireShape skips the test when shape's engines are not available.
+func RequireShape(t testing.TB, shape config.Shape) {
+	t.Helper()
+	if shape == config.Production && os.Getenv(PostgresEnv) == "" {
+		t.Skipf("PostgreSQL suite skipped: set %s (for example postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable) to run it", PostgresEnv)
+	}
+}
+
+// Config returns a configuration for shape whose storage belongs to this test
+// alone and is removed when it ends.
+func Config(t testing.TB, shape config.Shape) config.Config {
+	t.Helper()
+	cfg, err := config.Parse(Environ(t, shape))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// Environ returns the environment variables of such a configuration, for
+// tests that run the command line. Connection caps are kept small so that
+// parallel tests fit in a default PostgreSQL's max_connections.
+func Environ(t testing.TB, shape config.Shape) map[string]string {
+	t.Helper()
+	RequireShape(t, shape)
+	env := map[string]string{
+		"TENANTRY_DATA_DIR":                   t.TempDir(),
+		"TENANTRY_CONTROL_DB_MAX_CONNS":       "4",
+		"TENANTRY_TENANT_DB_MAX_CONNS":        "8",
+		"TENANTRY_TENANT_DB_CONNS_PER_TENANT": "2",
+		"TENANTRY_SHUTDOWN_TIMEOUT":           "5s",
+	}
+	if shape == config.Production {
+		env["DATABASE_URL"] = NewPostgresDatabase(t)
+		env["JWT_SECRET_KEY"] = randomHex(32)
+	}
+	return env
+}
+
+// NewPostgresDatabase creates an empty database for this test and returns its
+// URL. When the test ends, the database is dropped together with every tenant
+// database its tenants table names.
+func NewPostgresDatabase(t testing.TB) string {
+	t.Helper()
+	admin := os.Getenv(PostgresEnv)
+	name := "tenantry_test_" + randomHex(6)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", PostgresEnv, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatalf("%s must be a URL: %v", PostgresEnv, err)
+	}
+	u.Path = "/" + name
+	dbURL := u.String()
+	t.Cleanup(func() { dropPostgresDatabase(t, admin, dbURL, name) })
+	return dbURL
+}
+
+func dropPostgresDatabase(t testing.TB, admin, dbURL, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var tenantDBs []string
+	if conn, err := pgx.Connect(ctx, dbURL); err == nil {
+		rows, err := conn.Query(ctx, "SELECT database_name FROM tenants")
+		if err == nil {
+			tenantDBs, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		if err != nil && !strings.Contains(err.Error(), "does not exist") {
+			t.Logf("listing tenant databases to drop: %v", err)
+		}
+		conn.Close(ctx)
+	}
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Logf("dropping test databases: %v", err)
+		return
+	}
+	defer conn.Close(ctx)
+	for _, db := range append(tenantDBs, name) {
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Logf("drop %s: %v", db, err)
+		}
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Env is a running tenantry reached over HTTP.
+type Env struct {
+	App    *app.App
+	Server *httptest.Server
+	URL    string
+	Logs   *LogBuffer
+}
+
+// Start builds an App from cfg, serves it on a loopback port and stops both
+// when the test ends.
+func Start(t testing.TB, cfg config.Config) *Env {
+	t.Helper()
+	logs := &LogBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := app.New(context.Background(), cfg, logger, "test")
+	if err != nil {
+		t.Fatalf("start tenantry: %v", err)
+	}
+	srv := httptest.NewServer(a.Server)
+	t.Cleanup(func() {
+		srv.Close()
+		if err := a.Close(); err != nil {
+			t.Logf("closing tenantry: %v", err)
+		}
+	})
+	return &Env{App: a, Server: srv, URL: srv.URL, Logs: logs}
+}
+
+// StartShape is Start with a fresh Config for shape.
+func StartShape(t testing.TB, shape config.Shape) *Env {
+	t.Helper()
+	return Start(t, Config(t, shape))
+}
+
+// String names the environment in failure messages.
+func (e *Env) String() string {
+	return fmt.Sprintf("tenantry %s at %s", e.App.Config.Shape(), e.URL)
+}

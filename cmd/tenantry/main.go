@@ -1,0 +1,116 @@
+// Command tenantry runs the tenantry backend and its administrative tasks.
+// With no configuration it runs the embedded shape (SQLite and local files
+// under ./data); with DATABASE_URL set it runs on PostgreSQL.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tenantry/tenantry/app"
+	"github.com/tenantry/tenantry/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], nil, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// cli is what every command shares: where it writes and which environment
+// it reads its configuration from (nil: the process environment).
+type cli struct {
+	environ map[string]string
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+// run executes one command line and returns the process exit status.
+func run(ctx context.Context, args []string, environ map[string]string, stdout, stderr io.Writer) int {
+	c := &cli{environ: environ, stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "tenantry",
+		Short:         "Multi-tenant SaaS backend",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(
+		c.serveCommand(),
+		c.migrateCommand(),
+		&cobra.Command{
+			Use:   "version",
+			Short: "Print the version",
+			Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(stdout, "tenantry", version) },
+		},
+	)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(level string, w io.Writer) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func (c *cli) loadConfig() (config.Config, error) {
+	cfg, err := config.Parse(c.environ)
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+func (c *cli) serveCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the HTTP API",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.loadConfig()
+			if err != nil {
+				return err
+			}
+			logger := newLogger(cfg.LogLevel, c.stderr)
+			ctx := cmd.Context()
+			a, err := app.New(ctx, cfg, logger, version)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			ln, err := net.Listen("tcp", cfg.Addr)
+			if err != nil {
+				return err
+			}
+			attrs := []any{"addr", ln.Addr().String(), "shape", string(cfg.Shape()), "version", version}
+			if cfg.Shape() == config.Embedded {
+				dir, _ := filepath.Abs(cfg.DataDir)
+				attrs = append(attrs, "data_dir", dir)
+			}
+			logger.Info("tenantry listening", attrs...)
+			return a.Serve(ctx, ln)
+		},
+	}
+}

@@ -1,0 +1,162 @@
+// Package config reads tenantry's configuration from the environment. Names
+// follow the original platform where one exists (DATABASE_URL, JWT_*, S3_*,
+// ...); tenantry's own settings are prefixed TENANTRY_. Defaults are filled in
+// by WithDefaults, and Validate refuses a configuration that would start an
+// unsafe or broken server.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Shape is which engines the binary runs on.
+type Shape string
+
+// The two shapes of one binary.
+const (
+	// Embedded runs on SQLite files and local disk under the data directory.
+	Embedded Shape = "embedded"
+	// Production runs on PostgreSQL and the other configured engines.
+	Production Shape = "production"
+)
+
+// MinJWTKeyBytes is the shortest signing key accepted, the HMAC-SHA256 output
+// size.
+const MinJWTKeyBytes = 32
+
+// Seconds is a duration written either as whole seconds (as the original's
+// JWT_*_EXPIRES variables are) or as a Go duration such as "15m".
+type Seconds time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *Seconds) UnmarshalText(b []byte) error {
+	text := strings.TrimSpace(string(b))
+	if n, err := strconv.ParseInt(text, 10, 64); err == nil {
+		*s = Seconds(time.Duration(n) * time.Second)
+		return nil
+	}
+	d, err := time.ParseDuration(text)
+	if err != nil {
+		return fmt.Errorf("%q is neither a number of seconds nor a duration", text)
+	}
+	*s = Seconds(d)
+	return nil
+}
+
+// Config is the whole configuration. Fields holding secrets are tagged so
+// that they never appear in logs (see Summary).
+type Config struct {
+	Addr            string        `env:"TENANTRY_ADDR" envDefault:":4999"`
+	DataDir         string        `env:"TENANTRY_DATA_DIR" envDefault:"./data"`
+	LogLevel        string        `env:"TENANTRY_LOG_LEVEL" envDefault:"info"`
+	ShutdownTimeout time.Duration `env:"TENANTRY_SHUTDOWN_TIMEOUT" envDefault:"30s"`
+	CORSOrigins     []string      `env:"CORS_ORIGINS" envSeparator:","`
+
+	// DatabaseURL selects the production shape: the PostgreSQL control
+	// database.
+	DatabaseURL               string `env:"DATABASE_URL"`
+	TenantDatabaseURLTemplate string `env:"TENANT_DATABASE_URL_TEMPLATE"`
+	ControlDBMaxConns         int    `env:"TENANTRY_CONTROL_DB_MAX_CONNS" envDefault:"10"`
+	// TenantDBMaxConns caps connections (PostgreSQL) or open files
+	// (SQLite) held for all tenant databases together by one process.
+	TenantDBMaxConns       int           `env:"TENANTRY_TENANT_DB_MAX_CONNS"`
+	TenantDBConnsPerTenant int           `env:"TENANTRY_TENANT_DB_CONNS_PER_TENANT"`
+	TenantDBIdleTimeout    time.Duration `env:"TENANTRY_TENANT_DB_IDLE_TIMEOUT" envDefault:"5m"`
+
+	JWTSecretKey    string  `env:"JWT_SECRET_KEY"`
+	AccessTokenTTL  Seconds `env:"JWT_ACCESS_TOKEN_EXPIRES" envDefault:"900"`
+	RefreshTokenTTL Seconds `env:"JWT_REFRESH_TOKEN_EXPIRES" envDefault:"604800"`
+}
+
+// FromEnv reads the configuration from the process environment.
+func FromEnv() (Config, error) {
+	return Parse(nil)
+}
+
+// Parse reads the configuration from environ ("KEY=value" entries), or from
+// the process environment when environ is nil.
+func Parse(environ map[string]string) (Config, error) {
+	var c Config
+	opts := env.Options{}
+	if environ != nil {
+		opts.Environment = environ
+	}
+	if err := env.ParseWithOptions(&c, opts); err != nil {
+		return c, fmt.Errorf("configuration: %w", err)
+	}
+	c.WithDefaults()
+	return c, nil
+}
+
+// Shape reports which engines this configuration selects.
+func (c Config) Shape() Shape {
+	if c.DatabaseURL != "" {
+		return Production
+	}
+	return Embedded
+}
+
+// WithDefaults fills in the defaults that depend on the shape.
+func (c *Config) WithDefaults() {
+	if c.Shape() == Production {
+		// A PostgreSQL server with max_connections=100 keeps room for the
+		// control pool, the job queue, a second process and administrators.
+		if c.TenantDBConnsPerTenant == 0 {
+			c.TenantDBConnsPerTenant = 2
+		}
+		if c.TenantDBMaxConns == 0 {
+			c.TenantDBMaxConns = 40
+		}
+	} else {
+		if c.TenantDBConnsPerTenant == 0 {
+			c.TenantDBConnsPerTenant = 1
+		}
+		if c.TenantDBMaxConns == 0 {
+			c.TenantDBMaxConns = 256
+		}
+	}
+}
+
+// Validate reports every problem that must stop the server from starting.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Shape() == Production && len(c.JWTSecretKey) < MinJWTKeyBytes {
+		errs = append(errs, fmt.Errorf("JWT_SECRET_KEY must be set to at least %d bytes in the production shape", MinJWTKeyBytes))
+	}
+	if c.JWTSecretKey != "" && len(c.JWTSecretKey) < MinJWTKeyBytes {
+		errs = append(errs, fmt.Errorf("JWT_SECRET_KEY must be at least %d bytes", MinJWTKeyBytes))
+	}
+	if c.TenantDatabaseURLTemplate != "" && !strings.Contains(c.TenantDatabaseURLTemplate, "{database_name}") {
+		errs = append(errs, errors.New("TENANT_DATABASE_URL_TEMPLATE must contain {database_name}"))
+	}
+	if c.TenantDBConnsPerTenant < 1 || c.TenantDBMaxConns < c.TenantDBConnsPerTenant {
+		errs = append(errs, errors.New("TENANTRY_TENANT_DB_MAX_CONNS must be at least TENANTRY_TENANT_DB_CONNS_PER_TENANT, itself at least 1"))
+	}
+	if c.ControlDBMaxConns < 2 {
+		errs = append(errs, errors.New("TENANTRY_CONTROL_DB_MAX_CONNS must be at least 2"))
+	}
+	if c.AccessTokenTTL <= 0 || c.RefreshTokenTTL <= 0 {
+		errs = append(errs, errors.New("JWT_ACCESS_TOKEN_EXPIRES and JWT_REFRESH_TOKEN_EXPIRES must be positive"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("TENANTRY_DATA_DIR must not be empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// Summary describes the configuration for a startup log line, without any
+// secret or credential.
+func (c Config) Summary() map[string]any {
+	return map[string]any{
+		"shape":               string(c.Shape()),
+		"addr":                c.Addr,
+		"data_dir":            c.DataDir,
+		"tenant_db_max_conns": c.TenantDBMaxConns,
+	}
+}

@@ -1,0 +1,45 @@
+-- +goose Up
+-- One row per distinct content. sha256_hash is the deduplication key and is
+-- unique, so two concurrent uploads of the same bytes cannot both insert.
+CREATE TABLE files (
+    id             TEXT PRIMARY KEY,
+    sha256_hash    TEXT NOT NULL UNIQUE,
+    md5_hash       TEXT NOT NULL,
+    file_size      BIGINT NOT NULL,
+    storage_key    TEXT NOT NULL,
+    file_metadata  TEXT NOT NULL DEFAULT '{}',
+    document_count BIGINT NOT NULL DEFAULT 0,
+    created_at     TIMESTAMP NOT NULL,
+    updated_at     TIMESTAMP NOT NULL,
+    created_by     TEXT
+);
+CREATE INDEX files_created ON files (created_at DESC, id DESC);
+CREATE INDEX files_orphaned ON files (updated_at) WHERE document_count = 0;
+
+CREATE TABLE documents (
+    id         TEXT PRIMARY KEY,
+    filename   TEXT NOT NULL,
+    mime_type  TEXT NOT NULL,
+    file_id    TEXT NOT NULL REFERENCES files (id) ON DELETE RESTRICT,
+    user_id    TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    created_by TEXT
+);
+CREATE INDEX documents_created ON documents (created_at DESC, id DESC);
+CREATE INDEX documents_file ON documents (file_id);
+CREATE INDEX documents_user ON documents (user_id);
+
+-- Running totals kept in the same transactions as the rows they count, so a
+-- listing or a storage report never scans the tables.
+CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+INSERT INTO counters (name, value) VALUES
+    ('documents', 0), ('files', 0), ('logical_bytes', 0), ('physical_bytes', 0);
+
+-- +goose Down
+DROP TABLE counters;
+DROP TABLE documents;
+DROP TABLE files;

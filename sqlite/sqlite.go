@@ -1,0 +1,263 @@
+// Package sqlite is the embedded SQL engine: databases are files opened with
+// the pure-Go modernc driver, in WAL mode, with fully synchronous commits so
+// that a committed transaction survives a crash of the process or the host.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/tenantry/tenantry/sqldb"
+)
+
+// timeLayout is how timestamps are stored: fixed width, UTC and microsecond
+// precision, so that text comparison orders them like time does and values
+// match what PostgreSQL stores.
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+var _ sqldb.DB = (*DB)(nil)
+
+// DB is an open SQLite database. Writes go through a single connection, which
+// is SQLite's own concurrency model; reads may use a separate pool of
+// read-only connections, which WAL mode lets run beside the writer.
+type DB struct {
+	write *sql.DB
+	read  *sql.DB
+}
+
+// Options tune how a database file is opened.
+type Options struct {
+	// ReadConns is the number of read-only connections opened beside the
+	// writer. Zero sends reads through the writer's single connection, which
+	// keeps a rarely used database to one open file handle set.
+	ReadConns int
+}
+
+// Open opens (creating if needed) the database file at path.
+func Open(path string, opts Options) (*DB, error) {
+	write, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxIdleTime(0)
+	write.SetConnMaxLifetime(0)
+	db := &DB{write: write, read: write}
+	// Force the file and WAL mode into existence now, so that errors surface
+	// at open time rather than on the first query.
+	if err := write.Ping(); err != nil {
+		_ = write.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if opts.ReadConns > 0 {
+		read, err := sql.Open("sqlite", dsn(path, true))
+		if err != nil {
+			_ = write.Close()
+			return nil, fmt.Errorf("open sqlite %s for reading: %w", path, err)
+		}
+		read.SetMaxOpenConns(opts.ReadConns)
+		read.SetMaxIdleConns(opts.ReadConns)
+		read.SetConnMaxIdleTime(0)
+		db.read = read
+	}
+	return db, nil
+}
+
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(FULL)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		// Take the write lock at BEGIN: a deferred transaction that later
+		// upgrades can fail with SQLITE_BUSY when another process writes.
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// SQL returns the writer's database/sql handle, for libraries that need one
+// (migrations, the job queue).
+func (db *DB) SQL() *sql.DB { return db.write }
+
+// Dialect implements sqldb.DB.
+func (db *DB) Dialect() sqldb.Dialect { return sqldb.SQLite }
+
+// Ping implements sqldb.DB.
+func (db *DB) Ping(ctx context.Context) error {
+	return translate(db.read.PingContext(ctx))
+}
+
+// OpenConnections implements sqldb.DB.
+func (db *DB) OpenConnections() int {
+	n := db.write.Stats().OpenConnections
+	if db.read != db.write {
+		n += db.read.Stats().OpenConnections
+	}
+	return n
+}
+
+// MaxConnections implements sqldb.DB.
+func (db *DB) MaxConnections() int {
+	n := db.write.Stats().MaxOpenConnections
+	if db.read != db.write {
+		n += db.read.Stats().MaxOpenConnections
+	}
+	return n
+}
+
+// Close closes every connection.
+func (db *DB) Close() error {
+	err := db.write.Close()
+	if db.read != db.write {
+		err = errors.Join(err, db.read.Close())
+	}
+	return err
+}
+
+// Exec implements sqldb.Querier.
+func (db *DB) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	return exec(ctx, db.write, query, args)
+}
+
+// Query implements sqldb.Querier.
+func (db *DB) Query(ctx context.Context, query string, args ...any) (sqldb.Rows, error) {
+	return queryRows(ctx, db.read, query, args)
+}
+
+// QueryRow implements sqldb.Querier.
+func (db *DB) QueryRow(ctx context.Context, query string, args ...any) sqldb.Row {
+	return row{db.read.QueryRowContext(ctx, query, convertArgs(args)...)}
+}
+
+// InTx implements sqldb.DB.
+func (db *DB) InTx(ctx context.Context, fn func(sqldb.Tx) error) (err error) {
+	sqlTx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return translate(err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = sqlTx.Rollback()
+			panic(p)
+		}
+	}()
+	if err := fn(tx{sqlTx}); err != nil {
+		_ = sqlTx.Rollback()
+		return err
+	}
+	return translate(sqlTx.Commit())
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func exec(ctx context.Context, e execer, query string, args []any) (int64, error) {
+	res, err := e.ExecContext(ctx, query, convertArgs(args)...)
+	if err != nil {
+		return 0, translate(err)
+	}
+	n, err := res.RowsAffected()
+	return n, translate(err)
+}
+
+func queryRows(ctx context.Context, e execer, query string, args []any) (sqldb.Rows, error) {
+	r, err := e.QueryContext(ctx, query, convertArgs(args)...)
+	if err != nil {
+		return nil, translate(err)
+	}
+	return rows{r}, nil
+}
+
+type tx struct{ tx *sql.Tx }
+
+func (t tx) Driver() any { return t.tx }
+
+func (t tx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	return exec(ctx, t.tx, query, args)
+}
+
+func (t tx) Query(ctx context.Context, query string, args ...any) (sqldb.Rows, error) {
+	return queryRows(ctx, t.tx, query, args)
+}
+
+func (t tx) QueryRow(ctx context.Context, query string, args ...any) sqldb.Row {
+	return row{t.tx.QueryRowContext(ctx, query, convertArgs(args)...)}
+}
+
+type row struct{ r *sql.Row }
+
+func (r row) Scan(dest ...any) error { return translate(r.r.Scan(dest...)) }
+
+type rows struct{ r *sql.Rows }
+
+func (r rows) Next() bool             { return r.r.Next() }
+func (r rows) Scan(dest ...any) error { return translate(r.r.Scan(dest...)) }
+func (r rows) Err() error             { return translate(r.r.Err()) }
+func (r rows) Close()                 { _ = r.r.Close() }
+
+// convertArgs stores times in the fixed layout; every other type is passed
+// through to the driver unchanged. The caller's slice is never modified.
+func convertArgs(args []any) []any {
+	var out []any
+	for i, a := range args {
+		var converted any
+		switch v := a.(type) {
+		case time.Time:
+			converted = v.UTC().Format(timeLayout)
+		case *time.Time:
+			if v != nil {
+				converted = v.UTC().Format(timeLayout)
+			}
+		default:
+			if out != nil {
+				out[i] = a
+			}
+			continue
+		}
+		if out == nil {
+			out = make([]any, len(args))
+			copy(out, args[:i])
+		}
+		out[i] = converted
+	}
+	if out == nil {
+		return args
+	}
+	return out
+}
+
+// translate maps driver errors onto the sqldb sentinels, keeping the driver
+// error in the chain for logs.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return sqldb.ErrNoRows
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return fmt.Errorf("%w: %v", sqldb.ErrUniqueViolation, err)
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return fmt.Errorf("%w: %v", sqldb.ErrForeignKeyViolation, err)
+		}
+	}
+	return err
+}

@@ -1,0 +1,98 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/tenantry/tenantry/sqldb"
+	"github.com/tenantry/tenantry/tenantdb"
+)
+
+var _ tenantdb.Engine = (*TenantDatabases)(nil)
+
+// TenantDatabases keeps one SQLite file per tenant in a directory.
+type TenantDatabases struct {
+	dir string
+}
+
+// NewTenantDatabases returns the tenant engine for dir, creating the
+// directory if needed.
+func NewTenantDatabases(dir string) (*TenantDatabases, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create tenant database directory: %w", err)
+	}
+	return &TenantDatabases{dir: dir}, nil
+}
+
+func (t *TenantDatabases) path(name string) (string, error) {
+	if !tenantdb.ValidName(name) {
+		return "", fmt.Errorf("invalid tenant database name %q", name)
+	}
+	return filepath.Join(t.dir, name+".db"), nil
+}
+
+// Create implements tenantdb.Engine.
+func (t *TenantDatabases) Create(ctx context.Context, name string) error {
+	p, err := t.path(name)
+	if err != nil {
+		return err
+	}
+	// O_EXCL claims the name atomically, even against another process.
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return tenantdb.ErrExists
+	} else if err != nil {
+		return fmt.Errorf("create tenant database %s: %w", name, err)
+	}
+	return f.Close()
+}
+
+// Drop implements tenantdb.Engine.
+func (t *TenantDatabases) Drop(ctx context.Context, name string) error {
+	p, err := t.path(name)
+	if err != nil {
+		return err
+	}
+	// The main file goes last: while it exists the database is still
+	// considered present, so a failed drop can be retried.
+	for _, f := range []string{p + "-wal", p + "-shm", p} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("drop tenant database %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Exists implements tenantdb.Engine.
+func (t *TenantDatabases) Exists(ctx context.Context, name string) (bool, error) {
+	p, err := t.path(name)
+	if err != nil {
+		return false, err
+	}
+	_, err = os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Open implements tenantdb.Engine. A SQLite database uses one connection,
+// whatever maxConns allows: its writes are serialised anyway and one
+// connection keeps the cap a cap on open files.
+func (t *TenantDatabases) Open(ctx context.Context, name string, maxConns int) (sqldb.DB, error) {
+	ok, err := t.Exists(ctx, name)
+	if err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, tenantdb.ErrNotExist
+	}
+	p, _ := t.path(name)
+	return Open(p, Options{})
+}
+
+// Migrations implements tenantdb.Engine.
+func (t *TenantDatabases) Migrations() fs.FS { return TenantMigrations() }

@@ -1,0 +1,352 @@
+package tenantdb
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tenantry/tenantry/migrate"
+	"github.com/tenantry/tenantry/sqldb"
+)
+
+// Config bounds the resources the Manager may hold.
+type Config struct {
+	// MaxConns is the global cap on connections (PostgreSQL) or open
+	// database files (SQLite) held for tenant databases by this process.
+	MaxConns int
+	// ConnsPerDB is the most connections one tenant database may hold.
+	// Each open database reserves this many slots of MaxConns.
+	ConnsPerDB int
+	// IdleTimeout closes a database nobody has used for this long. Zero
+	// keeps idle databases open until the cap needs their slots.
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Manager opens tenant databases on demand, migrates each to the latest tenant
+// schema the first time this process opens it, and keeps them open for reuse
+// under a global cap. When the cap is reached, the least recently used idle
+// database is closed; when every open database is in use, Acquire waits.
+type Manager struct {
+	engine Engine
+	cfg    Config
+
+	mu       sync.Mutex
+	entries  map[string]*entry
+	idle     *list.List // of *entry with refs == 0; front is most recent
+	reserved int        // sum of ConnsPerDB over entries and closing ones
+	waiters  int
+	changed  chan struct{} // closed and replaced when slots may have freed
+	migrated map[string]bool
+	closed   bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type entry struct {
+	name     string
+	db       sqldb.DB
+	err      error
+	refs     int
+	lastUsed time.Time
+	elem     *list.Element
+	ready    chan struct{}
+}
+
+// Lease is a tenant database held open for the duration of some work.
+type Lease struct {
+	m    *Manager
+	e    *entry
+	once sync.Once
+}
+
+// DB returns the leased database. It must not be used after Release.
+func (l *Lease) DB() sqldb.DB { return l.e.db }
+
+// Release returns the database to the manager; it is safe to call twice.
+func (l *Lease) Release() { l.once.Do(func() { l.m.release(l.e) }) }
+
+// Stats describes what the manager holds at one moment.
+type Stats struct {
+	// Open is the number of open tenant databases, leased or idle.
+	Open int
+	// Leased is how many of them are in use right now.
+	Leased int
+	// Reserved is the number of connection slots held by open or closing
+	// databases; it never exceeds Cap.
+	Reserved int
+	// Connections is the number of connections those databases hold now.
+	Connections int
+	Cap         int
+}
+
+// NewManager returns a Manager for engine's databases. Close it to release
+// every database and stop its idle sweeper.
+func NewManager(engine Engine, cfg Config) (*Manager, error) {
+	if cfg.ConnsPerDB < 1 {
+		cfg.ConnsPerDB = 1
+	}
+	if cfg.MaxConns < cfg.ConnsPerDB {
+		return nil, fmt.Errorf("tenant database cap %d is below the %d connections one database needs", cfg.MaxConns, cfg.ConnsPerDB)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Manager{
+		engine:   engine,
+		cfg:      cfg,
+		entries:  make(map[string]*entry),
+		idle:     list.New(),
+		changed:  make(chan struct{}),
+		migrated: make(map[string]bool),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	go m.sweep()
+	return m, nil
+}
+
+// Engine returns the engine whose databases the manager opens.
+func (m *Manager) Engine() Engine { return m.engine }
+
+// Acquire returns the named tenant database, opening and migrating it if this
+// process does not hold it open. The caller must Release the lease.
+func (m *Manager) Acquire(ctx context.Context, name string) (*Lease, error) {
+	m.mu.Lock()
+	for {
+		if m.closed {
+			m.mu.Unlock()
+			return nil, errors.New("tenant database manager is closed")
+		}
+		if e, ok := m.entries[name]; ok {
+			e.refs++
+			if e.elem != nil {
+				m.idle.Remove(e.elem)
+				e.elem = nil
+			}
+			m.mu.Unlock()
+			return m.awaitOpen(ctx, e)
+		}
+		if m.reserved+m.cfg.ConnsPerDB <= m.cfg.MaxConns {
+			break
+		}
+		if back := m.idle.Back(); back != nil {
+			m.evictLocked(back.Value.(*entry))
+			continue
+		}
+		if err := m.waitLocked(ctx); err != nil {
+			m.mu.Unlock()
+			return nil, fmt.Errorf("waiting for a tenant database slot: %w", err)
+		}
+	}
+	e := &entry{name: name, refs: 1, ready: make(chan struct{})}
+	m.entries[name] = e
+	m.reserved += m.cfg.ConnsPerDB
+	needMigrate := !m.migrated[name]
+	m.mu.Unlock()
+
+	// Other requests may be waiting on this open, so it must not fail just
+	// because the request that happened to start it went away.
+	openCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	db, err := m.open(openCtx, name, needMigrate)
+	cancel()
+
+	m.mu.Lock()
+	e.db, e.err = db, err
+	if err != nil {
+		delete(m.entries, name)
+		m.reserved -= m.cfg.ConnsPerDB
+		m.broadcastLocked()
+	} else if needMigrate {
+		m.migrated[name] = true
+	}
+	close(e.ready)
+	m.mu.Unlock()
+	return m.awaitOpen(ctx, e)
+}
+
+func (m *Manager) awaitOpen(ctx context.Context, e *entry) (*Lease, error) {
+	select {
+	case <-e.ready:
+	case <-ctx.Done():
+		m.release(e)
+		return nil, ctx.Err()
+	}
+	if e.err != nil {
+		m.release(e)
+		return nil, e.err
+	}
+	return &Lease{m: m, e: e}, nil
+}
+
+func (m *Manager) open(ctx context.Context, name string, needMigrate bool) (sqldb.DB, error) {
+	db, err := m.engine.Open(ctx, name, m.cfg.ConnsPerDB)
+	if err != nil {
+		return nil, err
+	}
+	if needMigrate {
+		if err := Migrate(ctx, m.engine, db); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// Migrate brings db to the latest tenant schema of engine.
+func Migrate(ctx context.Context, engine Engine, db sqldb.DB) error {
+	mig, err := migrate.New(db, engine.Migrations())
+	if err != nil {
+		return err
+	}
+	if _, err := mig.Up(ctx); err != nil {
+		return fmt.Errorf("migrate tenant database: %w", err)
+	}
+	return nil
+}
+
+func (m *Manager) release(e *entry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e.refs--
+	e.lastUsed = time.Now()
+	if e.refs == 0 && e.err == nil && m.entries[e.name] == e {
+		if m.closed {
+			m.evictLocked(e)
+			return
+		}
+		e.elem = m.idle.PushFront(e)
+		m.broadcastLocked()
+	}
+}
+
+// evictLocked closes an idle entry. Its slots stay reserved until the close
+// has finished, so the cap also covers connections still being torn down.
+func (m *Manager) evictLocked(e *entry) {
+	delete(m.entries, e.name)
+	if e.elem != nil {
+		m.idle.Remove(e.elem)
+		e.elem = nil
+	}
+	m.mu.Unlock()
+	if err := e.db.Close(); err != nil {
+		m.cfg.Logger.Warn("closing tenant database", "database", e.name, "error", err)
+	}
+	m.mu.Lock()
+	m.reserved -= m.cfg.ConnsPerDB
+	m.broadcastLocked()
+}
+
+func (m *Manager) waitLocked(ctx context.Context) error {
+	ch := m.changed
+	m.waiters++
+	m.mu.Unlock()
+	var err error
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	m.mu.Lock()
+	m.waiters--
+	return err
+}
+
+func (m *Manager) broadcastLocked() {
+	if m.waiters > 0 {
+		close(m.changed)
+		m.changed = make(chan struct{})
+	}
+}
+
+// Forget closes the named database if it is open and forgets that it was
+// migrated, waiting for current leases to end. It is called before the
+// database is dropped.
+func (m *Manager) Forget(ctx context.Context, name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.migrated, name)
+	for {
+		e, ok := m.entries[name]
+		if !ok {
+			return nil
+		}
+		if e.refs == 0 {
+			m.evictLocked(e)
+			return nil
+		}
+		if err := m.waitLocked(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// Stats reports what the manager holds now.
+func (m *Manager) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := Stats{Open: len(m.entries), Reserved: m.reserved, Cap: m.cfg.MaxConns}
+	for _, e := range m.entries {
+		if e.refs > 0 {
+			s.Leased++
+		}
+		if e.db != nil {
+			s.Connections += e.db.OpenConnections()
+		}
+	}
+	return s
+}
+
+func (m *Manager) sweep() {
+	defer close(m.done)
+	if m.cfg.IdleTimeout <= 0 {
+		<-m.stop
+		return
+	}
+	t := time.NewTicker(max(m.cfg.IdleTimeout/2, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			m.closeIdleSince(time.Now().Add(-m.cfg.IdleTimeout))
+		}
+	}
+}
+
+func (m *Manager) closeIdleSince(cutoff time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for back := m.idle.Back(); back != nil; back = m.idle.Back() {
+		e := back.Value.(*entry)
+		if e.lastUsed.After(cutoff) {
+			return
+		}
+		m.evictLocked(e)
+	}
+}
+
+// Close closes every idle database now and each leased one when its lease
+// ends, and stops the idle sweeper.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	close(m.stop)
+	for back := m.idle.Back(); back != nil; back = m.idle.Back() {
+		m.evictLocked(back.Value.(*entry))
+	}
+	m.broadcastLocked()
+	m.mu.Unlock()
+	<-m.done
+	return nil
+}
