@@ -21,3 +21,25 @@ func PrincipalFromContext(ctx context.Context) (Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(Principal)
 	return p, ok
 }
+
+// RequestMeta describes where a request came from, for sessions and the
+// audit trail.
+type RequestMeta struct {
+	RequestID string
+	ClientIP  string
+	UserAgent string
+}
+
+type requestMetaKey struct{}
+
+// NewContextWithRequestMeta returns a copy of ctx carrying m.
+func NewContextWithRequestMeta(ctx context.Context, m RequestMeta) context.Context {
+	return context.WithValue(ctx, requestMetaKey{}, m)
+}
+
+// RequestMetaFromContext returns the request metadata stored in ctx; outside
+// a request it is empty.
+func RequestMetaFromContext(ctx context.Context) RequestMeta {
+	m, _ := ctx.Value(requestMetaKey{}).(RequestMeta)
+	return m
+}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/tenantry/tenantry"
 )
 
 // requestInfo collects what the access log reports about a request. Inner
@@ -96,7 +98,13 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-ID", id)
 		info := &requestInfo{id: id, logger: s.logger.With("request_id", id)}
 		rec := &statusRecorder{ResponseWriter: w}
-		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
+		ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
+		ctx = tenantry.NewContextWithRequestMeta(ctx, tenantry.RequestMeta{
+			RequestID: id,
+			ClientIP:  s.clients.of(r),
+			UserAgent: r.UserAgent(),
+		})
+		r = r.WithContext(ctx)
 
 		defer func() {
 			if p := recover(); p != nil {

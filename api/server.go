@@ -12,6 +12,10 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/swaggest/swgui/v5emb"
+
+	"github.com/tenantry/tenantry/account"
+	"github.com/tenantry/tenantry/ratelimit"
+	"github.com/tenantry/tenantry/tenant"
 )
 
 // Paths of the API documentation.
@@ -30,26 +34,40 @@ type ReadinessCheck struct {
 type Config struct {
 	Version     string
 	CORSOrigins []string
-	Logger      *slog.Logger
-	Readiness   []ReadinessCheck
+	// TrustedProxies are the CIDR prefixes of proxies whose
+	// X-Forwarded-For is believed.
+	TrustedProxies []string
+	Logger         *slog.Logger
+	Readiness      []ReadinessCheck
+}
+
+// Services are the use cases the handlers call.
+type Services struct {
+	Accounts *account.Service
+	Tenants  *tenant.Service
+	// LoginLimiter and RegisterLimiter limit attempts per client address.
+	LoginLimiter    ratelimit.Limiter
+	RegisterLimiter ratelimit.Limiter
 }
 
 // Server routes and answers HTTP requests.
 type Server struct {
 	cfg     Config
+	svc     Services
 	logger  *slog.Logger
+	clients clientAddr
 	mux     *http.ServeMux
 	api     huma.API
 	handler http.Handler
 }
 
 // NewServer returns a server with every route registered.
-func NewServer(cfg Config) *Server {
+func NewServer(cfg Config, svc Services) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	useEnvelopeErrors(cfg.Logger)
-	s := &Server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, svc: svc, logger: cfg.Logger, clients: newClientAddr(cfg.TrustedProxies), mux: http.NewServeMux()}
 
 	hc := huma.DefaultConfig("tenantry API", cfg.Version)
 	// No $schema links in bodies, no CDN-loaded docs page: the embedded
@@ -63,9 +81,16 @@ func NewServer(cfg Config) *Server {
 		"bearer": {Type: "http", Scheme: "bearer", BearerFormat: "JWT"},
 	}
 	s.api = humago.New(s.mux, hc)
-	s.api.UseMiddleware(s.noteRoute)
+	s.api.UseMiddleware(s.noteRoute, s.authenticate)
 
 	s.registerHealth()
+	if svc.Accounts != nil {
+		s.registerAuth()
+		s.registerUsers()
+	}
+	if svc.Tenants != nil {
+		s.registerTenants()
+	}
 	docs := v5emb.New("tenantry API", openAPIPath+".json", docsPath)
 	s.mux.Handle("GET "+docsPath, docs)
 	s.mux.Handle("GET "+docsPath+"/", docs)

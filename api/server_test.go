@@ -53,7 +53,7 @@ type echoOutput struct {
 func newTestServer(t *testing.T) (*httptest.Server, *lockedBuffer) {
 	t.Helper()
 	logs := &lockedBuffer{}
-	s := NewServer(Config{Version: "test", Logger: slog.New(slog.NewJSONHandler(logs, nil)), CORSOrigins: []string{"https://app.example"}})
+	s := NewServer(Config{Version: "test", Logger: slog.New(slog.NewJSONHandler(logs, nil)), CORSOrigins: []string{"https://app.example"}}, Services{})
 	huma.Register(s.api, huma.Operation{Method: http.MethodPost, Path: "/api/test/echo", MaxBodyBytes: 64},
 		func(ctx context.Context, in *echoInput) (*response[echoOutput], error) {
 			return ok("echoed", echoOutput{Name: in.Body.Name, Page: in.Page}), nil

@@ -14,11 +14,17 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tenantry/tenantry/account"
 	"github.com/tenantry/tenantry/api"
 	"github.com/tenantry/tenantry/config"
 	"github.com/tenantry/tenantry/migrate"
+	"github.com/tenantry/tenantry/password"
+	"github.com/tenantry/tenantry/ratelimit"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
+	"github.com/tenantry/tenantry/token"
 )
 
 // unfinishedTenantAge is how old a pending tenant must be before the reaper
@@ -32,6 +38,9 @@ type App struct {
 	Engines     *Engines
 	Tenants     *tenantdb.Manager
 	Provisioner *tenant.Provisioner
+	Accounts    *account.Service
+	TenantSvc   *tenant.Service
+	Redis       *redis.Client
 	Server      *api.Server
 
 	jwtKey  []byte
@@ -90,13 +99,52 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		logger.Info("reaped unfinished tenants", "count", n)
 	}
 
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			// The parse error may echo the URL and its password.
+			return nil, errors.New("REDIS_URL is not a valid Redis URL")
+		}
+		a.Redis = redis.NewClient(opts)
+		a.closers = append(a.closers, a.Redis.Close)
+	}
+
+	hasher := password.NewHasher(password.Params{
+		MemoryKiB:  cfg.PasswordMemoryKiB,
+		Iterations: cfg.PasswordIterations,
+		Threads:    1,
+	}, cfg.PasswordConcurrency)
+	tokens := token.NewIssuer(a.jwtKey, time.Duration(cfg.AccessTokenTTL), time.Duration(cfg.RefreshTokenTTL))
+	a.Accounts = account.NewService(a.Engines.Control, hasher, tokens, account.Config{
+		MaxFailedLogins: cfg.LoginMaxFailures,
+		LockoutDuration: cfg.LoginLockout,
+	}, logger)
+	a.TenantSvc = tenant.NewService(a.Engines.Control, a.Provisioner, logger)
+
 	a.Server = api.NewServer(api.Config{
-		Version:     version,
-		CORSOrigins: cfg.CORSOrigins,
-		Logger:      logger,
-		Readiness:   a.readinessChecks(),
+		Version:        version,
+		CORSOrigins:    cfg.CORSOrigins,
+		TrustedProxies: cfg.TrustedProxies,
+		Logger:         logger,
+		Readiness:      a.readinessChecks(),
+	}, api.Services{
+		Accounts:        a.Accounts,
+		Tenants:         a.TenantSvc,
+		LoginLimiter:    a.limiter(cfg.RateLimitLogin, "login"),
+		RegisterLimiter: a.limiter(cfg.RateLimitRegister, "register"),
 	})
 	return a, nil
+}
+
+// limiter returns a per-address limiter shared through Redis when Redis is
+// configured, and kept in this process otherwise. The spec was validated
+// with the configuration.
+func (a *App) limiter(spec, name string) ratelimit.Limiter {
+	limit, _ := ratelimit.ParseLimit(spec)
+	if a.Redis != nil {
+		return ratelimit.NewRedis(a.Redis, limit, a.Config.RedisKeyPrefix+"ratelimit:"+name+":")
+	}
+	return ratelimit.NewMemory(limit)
 }
 
 func (a *App) loadSecrets() error {
@@ -116,6 +164,11 @@ func (a *App) loadSecrets() error {
 func (a *App) readinessChecks() []api.ReadinessCheck {
 	checks := []api.ReadinessCheck{
 		{Name: "control_database", Check: a.Engines.Control.Ping},
+	}
+	if a.Redis != nil {
+		checks = append(checks, api.ReadinessCheck{Name: "redis", Check: func(ctx context.Context) error {
+			return a.Redis.Ping(ctx).Err()
+		}})
 	}
 	return checks
 }

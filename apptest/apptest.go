@@ -75,10 +75,20 @@ func Environ(t testing.TB, shape config.Shape) map[string]string {
 		"TENANTRY_TENANT_DB_MAX_CONNS":        "8",
 		"TENANTRY_TENANT_DB_CONNS_PER_TENANT": "2",
 		"TENANTRY_SHUTDOWN_TIMEOUT":           "5s",
+		// Hashing cheaply keeps tests fast; limits are off unless a test
+		// is about them.
+		"TENANTRY_PASSWORD_HASH_MEMORY_KIB": "64",
+		"TENANTRY_PASSWORD_HASH_ITERATIONS": "1",
+		"TENANTRY_RATE_LIMIT_LOGIN":         "0",
+		"TENANTRY_RATE_LIMIT_REGISTER":      "0",
+		"TENANTRY_REDIS_KEY_PREFIX":         "tenantry-test-" + randomHex(6) + ":",
 	}
 	if shape == config.Production {
 		env["DATABASE_URL"] = NewPostgresDatabase(t)
 		env["JWT_SECRET_KEY"] = randomHex(32)
+		if url := os.Getenv(RedisEnv); url != "" {
+			env["REDIS_URL"] = url
+		}
 	}
 	return env
 }

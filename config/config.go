@@ -8,11 +8,14 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/tenantry/tenantry/ratelimit"
 )
 
 // Shape is which engines the binary runs on.
@@ -72,6 +75,23 @@ type Config struct {
 	JWTSecretKey    string  `env:"JWT_SECRET_KEY"`
 	AccessTokenTTL  Seconds `env:"JWT_ACCESS_TOKEN_EXPIRES" envDefault:"900"`
 	RefreshTokenTTL Seconds `env:"JWT_REFRESH_TOKEN_EXPIRES" envDefault:"604800"`
+
+	// REDIS_URL, when set, shares rate limits between processes.
+	RedisURL string `env:"REDIS_URL"`
+	// RedisKeyPrefix starts every key tenantry writes, so that several
+	// deployments can share one Redis.
+	RedisKeyPrefix string `env:"TENANTRY_REDIS_KEY_PREFIX" envDefault:"tenantry:"`
+
+	LoginMaxFailures   int           `env:"TENANTRY_LOGIN_MAX_FAILURES" envDefault:"5"`
+	LoginLockout       time.Duration `env:"TENANTRY_LOGIN_LOCKOUT" envDefault:"15m"`
+	RateLimitLogin     string        `env:"TENANTRY_RATE_LIMIT_LOGIN" envDefault:"30/m"`
+	RateLimitRegister  string        `env:"TENANTRY_RATE_LIMIT_REGISTER" envDefault:"10/m"`
+	TrustedProxies     []string      `env:"TENANTRY_TRUSTED_PROXIES" envSeparator:","`
+	PasswordMemoryKiB  uint32        `env:"TENANTRY_PASSWORD_HASH_MEMORY_KIB" envDefault:"19456"`
+	PasswordIterations uint32        `env:"TENANTRY_PASSWORD_HASH_ITERATIONS" envDefault:"2"`
+	// PasswordConcurrency bounds simultaneous password hashes; zero means
+	// one per CPU.
+	PasswordConcurrency int `env:"TENANTRY_PASSWORD_HASH_CONCURRENCY" envDefault:"0"`
 }
 
 // FromEnv reads the configuration from the process environment.
@@ -143,6 +163,22 @@ func (c Config) Validate() error {
 	}
 	if c.AccessTokenTTL <= 0 || c.RefreshTokenTTL <= 0 {
 		errs = append(errs, errors.New("JWT_ACCESS_TOKEN_EXPIRES and JWT_REFRESH_TOKEN_EXPIRES must be positive"))
+	}
+	if c.LoginMaxFailures < 1 || c.LoginLockout <= 0 {
+		errs = append(errs, errors.New("TENANTRY_LOGIN_MAX_FAILURES and TENANTRY_LOGIN_LOCKOUT must be positive"))
+	}
+	for name, v := range map[string]string{"TENANTRY_RATE_LIMIT_LOGIN": c.RateLimitLogin, "TENANTRY_RATE_LIMIT_REGISTER": c.RateLimitRegister} {
+		if _, err := ratelimit.ParseLimit(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	for _, cidr := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(strings.TrimSpace(cidr)); err != nil {
+			errs = append(errs, fmt.Errorf("TENANTRY_TRUSTED_PROXIES: %q is not a CIDR prefix", cidr))
+		}
+	}
+	if c.PasswordMemoryKiB < 8 || c.PasswordIterations < 1 {
+		errs = append(errs, errors.New("TENANTRY_PASSWORD_HASH_MEMORY_KIB must be at least 8 and TENANTRY_PASSWORD_HASH_ITERATIONS at least 1"))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("TENANTRY_DATA_DIR must not be empty"))

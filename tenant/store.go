@@ -93,3 +93,138 @@ func FindProvisioned(ctx context.Context, q sqldb.Querier, id string) (*tenantry
 	}
 	return t, err
 }
+
+const activeTenant = `t.is_active AND t.provisioned_at IS NOT NULL`
+
+const prefixedTenantColumns = `t.id, t.name, t.database_name, t.is_active, t.created_at, t.updated_at, COALESCE(CAST(t.created_by AS TEXT), '')`
+
+// MemberTenant is a tenant seen by one of its members.
+type MemberTenant struct {
+	tenantry.Tenant
+	Role     tenantry.Role
+	JoinedAt time.Time
+}
+
+// Member is a user seen as a member of a tenant.
+type Member struct {
+	tenantry.User
+	Role     tenantry.Role
+	JoinedAt time.Time
+}
+
+func listMemberTenants(ctx context.Context, q sqldb.Querier, userID string) ([]MemberTenant, error) {
+	rows, err := q.Query(ctx, `
+		SELECT `+prefixedTenantColumns+`, m.role, m.joined_at
+		FROM memberships m JOIN tenants t ON t.id = m.tenant_id
+		WHERE m.user_id = $1 AND `+activeTenant+`
+		ORDER BY m.joined_at DESC, t.id`, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []MemberTenant{}
+	for rows.Next() {
+		var mt MemberTenant
+		t := &mt.Tenant
+		if err := rows.Scan(&t.ID, &t.Name, &t.DatabaseName, &t.IsActive, &t.CreatedAt, &t.UpdatedAt, &t.CreatedBy, &mt.Role, &mt.JoinedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, mt)
+	}
+	return out, rows.Err()
+}
+
+// findAccess returns an active tenant and the user's role in it, or
+// ErrNoRows when the user is not a member or the tenant is not active.
+func findAccess(ctx context.Context, q sqldb.Querier, tenantID, userID string) (*MemberTenant, error) {
+	var mt MemberTenant
+	t := &mt.Tenant
+	err := q.QueryRow(ctx, `
+		SELECT `+prefixedTenantColumns+`, m.role, m.joined_at
+		FROM tenants t JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2
+		WHERE t.id = $1 AND `+activeTenant, tenantID, userID).
+		Scan(&t.ID, &t.Name, &t.DatabaseName, &t.IsActive, &t.CreatedAt, &t.UpdatedAt, &t.CreatedBy, &mt.Role, &mt.JoinedAt)
+	if err != nil {
+		return nil, err
+	}
+	return &mt, nil
+}
+
+func listMembers(ctx context.Context, q sqldb.Querier, tenantID string) ([]Member, error) {
+	rows, err := q.Query(ctx, `
+		SELECT u.id, u.email, u.first_name, u.last_name, u.is_active, u.created_at, u.updated_at, m.role, m.joined_at
+		FROM memberships m JOIN users u ON u.id = m.user_id
+		WHERE m.tenant_id = $1 AND u.is_active
+		ORDER BY m.joined_at, u.id`, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Member{}
+	for rows.Next() {
+		var m Member
+		u := &m.User
+		if err := rows.Scan(&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.CreatedAt, &u.UpdatedAt, &m.Role, &m.JoinedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// lockTenant takes the tenant's row lock for the rest of the transaction,
+// serialising membership changes on PostgreSQL (SQLite's single writer
+// already does). It reports whether the tenant exists and is active.
+func lockTenant(ctx context.Context, q sqldb.Querier, tenantID string) (bool, error) {
+	n, err := q.Exec(ctx, `UPDATE tenants SET updated_at = updated_at WHERE id = $1 AND is_active AND provisioned_at IS NOT NULL`, tenantID)
+	return n == 1, err
+}
+
+func insertMembership(ctx context.Context, q sqldb.Querier, m *tenantry.Membership) error {
+	_, err := q.Exec(ctx, `INSERT INTO memberships (tenant_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)`,
+		m.TenantID, m.UserID, string(m.Role), m.JoinedAt)
+	return err
+}
+
+func findMembership(ctx context.Context, q sqldb.Querier, tenantID, userID string) (*tenantry.Membership, error) {
+	m := tenantry.Membership{TenantID: tenantID, UserID: userID}
+	err := q.QueryRow(ctx, `SELECT role, joined_at FROM memberships WHERE tenant_id = $1 AND user_id = $2`, tenantID, userID).
+		Scan(&m.Role, &m.JoinedAt)
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+func countAdmins(ctx context.Context, q sqldb.Querier, tenantID string) (int, error) {
+	var n int
+	err := q.QueryRow(ctx, `SELECT count(*) FROM memberships WHERE tenant_id = $1 AND role = 'admin'`, tenantID).Scan(&n)
+	return n, err
+}
+
+func deleteMembership(ctx context.Context, q sqldb.Querier, tenantID, userID string) error {
+	_, err := q.Exec(ctx, `DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2`, tenantID, userID)
+	return err
+}
+
+func updateRole(ctx context.Context, q sqldb.Querier, tenantID, userID string, role tenantry.Role) error {
+	_, err := q.Exec(ctx, `UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND user_id = $2`, tenantID, userID, string(role))
+	return err
+}
+
+func renameTenant(ctx context.Context, q sqldb.Querier, tenantID, name string, now time.Time) error {
+	_, err := q.Exec(ctx, `UPDATE tenants SET name = $2, updated_at = $3 WHERE id = $1`, tenantID, name, now)
+	return err
+}
+
+func deactivateTenant(ctx context.Context, q sqldb.Querier, tenantID string, now time.Time) (bool, error) {
+	n, err := q.Exec(ctx, `UPDATE tenants SET is_active = $2, updated_at = $3 WHERE id = $1 AND is_active`, tenantID, false, now)
+	return n == 1, err
+}
+
+// activeUser reports whether an active account has the id.
+func activeUser(ctx context.Context, q sqldb.Querier, userID string) (bool, error) {
+	var n int
+	err := q.QueryRow(ctx, `SELECT count(*) FROM users WHERE id = $1 AND is_active`, userID).Scan(&n)
+	return n == 1, err
+}

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,11 +13,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/app"
 	"github.com/tenantry/tenantry/config"
 )
@@ -26,22 +29,24 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], nil, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], nil, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-// cli is what every command shares: where it writes and which environment
-// it reads its configuration from (nil: the process environment).
+// cli is what every command shares: where it reads and writes, and which
+// environment it reads its configuration from (nil: the process
+// environment).
 type cli struct {
 	environ map[string]string
+	stdin   io.Reader
 	stdout  io.Writer
 	stderr  io.Writer
 }
 
 // run executes one command line and returns the process exit status.
-func run(ctx context.Context, args []string, environ map[string]string, stdout, stderr io.Writer) int {
-	c := &cli{environ: environ, stdout: stdout, stderr: stderr}
+func run(ctx context.Context, args []string, environ map[string]string, stdin io.Reader, stdout, stderr io.Writer) int {
+	c := &cli{environ: environ, stdin: stdin, stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:           "tenantry",
 		Short:         "Multi-tenant SaaS backend",
@@ -53,6 +58,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdout, 
 	root.AddCommand(
 		c.serveCommand(),
 		c.migrateCommand(),
+		c.usersCommand(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
@@ -61,10 +67,32 @@ func run(ctx context.Context, args []string, environ map[string]string, stdout, 
 	)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "error:", err)
+		fmt.Fprintln(stderr, "error:", describe(err))
 		return 1
 	}
 	return 0
+}
+
+// describe renders an error for a person at a terminal: a domain error by
+// its message and per-field details, anything else as it is.
+func describe(err error) string {
+	var te *tenantry.Error
+	if !errors.As(err, &te) {
+		return err.Error()
+	}
+	var b strings.Builder
+	b.WriteString(te.Message)
+	if fields, ok := te.Details.(map[string][]string); ok {
+		names := make([]string, 0, len(fields))
+		for name := range fields {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			fmt.Fprintf(&b, "\n  %s: %s", name, strings.Join(fields[name], "; "))
+		}
+	}
+	return b.String()
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {

@@ -65,7 +65,7 @@ func TestServeFromACleanDirectory(t *testing.T) {
 	var stdout, stderr syncBuffer
 	exited := make(chan int, 1)
 	go func() {
-		exited <- run(ctx, []string{"serve"}, map[string]string{"TENANTRY_DATA_DIR": dataDir, "TENANTRY_ADDR": "127.0.0.1:0"}, &stdout, &stderr)
+		exited <- run(ctx, []string{"serve"}, map[string]string{"TENANTRY_DATA_DIR": dataDir, "TENANTRY_ADDR": "127.0.0.1:0"}, strings.NewReader(""), &stdout, &stderr)
 	}()
 	addr, loggedDir := listeningAddr(t, &stderr)
 	if abs, _ := filepath.Abs(dataDir); loggedDir != abs {
@@ -98,15 +98,20 @@ func TestServeFromACleanDirectory(t *testing.T) {
 func TestVersion(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"version"}, map[string]string{}, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "tenantry ") {
+	if code := run(context.Background(), []string{"version"}, map[string]string{}, strings.NewReader(""), &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "tenantry ") {
 		t.Fatalf("version: %d %q %q", code, stdout.String(), stderr.String())
 	}
 }
 
 func runCLI(t *testing.T, env map[string]string, args ...string) (int, string) {
 	t.Helper()
+	return runCLIWithInput(t, env, "", args...)
+}
+
+func runCLIWithInput(t *testing.T, env map[string]string, stdin string, args ...string) (int, string) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), args, env, &stdout, &stderr)
+	code := run(context.Background(), args, env, strings.NewReader(stdin), &stdout, &stderr)
 	return code, stdout.String() + stderr.String()
 }
 

@@ -1,0 +1,504 @@
+// Package account manages users and their sessions: registration, login with
+// lockout, refresh-token rotation with reuse detection, logout, profile and
+// password changes, and the authentication of every request. Sessions live in
+// the control database, so a revocation is seen at once by every process.
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/password"
+	"github.com/tenantry/tenantry/sqldb"
+	"github.com/tenantry/tenantry/token"
+)
+
+// Config holds the account rules that operators tune.
+type Config struct {
+	// MaxFailedLogins consecutive failures lock an account.
+	MaxFailedLogins int
+	// LockoutDuration is how long a locked account stays locked.
+	LockoutDuration time.Duration
+}
+
+// Service implements the account use cases.
+type Service struct {
+	db     sqldb.DB
+	hasher *password.Hasher
+	tokens *token.Issuer
+	cfg    Config
+	logger *slog.Logger
+}
+
+// NewService returns a Service over the control database.
+func NewService(db sqldb.DB, hasher *password.Hasher, tokens *token.Issuer, cfg Config, logger *slog.Logger) *Service {
+	if cfg.MaxFailedLogins <= 0 {
+		cfg.MaxFailedLogins = 5
+	}
+	if cfg.LockoutDuration <= 0 {
+		cfg.LockoutDuration = 15 * time.Minute
+	}
+	return &Service{db: db, hasher: hasher, tokens: tokens, cfg: cfg, logger: logger}
+}
+
+// Session revocation reasons, recorded on the session.
+const (
+	reasonLogout          = "logout"
+	reasonRefreshReuse    = "refresh_token_reuse"
+	reasonPasswordChanged = "password_changed"
+	reasonDeactivated     = "account_deactivated"
+)
+
+// Errors every client sees the same way whatever the cause, so that the
+// answer reveals nothing about which accounts exist.
+var (
+	errInvalidCredentials = tenantry.Errorf(tenantry.EInvalidCredentials, "Invalid email or password")
+	errInactive           = tenantry.Errorf(tenantry.EAccountInactive, "Your account has been deactivated. Please contact support.")
+	errTokenRevoked       = tenantry.Errorf(tenantry.ETokenRevoked, "Token has been revoked")
+	errTokenExpired       = tenantry.Errorf(tenantry.ETokenExpired, "Token has expired")
+	errTokenInvalid       = tenantry.Errorf(tenantry.EUnauthorized, "Invalid token")
+)
+
+func lockedError(remaining time.Duration) error {
+	return &tenantry.Error{
+		Code:       tenantry.EAccountLocked,
+		Message:    "Too many failed login attempts. The account is temporarily locked.",
+		RetryAfter: int(math.Ceil(remaining.Seconds())),
+	}
+}
+
+// Registration is what a new user submits.
+type Registration struct {
+	FirstName string
+	LastName  string
+	Email     string
+	Password  string
+}
+
+// Register creates an account.
+func (s *Service) Register(ctx context.Context, r Registration) (*tenantry.User, error) {
+	errs := tenantry.FieldErrors{}
+	u := &tenantry.User{
+		FirstName: name(errs, "first_name", "First name", r.FirstName),
+		LastName:  name(errs, "last_name", "Last name", r.LastName),
+		Email:     email(errs, r.Email),
+		IsActive:  true,
+	}
+	newPassword(errs, "password", r.Password)
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	hash, err := s.hasher.Hash(ctx, r.Password)
+	if err != nil {
+		return nil, err
+	}
+	now := sqldb.Now()
+	u.ID, u.CreatedAt, u.UpdatedAt = uuid.NewString(), now, now
+	// The unique index decides between concurrent registrations of one
+	// address: the loser gets a conflict, never a server error.
+	if err := insertUser(ctx, s.db, u, hash); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// Tokens are what a login or a refresh hands out.
+type Tokens struct {
+	AccessToken  string
+	RefreshToken string
+	// ExpiresIn is the access token's lifetime in seconds.
+	ExpiresIn int
+}
+
+// LoginResult is a successful login.
+type LoginResult struct {
+	Tokens
+	User *tenantry.User
+}
+
+// Login checks a password and opens a session. Unknown addresses and wrong
+// passwords cost the same and answer the same. Failures count towards a
+// lockout; a success clears the count.
+func (s *Service) Login(ctx context.Context, emailAddr, pw string) (*LoginResult, error) {
+	errs := tenantry.FieldErrors{}
+	e := email(errs, emailAddr)
+	loginPassword(errs, "password", pw)
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	c, err := findCredentials(ctx, s.db, e)
+	if errors.Is(err, sqldb.ErrNoRows) {
+		if err := s.hasher.VerifyNone(ctx, pw); err != nil {
+			return nil, err
+		}
+		return nil, errInvalidCredentials
+	} else if err != nil {
+		return nil, err
+	}
+
+	now := sqldb.Now()
+	if c.lockedUntil != nil {
+		if c.lockedUntil.After(now) {
+			return nil, lockedError(c.lockedUntil.Sub(now))
+		}
+		if err := clearExpiredLock(ctx, s.db, c.user.ID, now); err != nil {
+			return nil, err
+		}
+	}
+
+	match, rehash, err := s.hasher.Verify(ctx, pw, c.passwordHash)
+	if err != nil {
+		return nil, err
+	}
+	if !match {
+		if _, err := recordFailure(ctx, s.db, c.user.ID, s.cfg.MaxFailedLogins, now.Add(s.cfg.LockoutDuration)); err != nil {
+			return nil, err
+		}
+		return nil, errInvalidCredentials
+	}
+	if !c.user.IsActive {
+		return nil, errInactive
+	}
+	if err := clearFailures(ctx, s.db, c.user.ID); err != nil {
+		return nil, err
+	}
+	if rehash {
+		s.upgradeHash(ctx, c.user.ID, pw)
+	}
+	tokens, err := s.openSession(ctx, c.user.ID, now)
+	if err != nil {
+		return nil, err
+	}
+	return &LoginResult{Tokens: *tokens, User: &c.user}, nil
+}
+
+// upgradeHash replaces a legacy or outdated hash after a successful login,
+// the only moment the password is known. Failing to do so is not a reason to
+// refuse the login.
+func (s *Service) upgradeHash(ctx context.Context, userID, pw string) {
+	hash, err := s.hasher.Hash(ctx, pw)
+	if err == nil {
+		err = setPasswordHash(ctx, s.db, userID, hash, sqldb.Now())
+	}
+	if err != nil {
+		s.logger.WarnContext(ctx, "upgrading a password hash", "user_id", userID, "error", err)
+	}
+}
+
+func (s *Service) openSession(ctx context.Context, userID string, now time.Time) (*Tokens, error) {
+	meta := tenantry.RequestMetaFromContext(ctx)
+	sess := &session{
+		id:         uuid.NewString(),
+		userID:     userID,
+		refreshJTI: uuid.NewString(),
+		createdAt:  now,
+		expiresAt:  now.Add(s.tokens.RefreshTTL()),
+		clientIP:   truncate(meta.ClientIP, 64),
+		userAgent:  truncate(meta.UserAgent, 512),
+	}
+	if err := insertSession(ctx, s.db, sess); err != nil {
+		return nil, err
+	}
+	return s.issue(userID, sess.id, sess.refreshJTI, now)
+}
+
+func (s *Service) issue(userID, sessionID, refreshJTI string, now time.Time) (*Tokens, error) {
+	access, _, err := s.tokens.Issue(token.Access, userID, sessionID, uuid.NewString(), now)
+	if err != nil {
+		return nil, err
+	}
+	refresh, _, err := s.tokens.Issue(token.Refresh, userID, sessionID, refreshJTI, now)
+	if err != nil {
+		return nil, err
+	}
+	return &Tokens{AccessToken: access, RefreshToken: refresh, ExpiresIn: int(s.tokens.AccessTTL().Seconds())}, nil
+}
+
+// Refresh exchanges a refresh token for new tokens. Each refresh token works
+// once: presenting one that was already exchanged means it was copied, and
+// the whole session is revoked.
+func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
+	claims, err := s.tokens.Parse(raw, token.Refresh)
+	if errors.Is(err, token.ErrExpired) {
+		return nil, errTokenExpired
+	} else if err != nil {
+		return nil, tenantry.Errorf(tenantry.EUnauthorized, "Invalid refresh token")
+	}
+	now := sqldb.Now()
+	next := uuid.NewString()
+	var reused bool
+	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
+		st, err := sessionStanding(ctx, tx, claims.SessionID)
+		if errors.Is(err, sqldb.ErrNoRows) {
+			return errTokenRevoked
+		} else if err != nil {
+			return err
+		}
+		switch {
+		case st.userID != claims.UserID:
+			return errTokenInvalid
+		case st.revoked:
+			return errTokenRevoked
+		case !st.userActive:
+			return errInactive
+		}
+		rotated, err := rotateRefresh(ctx, tx, claims.SessionID, claims.ID, next, now, now.Add(s.tokens.RefreshTTL()))
+		if err != nil {
+			return err
+		}
+		if !rotated {
+			// The revocation must commit, so the transaction ends
+			// normally and the error is returned after it.
+			reused = true
+			_, err := revokeSession(ctx, tx, claims.SessionID, reasonRefreshReuse, now)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if reused {
+		s.logger.WarnContext(ctx, "refresh token reuse: session revoked", "session_id", claims.SessionID, "user_id", claims.UserID)
+		return nil, tenantry.Errorf(tenantry.ETokenRevoked, "Refresh token already used; the session has been revoked")
+	}
+	return s.issue(claims.UserID, claims.SessionID, next, now)
+}
+
+// Authenticate verifies an access token and that its session still stands:
+// one indexed lookup per request, which is what makes logout immediate
+// everywhere.
+func (s *Service) Authenticate(ctx context.Context, raw string) (tenantry.Principal, error) {
+	claims, err := s.tokens.Parse(raw, token.Access)
+	if errors.Is(err, token.ErrExpired) {
+		return tenantry.Principal{}, errTokenExpired
+	} else if err != nil {
+		return tenantry.Principal{}, errTokenInvalid
+	}
+	st, err := sessionStanding(ctx, s.db, claims.SessionID)
+	if errors.Is(err, sqldb.ErrNoRows) {
+		return tenantry.Principal{}, errTokenRevoked
+	} else if err != nil {
+		return tenantry.Principal{}, err
+	}
+	switch {
+	case st.userID != claims.UserID:
+		return tenantry.Principal{}, errTokenInvalid
+	case st.revoked:
+		return tenantry.Principal{}, errTokenRevoked
+	case !st.userActive:
+		return tenantry.Principal{}, errInactive
+	}
+	return tenantry.Principal{UserID: claims.UserID, SessionID: claims.SessionID, PlatformAdmin: st.platformAdmin}, nil
+}
+
+func principal(ctx context.Context) (tenantry.Principal, error) {
+	p, ok := tenantry.PrincipalFromContext(ctx)
+	if !ok {
+		return p, tenantry.Errorf(tenantry.EUnauthorized, "Authentication required")
+	}
+	return p, nil
+}
+
+// Logout revokes the caller's session: its access and refresh tokens stop
+// working at once.
+func (s *Service) Logout(ctx context.Context) error {
+	p, err := principal(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = revokeSession(ctx, s.db, p.SessionID, reasonLogout, sqldb.Now())
+	return err
+}
+
+// Me returns the caller's profile.
+func (s *Service) Me(ctx context.Context) (*tenantry.User, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return findUser(ctx, s.db, p.UserID)
+}
+
+// ProfileUpdate names the fields to change; nil leaves a field alone.
+type ProfileUpdate struct {
+	FirstName *string
+	LastName  *string
+}
+
+// UpdateMe changes the caller's names.
+func (s *Service) UpdateMe(ctx context.Context, in ProfileUpdate) (*tenantry.User, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if in.FirstName == nil && in.LastName == nil {
+		return nil, tenantry.Errorf(tenantry.EBadRequest, "Request body is required")
+	}
+	errs := tenantry.FieldErrors{}
+	if in.FirstName != nil {
+		v := name(errs, "first_name", "First name", *in.FirstName)
+		in.FirstName = &v
+	}
+	if in.LastName != nil {
+		v := name(errs, "last_name", "Last name", *in.LastName)
+		in.LastName = &v
+	}
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	if err := updateNames(ctx, s.db, p.UserID, in.FirstName, in.LastName, sqldb.Now()); err != nil {
+		return nil, err
+	}
+	return findUser(ctx, s.db, p.UserID)
+}
+
+// ChangePassword replaces the caller's password after checking the current
+// one, and revokes the caller's other sessions: whoever else held the
+// account is signed out. It returns how many sessions it revoked. Wrong
+// current passwords count towards the lockout like failed logins.
+func (s *Service) ChangePassword(ctx context.Context, current, next string) (int64, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return 0, err
+	}
+	errs := tenantry.FieldErrors{}
+	if current == "" {
+		errs.Add("current_password", "Current password is required")
+	}
+	newPassword(errs, "new_password", next)
+	if err := errs.Err(); err != nil {
+		return 0, err
+	}
+	u, err := findUser(ctx, s.db, p.UserID)
+	if err != nil {
+		return 0, err
+	}
+	c, err := findCredentials(ctx, s.db, u.Email)
+	if err != nil {
+		return 0, err
+	}
+	now := sqldb.Now()
+	if c.lockedUntil != nil && c.lockedUntil.After(now) {
+		return 0, lockedError(c.lockedUntil.Sub(now))
+	}
+	match, _, err := s.hasher.Verify(ctx, current, c.passwordHash)
+	if err != nil {
+		return 0, err
+	}
+	if !match {
+		if _, err := recordFailure(ctx, s.db, p.UserID, s.cfg.MaxFailedLogins, now.Add(s.cfg.LockoutDuration)); err != nil {
+			return 0, err
+		}
+		return 0, &tenantry.Error{Code: tenantry.EValidation, Message: "Validation failed",
+			Details: map[string][]string{"current_password": {"Current password is incorrect"}}}
+	}
+	hash, err := s.hasher.Hash(ctx, next)
+	if err != nil {
+		return 0, err
+	}
+	var revoked int64
+	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
+		if err := setPasswordHash(ctx, tx, p.UserID, hash, now); err != nil {
+			return err
+		}
+		if err := clearFailures(ctx, tx, p.UserID); err != nil {
+			return err
+		}
+		revoked, err = revokeUserSessions(ctx, tx, p.UserID, p.SessionID, reasonPasswordChanged, now)
+		return err
+	})
+	return revoked, err
+}
+
+// SetActive activates or deactivates the account with the given email.
+// Deactivation also revokes every session of the account.
+func (s *Service) SetActive(ctx context.Context, emailAddr string, active bool) (*tenantry.User, error) {
+	u, err := findUserByEmail(ctx, s.db, strings.ToLower(strings.TrimSpace(emailAddr)))
+	if err != nil {
+		return nil, err
+	}
+	now := sqldb.Now()
+	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
+		if err := setActive(ctx, tx, u.ID, active, now); err != nil {
+			return err
+		}
+		if !active {
+			_, err := revokeUserSessions(ctx, tx, u.ID, "", reasonDeactivated, now)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	u.IsActive = active
+	return u, nil
+}
+
+// Exists reports whether an account has the given email.
+func (s *Service) Exists(ctx context.Context, emailAddr string) (bool, error) {
+	_, err := findUserByEmail(ctx, s.db, strings.ToLower(strings.TrimSpace(emailAddr)))
+	if tenantry.ErrorCode(err) == tenantry.ENotFound {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// AdminAccount describes a platform administrator to create or promote.
+type AdminAccount struct {
+	Email     string
+	Password  string
+	FirstName string
+	LastName  string
+}
+
+// EnsurePlatformAdmin makes the account with the given email a platform
+// administrator, creating it when no account has that email (the password
+// is then required). It reports whether it created the account.
+func (s *Service) EnsurePlatformAdmin(ctx context.Context, a AdminAccount) (bool, error) {
+	errs := tenantry.FieldErrors{}
+	e := email(errs, a.Email)
+	if err := errs.Err(); err != nil {
+		return false, err
+	}
+	u, err := findUserByEmail(ctx, s.db, e)
+	if err == nil {
+		return false, setPlatformAdmin(ctx, s.db, u.ID, sqldb.Now())
+	} else if tenantry.ErrorCode(err) != tenantry.ENotFound {
+		return false, err
+	}
+	created, err := s.Register(ctx, Registration{FirstName: a.FirstName, LastName: a.LastName, Email: e, Password: a.Password})
+	if err != nil {
+		return false, err
+	}
+	if err := setPlatformAdmin(ctx, s.db, created.ID, sqldb.Now()); err != nil {
+		return false, fmt.Errorf("promote new account: %w", err)
+	}
+	return true, nil
+}
+
+// DeleteEndedSessions removes sessions that expired or were revoked before
+// cutoff; they can no longer be used.
+func (s *Service) DeleteEndedSessions(ctx context.Context, cutoff time.Time) (int64, error) {
+	return deleteExpiredSessions(ctx, s.db, cutoff)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

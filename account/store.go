@@ -1,0 +1,204 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/sqldb"
+)
+
+// credentials is what login needs about a user beyond the public profile.
+type credentials struct {
+	user         tenantry.User
+	passwordHash string
+	failedLogins int
+	lockedUntil  *time.Time
+}
+
+const userColumns = `id, email, first_name, last_name, is_active, is_platform_admin, created_at, updated_at`
+
+func scanUser(row sqldb.Row) (*tenantry.User, error) {
+	var u tenantry.User
+	err := row.Scan(&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin, &u.CreatedAt, &u.UpdatedAt)
+	if errors.Is(err, sqldb.ErrNoRows) {
+		return nil, tenantry.Errorf(tenantry.ENotFound, "User not found")
+	}
+	return &u, err
+}
+
+func insertUser(ctx context.Context, q sqldb.Querier, u *tenantry.User, hash string) error {
+	_, err := q.Exec(ctx, `
+		INSERT INTO users (id, email, first_name, last_name, password_hash, is_active, is_platform_admin, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		u.ID, u.Email, u.FirstName, u.LastName, hash, u.IsActive, u.PlatformAdmin, u.CreatedAt, u.UpdatedAt)
+	if errors.Is(err, sqldb.ErrUniqueViolation) {
+		return tenantry.Errorf(tenantry.EConflict, "A user with this email already exists")
+	}
+	return err
+}
+
+func findUser(ctx context.Context, q sqldb.Querier, id string) (*tenantry.User, error) {
+	return scanUser(q.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+}
+
+func findUserByEmail(ctx context.Context, q sqldb.Querier, email string) (*tenantry.User, error) {
+	return scanUser(q.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE email = $1`, email))
+}
+
+func findCredentials(ctx context.Context, q sqldb.Querier, email string) (*credentials, error) {
+	var c credentials
+	var hash *string
+	u := &c.user
+	err := q.QueryRow(ctx, `
+		SELECT `+userColumns+`, password_hash, failed_logins, locked_until
+		FROM users WHERE email = $1`, email).
+		Scan(&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin, &u.CreatedAt, &u.UpdatedAt,
+			&hash, &c.failedLogins, &c.lockedUntil)
+	if err != nil {
+		return nil, err
+	}
+	if hash != nil {
+		c.passwordHash = *hash
+	}
+	return &c, nil
+}
+
+func passwordHash(ctx context.Context, q sqldb.Querier, userID string) (string, error) {
+	var hash *string
+	if err := q.QueryRow(ctx, `SELECT password_hash FROM users WHERE id = $1`, userID).Scan(&hash); err != nil {
+		return "", err
+	}
+	if hash == nil {
+		return "", nil
+	}
+	return *hash, nil
+}
+
+func setPasswordHash(ctx context.Context, q sqldb.Querier, userID, hash string, now time.Time) error {
+	_, err := q.Exec(ctx, `UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1`, userID, hash, now)
+	return err
+}
+
+func updateNames(ctx context.Context, q sqldb.Querier, userID string, first, last *string, now time.Time) error {
+	_, err := q.Exec(ctx, `
+		UPDATE users SET first_name = COALESCE($2, first_name), last_name = COALESCE($3, last_name), updated_at = $4
+		WHERE id = $1`, userID, first, last, now)
+	return err
+}
+
+// recordFailure counts one failed login. The count only grows while it is
+// below max, in a single statement, so concurrent failures can never record
+// more than max; the failure that reaches max also sets the lock. It
+// reports whether this failure was counted.
+func recordFailure(ctx context.Context, q sqldb.Querier, userID string, max int, lockUntil time.Time) (bool, error) {
+	n, err := q.Exec(ctx, `
+		UPDATE users
+		SET failed_logins = failed_logins + 1,
+		    locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END
+		WHERE id = $1 AND failed_logins < $2`, userID, max, lockUntil)
+	return n == 1, err
+}
+
+// clearExpiredLock resets the failure count once a lock has run out.
+func clearExpiredLock(ctx context.Context, q sqldb.Querier, userID string, now time.Time) error {
+	_, err := q.Exec(ctx, `
+		UPDATE users SET failed_logins = 0, locked_until = NULL
+		WHERE id = $1 AND locked_until IS NOT NULL AND locked_until <= $2`, userID, now)
+	return err
+}
+
+func clearFailures(ctx context.Context, q sqldb.Querier, userID string) error {
+	_, err := q.Exec(ctx, `
+		UPDATE users SET failed_logins = 0, locked_until = NULL
+		WHERE id = $1 AND (failed_logins <> 0 OR locked_until IS NOT NULL)`, userID)
+	return err
+}
+
+func setActive(ctx context.Context, q sqldb.Querier, userID string, active bool, now time.Time) error {
+	_, err := q.Exec(ctx, `UPDATE users SET is_active = $2, updated_at = $3 WHERE id = $1`, userID, active, now)
+	return err
+}
+
+func setPlatformAdmin(ctx context.Context, q sqldb.Querier, userID string, now time.Time) error {
+	_, err := q.Exec(ctx, `UPDATE users SET is_platform_admin = $2, updated_at = $3 WHERE id = $1`, userID, true, now)
+	return err
+}
+
+// session is a row of the sessions table.
+type session struct {
+	id, userID, refreshJTI string
+	createdAt, expiresAt   time.Time
+	revokedAt              *time.Time
+	clientIP, userAgent    string
+}
+
+func insertSession(ctx context.Context, q sqldb.Querier, s *session) error {
+	_, err := q.Exec(ctx, `
+		INSERT INTO sessions (id, user_id, refresh_jti, created_at, refreshed_at, expires_at, client_ip, user_agent)
+		VALUES ($1, $2, $3, $4, $4, $5, $6, $7)`,
+		s.id, s.userID, s.refreshJTI, s.createdAt, s.expiresAt, s.clientIP, s.userAgent)
+	return err
+}
+
+// rotateRefresh replaces the session's expected refresh token, only if the
+// presented one is still the expected one and the session stands. Zero
+// rows means the presented token was already used (or the session ended).
+func rotateRefresh(ctx context.Context, q sqldb.Querier, sessionID, presented, next string, now, expires time.Time) (bool, error) {
+	n, err := q.Exec(ctx, `
+		UPDATE sessions SET refresh_jti = $3, refreshed_at = $4, expires_at = $5
+		WHERE id = $1 AND refresh_jti = $2 AND revoked_at IS NULL AND expires_at > $4`,
+		sessionID, presented, next, now, expires)
+	return n == 1, err
+}
+
+func revokeSession(ctx context.Context, q sqldb.Querier, sessionID, reason string, now time.Time) (bool, error) {
+	n, err := q.Exec(ctx, `
+		UPDATE sessions SET revoked_at = $2, revoke_reason = $3
+		WHERE id = $1 AND revoked_at IS NULL`, sessionID, now, reason)
+	return n == 1, err
+}
+
+// revokeUserSessions ends every standing session of a user except keep
+// (which may be empty) and returns how many it ended.
+func revokeUserSessions(ctx context.Context, q sqldb.Querier, userID, keep, reason string, now time.Time) (int64, error) {
+	if keep == "" {
+		return q.Exec(ctx, `
+			UPDATE sessions SET revoked_at = $2, revoke_reason = $3
+			WHERE user_id = $1 AND revoked_at IS NULL`, userID, now, reason)
+	}
+	return q.Exec(ctx, `
+		UPDATE sessions SET revoked_at = $2, revoke_reason = $3
+		WHERE user_id = $1 AND revoked_at IS NULL AND id <> $4`, userID, now, reason, keep)
+}
+
+// standing is what each authenticated request learns about its session, in
+// one indexed lookup.
+type standing struct {
+	userID        string
+	revoked       bool
+	expiresAt     time.Time
+	userActive    bool
+	platformAdmin bool
+}
+
+func sessionStanding(ctx context.Context, q sqldb.Querier, sessionID string) (*standing, error) {
+	var st standing
+	var revokedAt *time.Time
+	err := q.QueryRow(ctx, `
+		SELECT s.user_id, s.revoked_at, s.expires_at, u.is_active, u.is_platform_admin
+		FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.id = $1`, sessionID).Scan(&st.userID, &revokedAt, &st.expiresAt, &st.userActive, &st.platformAdmin)
+	if err != nil {
+		return nil, err
+	}
+	st.revoked = revokedAt != nil
+	return &st, nil
+}
+
+// deleteExpiredSessions removes sessions that can no longer be used: expired
+// or revoked before cutoff.
+func deleteExpiredSessions(ctx context.Context, q sqldb.Querier, cutoff time.Time) (int64, error) {
+	return q.Exec(ctx, `DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $1`, cutoff)
+}

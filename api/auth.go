@@ -1,0 +1,260 @@
+package api
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/account"
+	"github.com/tenantry/tenantry/ratelimit"
+)
+
+// authMetadataKey marks operations that need an access token.
+const authMetadataKey = "authenticate"
+
+// bearerSecurity documents the access token requirement.
+var bearerSecurity = []map[string][]string{{"bearer": {}}} //nolint:gochecknoglobals // read-only
+
+// secured returns op requiring a valid access token.
+func secured(op huma.Operation) huma.Operation {
+	op.Security = bearerSecurity
+	if op.Metadata == nil {
+		op.Metadata = map[string]any{}
+	}
+	op.Metadata[authMetadataKey] = true
+	op.Errors = append(op.Errors, http.StatusUnauthorized, http.StatusForbidden)
+	return op
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer <token>"
+// header.
+func bearerToken(header string) (string, error) {
+	if header == "" {
+		return "", tenantry.Errorf(tenantry.EUnauthorized, "Authentication required")
+	}
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.ContainsAny(token, " \t") {
+		return "", tenantry.Errorf(tenantry.EUnauthorized, "Expected an 'Authorization: Bearer <token>' header")
+	}
+	return token, nil
+}
+
+// authenticate checks the access token of operations marked secured and puts
+// the principal in the request context.
+func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
+	if ctx.Operation().Metadata[authMetadataKey] != true {
+		next(ctx)
+		return
+	}
+	raw, err := bearerToken(ctx.Header("Authorization"))
+	if err == nil {
+		var p tenantry.Principal
+		p, err = s.svc.Accounts.Authenticate(ctx.Context(), raw)
+		if err == nil {
+			if info := infoFrom(ctx.Context()); info != nil {
+				info.userID = p.UserID
+			}
+			next(huma.WithContext(ctx, tenantry.NewContextWithPrincipal(ctx.Context(), p)))
+			return
+		}
+	}
+	_ = huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "", err)
+}
+
+// limit spends one unit of the client address's budget on limiter. When the
+// limiter's store is down the request is let through: the account lockout
+// still protects passwords, and an outage of Redis must not stop sign-ins.
+func (s *Server) limit(ctx context.Context, limiter ratelimit.Limiter, action string) error {
+	if limiter == nil {
+		return nil
+	}
+	ip := tenantry.RequestMetaFromContext(ctx).ClientIP
+	ok, wait, err := limiter.Allow(ctx, action+":"+ip)
+	if err != nil {
+		loggerFrom(ctx, s.logger).WarnContext(ctx, "rate limiter unavailable; request allowed", "action", action, "error", err)
+		return nil
+	}
+	if !ok {
+		return &tenantry.Error{
+			Code:       tenantry.ERateLimited,
+			Message:    "Too many requests; try again later",
+			RetryAfter: max(1, int(math.Ceil(wait.Seconds()))),
+		}
+	}
+	return nil
+}
+
+type registerInput struct {
+	Body struct {
+		FirstName string `json:"first_name" doc:"1 to 100 characters; trimmed." example:"Ada"`
+		LastName  string `json:"last_name" doc:"1 to 100 characters; trimmed." example:"Lovelace"`
+		Email     string `json:"email" doc:"Lower-cased and trimmed; at most 255 characters." example:"ada@example.com"`
+		Password  string `json:"password" doc:"8 to 128 characters with at least one letter and one digit." example:"correct-horse-7"`
+	}
+}
+
+type userData struct {
+	User userView `json:"user"`
+}
+
+type loginInput struct {
+	Body struct {
+		Email    string `json:"email" example:"ada@example.com"`
+		Password string `json:"password" example:"correct-horse-7"`
+	}
+}
+
+type tokensView struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	TokenType    string `json:"token_type" example:"Bearer"`
+	ExpiresIn    int    `json:"expires_in" doc:"Access token lifetime in seconds." example:"900"`
+}
+
+type loginTenant struct {
+	ID           string `json:"id" format:"uuid"`
+	Name         string `json:"name"`
+	DatabaseName string `json:"database_name"`
+	Role         string `json:"role" enum:"admin,user,viewer"`
+}
+
+type loginData struct {
+	tokensView
+	User    userView      `json:"user"`
+	Tenants []loginTenant `json:"tenants" doc:"Active tenants the user belongs to, with the user's role in each."`
+}
+
+type refreshInput struct {
+	Authorization string `header:"Authorization" doc:"Bearer <refresh token>, as the original platform expected; or send the token in the body."`
+	Body          *struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+}
+
+func tokens(t account.Tokens) tokensView {
+	return tokensView{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, TokenType: "Bearer", ExpiresIn: t.ExpiresIn}
+}
+
+type serviceHealth struct {
+	Status    string            `json:"status"`
+	Service   string            `json:"service"`
+	Endpoints map[string]string `json:"endpoints,omitempty"`
+}
+
+func (s *Server) registerAuth() {
+	tags := []string{"Authentication"}
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "register", Method: http.MethodPost, Path: "/api/auth/register", Tags: tags,
+		Summary:       "Create an account",
+		DefaultStatus: http.StatusCreated,
+		Errors:        []int{http.StatusBadRequest, http.StatusConflict, http.StatusTooManyRequests},
+	}, func(ctx context.Context, in *registerInput) (*response[userData], error) {
+		if err := s.limit(ctx, s.svc.RegisterLimiter, "register"); err != nil {
+			return nil, err
+		}
+		u, err := s.svc.Accounts.Register(ctx, account.Registration{
+			FirstName: in.Body.FirstName, LastName: in.Body.LastName, Email: in.Body.Email, Password: in.Body.Password,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return created("User registered successfully", userData{User: viewUser(u)}), nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "login", Method: http.MethodPost, Path: "/api/auth/login", Tags: tags,
+		Summary:     "Log in with email and password",
+		Description: "Opens a session. Unknown emails and wrong passwords get the same answer. Consecutive failures lock the account for a while (423).",
+		Errors:      []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusLocked, http.StatusTooManyRequests},
+	}, func(ctx context.Context, in *loginInput) (*response[loginData], error) {
+		if err := s.limit(ctx, s.svc.LoginLimiter, "login"); err != nil {
+			return nil, err
+		}
+		res, err := s.svc.Accounts.Login(ctx, in.Body.Email, in.Body.Password)
+		if err != nil {
+			return nil, err
+		}
+		if info := infoFrom(ctx); info != nil {
+			info.userID = res.User.ID
+		}
+		memberships, err := s.svc.Tenants.ListFor(ctx, res.User.ID)
+		if err != nil {
+			return nil, err
+		}
+		ts := make([]loginTenant, len(memberships))
+		for i, m := range memberships {
+			ts[i] = loginTenant{ID: m.ID, Name: m.Name, DatabaseName: m.DatabaseName, Role: string(m.Role)}
+		}
+		return ok("Login successful", loginData{tokensView: tokens(res.Tokens), User: viewUser(res.User), Tenants: ts}), nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "refresh", Method: http.MethodPost, Path: "/api/auth/refresh", Tags: tags,
+		Summary: "Exchange a refresh token for new tokens",
+		Description: "Every refresh returns a new refresh token and retires the one presented. Presenting a retired " +
+			"refresh token revokes the whole session.",
+		Security: bearerSecurity,
+		Errors:   []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden},
+	}, func(ctx context.Context, in *refreshInput) (*response[tokensView], error) {
+		raw := ""
+		if in.Body != nil && in.Body.RefreshToken != "" {
+			raw = in.Body.RefreshToken
+		} else {
+			var err error
+			if raw, err = bearerToken(in.Authorization); err != nil {
+				return nil, tenantry.Errorf(tenantry.EUnauthorized, "A refresh token is required")
+			}
+		}
+		t, err := s.svc.Accounts.Refresh(ctx, raw)
+		if err != nil {
+			return nil, err
+		}
+		return ok("Token refreshed successfully", tokens(*t)), nil
+	})
+
+	huma.Register(s.api, secured(huma.Operation{
+		OperationID: "logout", Method: http.MethodPost, Path: "/api/auth/logout", Tags: tags,
+		Summary: "Log out: revoke the session of the access token",
+	}), func(ctx context.Context, _ *struct{}) (*response[*struct{}], error) {
+		if err := s.svc.Accounts.Logout(ctx); err != nil {
+			return nil, err
+		}
+		return ok[*struct{}]("Logged out successfully", nil), nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "auth-health", Method: http.MethodGet, Path: "/api/auth/health", Tags: tags,
+		Summary: "Authentication API health",
+	}, func(ctx context.Context, _ *struct{}) (*response[serviceHealth], error) {
+		return ok("Authentication API is healthy", serviceHealth{Status: "healthy", Service: "authentication", Endpoints: map[string]string{
+			"register": "/api/auth/register (POST)",
+			"login":    "/api/auth/login (POST)",
+			"refresh":  "/api/auth/refresh (POST)",
+			"logout":   "/api/auth/logout (POST)",
+		}}), nil
+	})
+}
+
+type userView struct {
+	ID        string    `json:"id" format:"uuid"`
+	FirstName string    `json:"first_name"`
+	LastName  string    `json:"last_name"`
+	Email     string    `json:"email"`
+	IsActive  bool      `json:"is_active"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func viewUser(u *tenantry.User) userView {
+	return userView{
+		ID: u.ID, FirstName: u.FirstName, LastName: u.LastName, Email: u.Email, IsActive: u.IsActive,
+		CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC(),
+	}
+}

@@ -1,0 +1,243 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/tenant"
+)
+
+// TenantPath is the path parameter every tenant route starts with. It is
+// exported because huma only reads parameters from exported embedded
+// structs.
+type TenantPath struct {
+	TenantID string `path:"tenant_id" format:"uuid" doc:"Tenant id."`
+}
+
+// id returns the tenant id in canonical lower case and notes it for the
+// access log.
+func (p TenantPath) id(ctx context.Context) string {
+	id := strings.ToLower(p.TenantID)
+	if info := infoFrom(ctx); info != nil {
+		info.tenantID = id
+	}
+	return id
+}
+
+// MemberPath names one member of a tenant.
+type MemberPath struct {
+	TenantPath
+	UserID string `path:"user_id" format:"uuid" doc:"User id."`
+}
+
+type tenantView struct {
+	ID           string     `json:"id" format:"uuid"`
+	Name         string     `json:"name"`
+	DatabaseName string     `json:"database_name"`
+	IsActive     bool       `json:"is_active"`
+	CreatedAt    time.Time  `json:"created_at"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+	CreatedBy    *string    `json:"created_by" format:"uuid" doc:"Creator's user id, when known."`
+	Role         string     `json:"role,omitempty" enum:"admin,user,viewer" doc:"Your role in the tenant."`
+	JoinedAt     *time.Time `json:"joined_at,omitempty" doc:"When you joined the tenant."`
+}
+
+type memberView struct {
+	userView
+	Role     string    `json:"role" enum:"admin,user,viewer"`
+	JoinedAt time.Time `json:"joined_at"`
+}
+
+type tenantDetail struct {
+	tenantView
+	Members []memberView `json:"members"`
+}
+
+type membershipView struct {
+	UserID   string    `json:"user_id" format:"uuid"`
+	TenantID string    `json:"tenant_id" format:"uuid"`
+	Role     string    `json:"role" enum:"admin,user,viewer"`
+	JoinedAt time.Time `json:"joined_at"`
+}
+
+func viewTenant(t *tenantry.Tenant) tenantView {
+	v := tenantView{
+		ID: t.ID, Name: t.Name, DatabaseName: t.DatabaseName, IsActive: t.IsActive,
+		CreatedAt: t.CreatedAt.UTC(), UpdatedAt: t.UpdatedAt.UTC(),
+	}
+	if t.CreatedBy != "" {
+		v.CreatedBy = &t.CreatedBy
+	}
+	return v
+}
+
+func viewMemberTenant(mt *tenant.MemberTenant) tenantView {
+	v := viewTenant(&mt.Tenant)
+	joined := mt.JoinedAt.UTC()
+	v.Role, v.JoinedAt = string(mt.Role), &joined
+	return v
+}
+
+func viewMemberTenants(list []tenant.MemberTenant) []tenantView {
+	out := make([]tenantView, len(list))
+	for i := range list {
+		out[i] = viewMemberTenant(&list[i])
+	}
+	return out
+}
+
+func viewMembership(m *tenantry.Membership) membershipView {
+	return membershipView{UserID: m.UserID, TenantID: m.TenantID, Role: string(m.Role), JoinedAt: m.JoinedAt.UTC()}
+}
+
+type createTenantInput struct {
+	Body struct {
+		Name string `json:"name" doc:"1 to 255 characters; trimmed. Names need not be unique." example:"Acme Corporation"`
+	}
+}
+
+type updateTenantInput struct {
+	TenantPath
+	Body struct {
+		Name     *string `json:"name,omitempty" doc:"1 to 255 characters; trimmed."`
+		IsActive *bool   `json:"is_active,omitempty" doc:"false deactivates the tenant, like DELETE."`
+	}
+}
+
+type addMemberInput struct {
+	TenantPath
+	Body struct {
+		UserID string `json:"user_id" doc:"Id of an existing, active user."`
+		Role   string `json:"role" doc:"admin, user or viewer."`
+	}
+}
+
+type changeRoleInput struct {
+	MemberPath
+	Body struct {
+		Role string `json:"role" doc:"admin, user or viewer."`
+	}
+}
+
+func (s *Server) registerTenants() {
+	tags := []string{"Tenants"}
+	notFound := []int{http.StatusBadRequest, http.StatusNotFound}
+
+	huma.Register(s.api, secured(huma.Operation{
+		OperationID: "list-tenants", Method: http.MethodGet, Path: "/api/tenants", Tags: tags,
+		Summary: "Your active tenants, with your role in each",
+	}), func(ctx context.Context, _ *struct{}) (*response[[]tenantView], error) {
+		list, err := s.svc.Tenants.ListMine(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return ok("Tenants retrieved successfully", viewMemberTenants(list)), nil
+	})
+
+	huma.Register(s.api, secured(huma.Operation{
+		OperationID: "create-tenant", Method: http.MethodPost, Path: "/api/tenants", Tags: tags,
+		Summary:       "Create a tenant",
+		Description:   "Provisions the tenant's own database and makes you its admin.",
+		DefaultStatus: http.StatusCreated,
+		Errors:        []int{http.StatusBadRequest},
+	}), func(ctx context.Context, in *createTenantInput) (*response[tenantView], error) {
+		mt, err := s.svc.Tenants.Create(ctx, in.Body.Name)
+		if err != nil {
+			return nil, err
+		}
+		if info := infoFrom(ctx); info != nil {
+			info.tenantID = mt.ID
+		}
+		return created("Tenant created successfully", viewMemberTenant(mt)), nil
+	})
+
+	huma.Register(s.api, huma.Operation{
+		OperationID: "tenants-health", Method: http.MethodGet, Path: "/api/tenants/health", Tags: tags,
+		Summary: "Tenants API health",
+	}, func(ctx context.Context, _ *struct{}) (*response[serviceHealth], error) {
+		return ok("Tenants API is healthy", serviceHealth{Status: "healthy", Service: "tenants"}), nil
+	})
+
+	huma.Register(s.api, secured(huma.Operation{
+		OperationID: "get-tenant", Method: http.MethodGet, Path: "/api/tenants/{tenant_id}", Tags: tags,
+		Summary: "A tenant you belong to, with its members",
+		Errors:  notFound,
+	}), func(ctx context.Context, in *TenantPath) (*response[tenantDetail], error) {
+		d, err := s.svc.Tenants.Get(ctx, in.id(ctx))
+		if err != nil {
+			return nil, err
+		}
+		members := make([]memberView, len(d.Members))
+		for i, m := range d.Members {
+			members[i] = memberView{userView: viewUser(&m.User), Role: string(m.Role), JoinedAt: m.JoinedAt.UTC()}
+		}
+		return ok("Tenant details retrieved successfully", tenantDetail{tenantView: viewMemberTenant(&d.MemberTenant), Members: members}), nil
+	})
+
+	huma.Register(s.api, secured(huma.Operation{
+		OperationID: "update-tenant", Method: http.MethodPut, Path: "/api/tenants/{tenant_id}", Tags: tags,
+		Summary: "Rename or deactivate a tenant (admins)",
+		Errors:  notFound,
+	}), func(ctx context.Context, in *updateTenantInput) (*response[tenantView], error) {
+		t, err := s.svc.Tenants.Update(ctx, in.id(ctx), tenant.Update{Name: in.Body.Name, IsActive: in.Body.IsActive})
+		if err != nil {
+			return nil, err
+		}
+		return ok("Tenant updated successfully", viewTenant(t)), nil
+	})
+
+	huma.Register(s.api, secured(huma.Operation{
+		OperationID: "delete-tenant", Method: http.MethodDelete, Path: "/api/tenants/{tenant_id}", Tags: tags,
+		Summary:     "Deactivate a tenant (admins)",
+		Description: "The tenant's data is kept; afterwards the tenant answers 404.",
+		Errors:      notFound,
+	}), func(ctx context.Context, in *TenantPath) (*response[*struct{}], error) {
+		if err := s.svc.Tenants.Delete(ctx, in.id(ctx)); err != nil {
+			return nil, err
+		}
+		return ok[*struct{}]("Tenant deleted successfully", nil), nil
+	})
+
+	huma.Register(s.api, secured(huma.Operation{
+		OperationID: "add-tenant-member", Method: http.MethodPost, Path: "/api/tenants/{tenant_id}/users", Tags: tags,
+		Summary:       "Add a user to a tenant (admins)",
+		DefaultStatus: http.StatusCreated,
+		Errors:        []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
+	}), func(ctx context.Context, in *addMemberInput) (*response[membershipView], error) {
+		m, err := s.svc.Tenants.AddMember(ctx, in.id(ctx), in.Body.UserID, tenantry.Role(in.Body.Role))
+		if err != nil {
+			return nil, err
+		}
+		return created("User added to tenant successfully", viewMembership(m)), nil
+	})
+
+	huma.Register(s.api, secured(huma.Operation{
+		OperationID: "change-tenant-member-role", Method: http.MethodPut, Path: "/api/tenants/{tenant_id}/users/{user_id}", Tags: tags,
+		Summary:     "Change a member's role (admins)",
+		Description: "The last admin of a tenant cannot be demoted (409).",
+		Errors:      []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
+	}), func(ctx context.Context, in *changeRoleInput) (*response[membershipView], error) {
+		m, err := s.svc.Tenants.ChangeRole(ctx, in.id(ctx), strings.ToLower(in.UserID), tenantry.Role(in.Body.Role))
+		if err != nil {
+			return nil, err
+		}
+		return ok("Member role updated successfully", viewMembership(m)), nil
+	})
+
+	huma.Register(s.api, secured(huma.Operation{
+		OperationID: "remove-tenant-member", Method: http.MethodDelete, Path: "/api/tenants/{tenant_id}/users/{user_id}", Tags: tags,
+		Summary:     "Remove a member (admins)",
+		Description: "The last admin of a tenant cannot be removed (409).",
+		Errors:      []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
+	}), func(ctx context.Context, in *MemberPath) (*response[*struct{}], error) {
+		if err := s.svc.Tenants.RemoveMember(ctx, in.id(ctx), strings.ToLower(in.UserID)); err != nil {
+			return nil, err
+		}
+		return ok[*struct{}]("User removed from tenant successfully", nil), nil
+	})
+}

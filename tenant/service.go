@@ -1,0 +1,326 @@
+// Package tenant manages tenants and their members: provisioning a tenant
+// with its own database, listing, renaming and deactivating tenants, adding
+// and removing members and changing their roles, and deciding whether the
+// caller may act on a tenant at all.
+package tenant
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/sqldb"
+)
+
+// Service implements the tenant use cases over the control database.
+type Service struct {
+	db          sqldb.DB
+	provisioner *Provisioner
+	logger      *slog.Logger
+}
+
+// NewService returns a Service.
+func NewService(db sqldb.DB, provisioner *Provisioner, logger *slog.Logger) *Service {
+	return &Service{db: db, provisioner: provisioner, logger: logger}
+}
+
+const maxTenantNameLen = 255
+
+var (
+	errTenantNotFound = tenantry.Errorf(tenantry.ENotFound, "Tenant not found")
+	errNotMember      = tenantry.Errorf(tenantry.ENotFound, "User is not a member of this tenant")
+)
+
+func principal(ctx context.Context) (tenantry.Principal, error) {
+	p, ok := tenantry.PrincipalFromContext(ctx)
+	if !ok {
+		return p, tenantry.Errorf(tenantry.EUnauthorized, "Authentication required")
+	}
+	return p, nil
+}
+
+// Authorize returns the tenant if the caller is a member of it with at least
+// role min. A tenant the caller does not belong to, or that is not active,
+// is not found: its existence is not revealed. A member whose role is too
+// low is forbidden.
+func (s *Service) Authorize(ctx context.Context, tenantID string, min tenantry.Role) (*MemberTenant, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mt, err := findAccess(ctx, s.db, tenantID, p.UserID)
+	if errors.Is(err, sqldb.ErrNoRows) {
+		return nil, errTenantNotFound
+	} else if err != nil {
+		return nil, err
+	}
+	if !mt.Role.AtLeast(min) {
+		if min == tenantry.RoleAdmin {
+			return nil, tenantry.Errorf(tenantry.EForbidden, "Admin role required for this operation")
+		}
+		return nil, tenantry.Errorf(tenantry.EForbidden, "Your role in this tenant does not allow this operation")
+	}
+	return mt, nil
+}
+
+func validName(errs tenantry.FieldErrors, value string) string {
+	trimmed := strings.TrimSpace(value)
+	switch n := utf8.RuneCountInString(value); {
+	case n < 1 || n > maxTenantNameLen:
+		errs.Add("name", "Length must be between 1 and 255.")
+	case trimmed == "":
+		errs.Add("name", "Tenant name cannot be empty or only whitespace")
+	}
+	return trimmed
+}
+
+// Create provisions a tenant with its own database and makes the caller its
+// admin, all or nothing.
+func (s *Service) Create(ctx context.Context, name string) (*MemberTenant, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	errs := tenantry.FieldErrors{}
+	name = validName(errs, name)
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	var membership tenantry.Membership
+	t, err := s.provisioner.Provision(ctx, name, p.UserID, func(ctx context.Context, tx sqldb.Tx, t *tenantry.Tenant) error {
+		membership = tenantry.Membership{TenantID: t.ID, UserID: p.UserID, Role: tenantry.RoleAdmin, JoinedAt: sqldb.Now()}
+		return insertMembership(ctx, tx, &membership)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &MemberTenant{Tenant: *t, Role: tenantry.RoleAdmin, JoinedAt: membership.JoinedAt}, nil
+}
+
+// ListMine returns the caller's active tenants with the caller's role in
+// each, most recently joined first.
+func (s *Service) ListMine(ctx context.Context) ([]MemberTenant, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return listMemberTenants(ctx, s.db, p.UserID)
+}
+
+// ListFor returns a user's active tenants; login uses it before the new
+// session's principal exists.
+func (s *Service) ListFor(ctx context.Context, userID string) ([]MemberTenant, error) {
+	return listMemberTenants(ctx, s.db, userID)
+}
+
+// Detail is a tenant with its active members.
+type Detail struct {
+	MemberTenant
+	Members []Member
+}
+
+// Get returns a tenant the caller belongs to, with its members.
+func (s *Service) Get(ctx context.Context, tenantID string) (*Detail, error) {
+	mt, err := s.Authorize(ctx, tenantID, tenantry.RoleViewer)
+	if err != nil {
+		return nil, err
+	}
+	members, err := listMembers(ctx, s.db, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	return &Detail{MemberTenant: *mt, Members: members}, nil
+}
+
+// Update is a change to a tenant; nil leaves a field alone.
+type Update struct {
+	Name *string
+	// IsActive false deactivates the tenant, as Delete does.
+	IsActive *bool
+}
+
+// Update renames or deactivates a tenant. Admins only.
+func (s *Service) Update(ctx context.Context, tenantID string, in Update) (*tenantry.Tenant, error) {
+	mt, err := s.Authorize(ctx, tenantID, tenantry.RoleAdmin)
+	if err != nil {
+		return nil, err
+	}
+	if in.Name == nil && in.IsActive == nil {
+		return nil, tenantry.Errorf(tenantry.EBadRequest, "Request body is required")
+	}
+	errs := tenantry.FieldErrors{}
+	var name string
+	if in.Name != nil {
+		name = validName(errs, *in.Name)
+	}
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	now := sqldb.Now()
+	t := mt.Tenant
+	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
+		if in.Name != nil {
+			if err := renameTenant(ctx, tx, tenantID, name, now); err != nil {
+				return err
+			}
+			t.Name, t.UpdatedAt = name, now
+		}
+		if in.IsActive != nil && !*in.IsActive {
+			if _, err := deactivateTenant(ctx, tx, tenantID, now); err != nil {
+				return err
+			}
+			t.IsActive, t.UpdatedAt = false, now
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Delete deactivates a tenant. Its data is kept; it is no longer listed and
+// answers not found. Admins only.
+func (s *Service) Delete(ctx context.Context, tenantID string) error {
+	if _, err := s.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
+		return err
+	}
+	ok, err := deactivateTenant(ctx, s.db, tenantID, sqldb.Now())
+	if err != nil {
+		return err
+	} else if !ok {
+		return errTenantNotFound
+	}
+	return nil
+}
+
+func validRole(errs tenantry.FieldErrors, role tenantry.Role) {
+	if !role.Valid() {
+		errs.Add("role", "Must be one of: admin, user, viewer.")
+	}
+}
+
+// AddMember adds an existing, active user to a tenant. Admins only.
+func (s *Service) AddMember(ctx context.Context, tenantID, userID string, role tenantry.Role) (*tenantry.Membership, error) {
+	if _, err := s.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
+		return nil, err
+	}
+	errs := tenantry.FieldErrors{}
+	userID = strings.ToLower(strings.TrimSpace(userID))
+	if _, err := uuid.Parse(userID); err != nil || len(userID) != 36 {
+		errs.Add("user_id", "Not a valid UUID.")
+	}
+	validRole(errs, role)
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	m := &tenantry.Membership{TenantID: tenantID, UserID: userID, Role: role, JoinedAt: sqldb.Now()}
+	err := s.db.InTx(ctx, func(tx sqldb.Tx) error {
+		if ok, err := lockTenant(ctx, tx, tenantID); err != nil {
+			return err
+		} else if !ok {
+			return errTenantNotFound
+		}
+		if ok, err := activeUser(ctx, tx, userID); err != nil {
+			return err
+		} else if !ok {
+			return tenantry.Errorf(tenantry.ENotFound, "User not found")
+		}
+		err := insertMembership(ctx, tx, m)
+		if errors.Is(err, sqldb.ErrUniqueViolation) {
+			return tenantry.Errorf(tenantry.EConflict, "User is already a member of this tenant")
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// RemoveMember removes a user from a tenant; the last admin cannot be
+// removed. Admins only.
+func (s *Service) RemoveMember(ctx context.Context, tenantID, userID string) error {
+	if _, err := s.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
+		return err
+	}
+	return s.db.InTx(ctx, func(tx sqldb.Tx) error {
+		m, err := s.lockedMembership(ctx, tx, tenantID, userID)
+		if err != nil {
+			return err
+		}
+		if m.Role == tenantry.RoleAdmin {
+			if err := ensureAnotherAdmin(ctx, tx, tenantID, "Cannot remove the last admin from the tenant"); err != nil {
+				return err
+			}
+		}
+		return deleteMembership(ctx, tx, tenantID, userID)
+	})
+}
+
+// ChangeRole sets a member's role; the last admin cannot be demoted. Admins
+// only.
+func (s *Service) ChangeRole(ctx context.Context, tenantID, userID string, role tenantry.Role) (*tenantry.Membership, error) {
+	if _, err := s.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
+		return nil, err
+	}
+	errs := tenantry.FieldErrors{}
+	validRole(errs, role)
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	var m *tenantry.Membership
+	err := s.db.InTx(ctx, func(tx sqldb.Tx) error {
+		var err error
+		m, err = s.lockedMembership(ctx, tx, tenantID, userID)
+		if err != nil {
+			return err
+		}
+		if m.Role == tenantry.RoleAdmin && role != tenantry.RoleAdmin {
+			if err := ensureAnotherAdmin(ctx, tx, tenantID, "Cannot demote the last admin of the tenant"); err != nil {
+				return err
+			}
+		}
+		if err := updateRole(ctx, tx, tenantID, userID, role); err != nil {
+			return err
+		}
+		m.Role = role
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// lockedMembership locks the tenant, then reads the membership: after the
+// lock, concurrent changes to this tenant's members have committed and are
+// visible.
+func (s *Service) lockedMembership(ctx context.Context, tx sqldb.Tx, tenantID, userID string) (*tenantry.Membership, error) {
+	if ok, err := lockTenant(ctx, tx, tenantID); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, errTenantNotFound
+	}
+	m, err := findMembership(ctx, tx, tenantID, userID)
+	if errors.Is(err, sqldb.ErrNoRows) {
+		return nil, errNotMember
+	}
+	return m, err
+}
+
+func ensureAnotherAdmin(ctx context.Context, tx sqldb.Tx, tenantID, message string) error {
+	n, err := countAdmins(ctx, tx, tenantID)
+	if err != nil {
+		return err
+	}
+	if n <= 1 {
+		return tenantry.Errorf(tenantry.EConflict, "%s", message)
+	}
+	return nil
+}

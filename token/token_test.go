@@ -1,0 +1,84 @@
+package token_test
+
+import (
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tenantry/tenantry/token"
+)
+
+var key = []byte("0123456789abcdef0123456789abcdef")
+
+func TestIssueAndParse(t *testing.T) {
+	t.Parallel()
+	iss := token.NewIssuer(key, 15*time.Minute, 7*24*time.Hour)
+	now := time.Now()
+	raw, exp, err := iss.Issue(token.Access, "user-1", "session-1", "jti-1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := exp.Sub(now); got != 15*time.Minute {
+		t.Fatalf("access expiry in %v", got)
+	}
+	c, err := iss.Parse(raw, token.Access)
+	if err != nil || c.UserID != "user-1" || c.SessionID != "session-1" || c.ID != "jti-1" {
+		t.Fatalf("Parse = %+v, %v", c, err)
+	}
+	if _, err := iss.Parse(raw, token.Refresh); !errors.Is(err, token.ErrInvalid) {
+		t.Fatalf("an access token was accepted as a refresh token: %v", err)
+	}
+	refresh, _, _ := iss.Issue(token.Refresh, "user-1", "session-1", "jti-2", now)
+	if _, err := iss.Parse(refresh, token.Access); !errors.Is(err, token.ErrInvalid) {
+		t.Fatalf("a refresh token was accepted as an access token: %v", err)
+	}
+}
+
+func TestExpired(t *testing.T) {
+	t.Parallel()
+	iss := token.NewIssuer(key, time.Minute, time.Hour)
+	raw, _, _ := iss.Issue(token.Access, "u", "s", "j", time.Now().Add(-2*time.Minute))
+	if _, err := iss.Parse(raw, token.Access); !errors.Is(err, token.ErrExpired) {
+		t.Fatalf("Parse(expired) = %v", err)
+	}
+}
+
+func TestForgeries(t *testing.T) {
+	t.Parallel()
+	iss := token.NewIssuer(key, time.Minute, time.Hour)
+	good, _, _ := iss.Issue(token.Access, "u", "s", "j", time.Now())
+	parts := strings.Split(good, ".")
+
+	otherKey, _, _ := token.NewIssuer([]byte("another-key-another-key-another-k"), time.Minute, time.Hour).Issue(token.Access, "u", "s", "j", time.Now())
+
+	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + parts[1] + "."
+
+	hs512 := jwt.NewWithClaims(jwt.SigningMethodHS512, jwt.MapClaims{
+		"iss": "tenantry", "sub": "u", "sid": "s", "jti": "j", "type": "access",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix(),
+	})
+	hs512Raw, _ := hs512.SignedString(key)
+
+	noExp := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": "tenantry", "sub": "u", "sid": "s", "jti": "j", "type": "access"})
+	noExpRaw, _ := noExp.SignedString(key)
+
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"tenantry","sub":"admin","sid":"s","jti":"j","type":"access","exp":9999999999}`)) + "." + parts[2]
+
+	for name, raw := range map[string]string{
+		"other key":       otherKey,
+		"alg none":        none,
+		"other algorithm": hs512Raw,
+		"no expiry":       noExpRaw,
+		"tampered claims": tampered,
+		"garbage":         "not.a.token",
+		"empty":           "",
+	} {
+		if _, err := iss.Parse(raw, token.Access); !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("%s: Parse = %v, want ErrInvalid", name, err)
+		}
+	}
+}
