@@ -1,0 +1,110 @@
+// Package kafka carries tenantry's events over Apache Kafka: a Publisher that
+// the outbox relay hands events to, and a Consumer that workers read them
+// with. Each event type is a topic, each record's key is the event's tenant,
+// and each record's value is the JSON of tenantry.Event, so events of one type
+// for one tenant stay in order and a redelivered event keeps its event_id.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Config locates the cluster and names this process in it. The zero value of
+// every field but Brokers is usable.
+type Config struct {
+	// Brokers are the seed brokers, host:port each, as in
+	// KAFKA_BOOTSTRAP_SERVERS split on commas. Surrounding spaces and empty
+	// entries are ignored.
+	Brokers []string
+	// ClientID names this process in broker logs and quotas; default
+	// "tenantry".
+	ClientID string
+	// TopicPrefix is prepended, as is, to every event type to name its
+	// topic; include the separator ("staging.") if one is wanted.
+	TopicPrefix string
+	// GroupID is the consumer group workers share; default
+	// "tenantry-workers".
+	GroupID string
+	// Logger receives the clients' log lines at info level and above, and
+	// the Consumer's reports of failed handlers; nil discards them.
+	Logger *slog.Logger
+}
+
+// TopicFor returns the topic that events of eventType are published to.
+func TopicFor(prefix, eventType string) string {
+	return prefix + eventType
+}
+
+// withDefaults returns cfg with defaults filled in and its broker list
+// cleaned, or an error when no broker is left to dial.
+func (cfg Config) withDefaults() (Config, error) {
+	var brokers []string
+	for _, b := range cfg.Brokers {
+		if b = strings.TrimSpace(b); b != "" {
+			brokers = append(brokers, b)
+		}
+	}
+	if len(brokers) == 0 {
+		return cfg, errors.New("kafka: no brokers configured")
+	}
+	cfg.Brokers = brokers
+	if cfg.ClientID == "" {
+		cfg.ClientID = "tenantry"
+	}
+	if cfg.GroupID == "" {
+		cfg.GroupID = "tenantry-workers"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg, nil
+}
+
+// clientOpts are the options every client of this package shares.
+func (cfg Config) clientOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.WithLogger(kgoLogger{cfg.Logger}),
+	}
+}
+
+// kgoLogger forwards franz-go's log lines to slog.
+type kgoLogger struct{ l *slog.Logger }
+
+// Level reports the most verbose level the slog handler accepts, capped at
+// info: franz-go's debug level traces every request and would drown an
+// application's own debug output.
+func (k kgoLogger) Level() kgo.LogLevel {
+	ctx := context.Background()
+	switch {
+	case k.l.Enabled(ctx, slog.LevelInfo):
+		return kgo.LogLevelInfo
+	case k.l.Enabled(ctx, slog.LevelWarn):
+		return kgo.LogLevelWarn
+	case k.l.Enabled(ctx, slog.LevelError):
+		return kgo.LogLevelError
+	}
+	return kgo.LogLevelNone
+}
+
+// Log implements kgo.Logger; franz-go's key-value pairs are slog's.
+func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	var l slog.Level
+	switch level {
+	case kgo.LogLevelError:
+		l = slog.LevelError
+	case kgo.LogLevelWarn:
+		l = slog.LevelWarn
+	case kgo.LogLevelInfo:
+		l = slog.LevelInfo
+	default:
+		l = slog.LevelDebug
+	}
+	k.l.Log(context.Background(), l, "kafka: "+msg, keyvals...)
+}
