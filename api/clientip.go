@@ -56,3 +56,17 @@ func (c clientAddr) of(r *http.Request) string {
 	}
 	return peer.String()
 }
+
+// base returns the scheme and host the client used, believing
+// X-Forwarded-Proto only from a trusted proxy.
+func (c clientAddr) base(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	} else if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if peer, err := netip.ParseAddr(host); err == nil && c.isTrusted(peer) && r.Header.Get("X-Forwarded-Proto") == "https" {
+			scheme = "https"
+		}
+	}
+	return scheme + "://" + r.Host
+}

@@ -23,6 +23,7 @@ import (
 // layers fill it in as they learn the route, the tenant and the user.
 type requestInfo struct {
 	id       string
+	base     string // scheme://host the client used
 	route    string
 	tenantID string
 	userID   string
@@ -96,7 +97,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			id = uuid.NewString()
 		}
 		w.Header().Set("X-Request-ID", id)
-		info := &requestInfo{id: id, logger: s.logger.With("request_id", id)}
+		info := &requestInfo{id: id, base: s.clients.base(r), logger: s.logger.With("request_id", id)}
 		rec := &statusRecorder{ResponseWriter: w}
 		ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
 		ctx = tenantry.NewContextWithRequestMeta(ctx, tenantry.RequestMeta{

@@ -14,6 +14,7 @@ import (
 	"github.com/swaggest/swgui/v5emb"
 
 	"github.com/tenantry/tenantry/account"
+	"github.com/tenantry/tenantry/document"
 	"github.com/tenantry/tenantry/ratelimit"
 	"github.com/tenantry/tenantry/tenant"
 )
@@ -35,16 +36,21 @@ type Config struct {
 	Version     string
 	CORSOrigins []string
 	// TrustedProxies are the CIDR prefixes of proxies whose
-	// X-Forwarded-For is believed.
+	// X-Forwarded-For and X-Forwarded-Proto are believed.
 	TrustedProxies []string
+	// PublicURL, when set, is the base of the download links tenantry
+	// signs; otherwise each request's own address is used.
+	PublicURL      string
+	MaxUploadBytes int64
 	Logger         *slog.Logger
 	Readiness      []ReadinessCheck
 }
 
 // Services are the use cases the handlers call.
 type Services struct {
-	Accounts *account.Service
-	Tenants  *tenant.Service
+	Accounts  *account.Service
+	Tenants   *tenant.Service
+	Documents *document.Service
 	// LoginLimiter and RegisterLimiter limit attempts per client address.
 	LoginLimiter    ratelimit.Limiter
 	RegisterLimiter ratelimit.Limiter
@@ -90,6 +96,10 @@ func NewServer(cfg Config, svc Services) *Server {
 	}
 	if svc.Tenants != nil {
 		s.registerTenants()
+	}
+	if svc.Documents != nil {
+		s.registerDocuments()
+		s.registerFiles()
 	}
 	docs := v5emb.New("tenantry API", openAPIPath+".json", docsPath)
 	s.mux.Handle("GET "+docsPath, docs)

@@ -18,7 +18,9 @@ import (
 
 	"github.com/tenantry/tenantry/account"
 	"github.com/tenantry/tenantry/api"
+	"github.com/tenantry/tenantry/blob"
 	"github.com/tenantry/tenantry/config"
+	"github.com/tenantry/tenantry/document"
 	"github.com/tenantry/tenantry/migrate"
 	"github.com/tenantry/tenantry/password"
 	"github.com/tenantry/tenantry/ratelimit"
@@ -40,6 +42,9 @@ type App struct {
 	Provisioner *tenant.Provisioner
 	Accounts    *account.Service
 	TenantSvc   *tenant.Service
+	Blobs       blob.Store
+	Documents   *document.Service
+	Reconciler  *document.Reconciler
 	Redis       *redis.Client
 	Server      *api.Server
 
@@ -121,15 +126,28 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	}, logger)
 	a.TenantSvc = tenant.NewService(a.Engines.Control, a.Provisioner, logger)
 
+	if a.Blobs, err = openBlobs(ctx, cfg); err != nil {
+		return nil, err
+	}
+	a.Documents = document.NewService(a.TenantSvc, a.Tenants, a.Blobs, document.Config{
+		MaxUploadBytes: cfg.MaxUploadMB << 20,
+		BlobGrace:      cfg.BlobGrace,
+		SigningKey:     a.jwtKey,
+	}, logger)
+	a.Reconciler = document.NewReconciler(a.Engines.Control, a.Tenants, a.Blobs, cfg.BlobGrace, logger)
+
 	a.Server = api.NewServer(api.Config{
 		Version:        version,
 		CORSOrigins:    cfg.CORSOrigins,
 		TrustedProxies: cfg.TrustedProxies,
+		PublicURL:      cfg.PublicURL,
+		MaxUploadBytes: cfg.MaxUploadMB << 20,
 		Logger:         logger,
 		Readiness:      a.readinessChecks(),
 	}, api.Services{
 		Accounts:        a.Accounts,
 		Tenants:         a.TenantSvc,
+		Documents:       a.Documents,
 		LoginLimiter:    a.limiter(cfg.RateLimitLogin, "login"),
 		RegisterLimiter: a.limiter(cfg.RateLimitRegister, "register"),
 	})
@@ -164,6 +182,7 @@ func (a *App) loadSecrets() error {
 func (a *App) readinessChecks() []api.ReadinessCheck {
 	checks := []api.ReadinessCheck{
 		{Name: "control_database", Check: a.Engines.Control.Ping},
+		{Name: "blob_store", Check: a.Blobs.Ping},
 	}
 	if a.Redis != nil {
 		checks = append(checks, api.ReadinessCheck{Name: "redis", Check: func(ctx context.Context) error {
@@ -185,9 +204,51 @@ func (a *App) Close() error {
 
 // Serve answers HTTP requests on ln until ctx is cancelled, then stops
 // accepting connections and lets in-flight requests finish, for at most the
-// configured shutdown timeout.
+// configured shutdown timeout. Periodic maintenance runs alongside.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	return Serve(ctx, ln, a.Server, a.Config.ShutdownTimeout, a.Logger)
+	maintenance, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.maintain(maintenance, time.Hour)
+	}()
+	err := Serve(ctx, ln, a.Server, a.Config.ShutdownTimeout, a.Logger)
+	stop()
+	<-done
+	return err
+}
+
+// endedSessionRetention is how long ended sessions are kept, so that a
+// session revoked for refresh-token reuse can still be investigated.
+const endedSessionRetention = 7 * 24 * time.Hour
+
+// maintain runs the periodic clean-ups every interval until ctx is done:
+// ended sessions are deleted, abandoned tenant provisioning is undone and
+// blobs and file rows are reconciled.
+func (a *App) maintain(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := a.Accounts.DeleteEndedSessions(ctx, time.Now().Add(-endedSessionRetention)); err != nil {
+			a.Logger.Warn("deleting ended sessions", "error", err)
+		} else if n > 0 {
+			a.Logger.Info("deleted ended sessions", "count", n)
+		}
+		if _, err := a.Provisioner.Reap(ctx, unfinishedTenantAge); err != nil {
+			a.Logger.Warn("reaping unfinished tenants", "error", err)
+		}
+		if rep, err := a.Reconciler.Run(ctx); err != nil {
+			a.Logger.Warn("reconciling storage", "error", err)
+		} else if rep.OrphanFilesDeleted+rep.BlobsDeleted+len(rep.MissingBlobs) > 0 {
+			a.Logger.Info("reconciled storage", "tenants", rep.Tenants, "orphan_files_deleted", rep.OrphanFilesDeleted,
+				"blobs_deleted", rep.BlobsDeleted, "missing_blobs", len(rep.MissingBlobs))
+		}
+	}
 }
 
 // Serve runs an HTTP server for h on ln until ctx is cancelled, then drains

@@ -11,8 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tenantry/tenantry/blob"
 	"github.com/tenantry/tenantry/config"
+	"github.com/tenantry/tenantry/localfs"
 	"github.com/tenantry/tenantry/postgres"
+	"github.com/tenantry/tenantry/s3"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/sqlite"
 	"github.com/tenantry/tenantry/tenantdb"
@@ -64,6 +67,22 @@ func OpenEngines(ctx context.Context, cfg config.Config) (*Engines, error) {
 		return nil, err
 	}
 	return &Engines{Shape: config.Embedded, Control: control, ControlMigrations: sqlite.ControlMigrations(), Tenants: tenants}, nil
+}
+
+// openBlobs opens the blob store cfg selects: S3 when a bucket is
+// configured, local disk under the data directory otherwise.
+func openBlobs(ctx context.Context, cfg config.Config) (blob.Store, error) {
+	if cfg.Bucket() != "" {
+		return s3.NewBlobStore(ctx, s3.Config{
+			Endpoint:        cfg.S3EndpointURL,
+			PublicURL:       cfg.S3PublicURL,
+			Region:          cfg.S3Region,
+			Bucket:          cfg.Bucket(),
+			AccessKeyID:     cfg.S3AccessKeyID,
+			SecretAccessKey: cfg.S3SecretKey,
+		})
+	}
+	return localfs.NewBlobStore(filepath.Join(cfg.DataDir, "blobs"))
 }
 
 // Close closes the control database.

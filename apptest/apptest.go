@@ -89,6 +89,9 @@ func Environ(t testing.TB, shape config.Shape) map[string]string {
 		if url := os.Getenv(RedisEnv); url != "" {
 			env["REDIS_URL"] = url
 		}
+		for k, v := range S3Environ(t) {
+			env[k] = v
+		}
 	}
 	return env
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -92,6 +93,29 @@ type Config struct {
 	// PasswordConcurrency bounds simultaneous password hashes; zero means
 	// one per CPU.
 	PasswordConcurrency int `env:"TENANTRY_PASSWORD_HASH_CONCURRENCY" envDefault:"0"`
+
+	// PublicURL is the address clients reach tenantry at, for the download
+	// links it signs itself; by default it is taken from each request.
+	PublicURL     string        `env:"TENANTRY_PUBLIC_URL"`
+	MaxUploadMB   int64         `env:"TENANTRY_MAX_UPLOAD_MB" envDefault:"100"`
+	BlobGrace     time.Duration `env:"TENANTRY_BLOB_GRACE_PERIOD" envDefault:"1h"`
+	S3EndpointURL string        `env:"S3_ENDPOINT_URL"`
+	S3PublicURL   string        `env:"S3_PUBLIC_URL"`
+	S3AccessKeyID string        `env:"S3_ACCESS_KEY_ID"`
+	S3SecretKey   string        `env:"S3_SECRET_ACCESS_KEY"`
+	// S3Bucket selects S3-compatible storage for blobs; S3_BUCKET_NAME is
+	// the original platform's other name for it.
+	S3Bucket     string `env:"S3_BUCKET"`
+	S3BucketName string `env:"S3_BUCKET_NAME"`
+	S3Region     string `env:"S3_REGION" envDefault:"us-east-1"`
+}
+
+// Bucket is the S3 bucket blobs go to, or "" for local disk.
+func (c Config) Bucket() string {
+	if c.S3Bucket != "" {
+		return c.S3Bucket
+	}
+	return c.S3BucketName
 }
 
 // FromEnv reads the configuration from the process environment.
@@ -183,6 +207,20 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("TENANTRY_DATA_DIR must not be empty"))
 	}
+	if c.MaxUploadMB < 1 {
+		errs = append(errs, errors.New("TENANTRY_MAX_UPLOAD_MB must be at least 1"))
+	}
+	if c.BlobGrace < time.Second {
+		errs = append(errs, errors.New("TENANTRY_BLOB_GRACE_PERIOD must be at least 1s"))
+	}
+	if c.Bucket() != "" && (c.S3AccessKeyID == "" || c.S3SecretKey == "") {
+		errs = append(errs, errors.New("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY are required with S3_BUCKET"))
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, errors.New("TENANTRY_PUBLIC_URL must be an http(s) URL"))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -194,5 +232,6 @@ func (c Config) Summary() map[string]any {
 		"addr":                c.Addr,
 		"data_dir":            c.DataDir,
 		"tenant_db_max_conns": c.TenantDBMaxConns,
+		"blob_store":          map[bool]string{true: "s3", false: "local"}[c.Bucket() != ""],
 	}
 }

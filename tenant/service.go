@@ -68,6 +68,17 @@ func (s *Service) Authorize(ctx context.Context, tenantID string, min tenantry.R
 	return mt, nil
 }
 
+// Active returns an active tenant without checking the caller's membership,
+// for requests authorized some other way (a signed download link).
+func (s *Service) Active(ctx context.Context, tenantID string) (*tenantry.Tenant, error) {
+	t, err := scanTenant(s.db.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants
+		WHERE id = $1 AND is_active AND provisioned_at IS NOT NULL`, tenantID))
+	if errors.Is(err, sqldb.ErrNoRows) {
+		return nil, errTenantNotFound
+	}
+	return t, err
+}
+
 func validName(errs tenantry.FieldErrors, value string) string {
 	trimmed := strings.TrimSpace(value)
 	switch n := utf8.RuneCountInString(value); {

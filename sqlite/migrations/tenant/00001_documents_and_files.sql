@@ -19,6 +19,9 @@ CREATE INDEX files_orphaned ON files (updated_at) WHERE document_count = 0;
 CREATE TABLE documents (
     id         TEXT PRIMARY KEY,
     filename   TEXT NOT NULL,
+    -- The filename case-folded by the application, so that the filename
+    -- filter matches alike on both engines.
+    filename_key TEXT NOT NULL,
     mime_type  TEXT NOT NULL,
     file_id    TEXT NOT NULL REFERENCES files (id) ON DELETE RESTRICT,
     user_id    TEXT NOT NULL,
@@ -29,6 +32,7 @@ CREATE TABLE documents (
 CREATE INDEX documents_created ON documents (created_at DESC, id DESC);
 CREATE INDEX documents_file ON documents (file_id);
 CREATE INDEX documents_user ON documents (user_id);
+CREATE INDEX documents_filename ON documents (filename_key);
 
 -- Running totals kept in the same transactions as the rows they count, so a
 -- listing or a storage report never scans the tables.

@@ -1,0 +1,182 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/tenantry/tenantry/document"
+)
+
+// FilePath names one file of a tenant.
+type FilePath struct {
+	TenantPath
+	FileID string `path:"file_id" format:"uuid" doc:"File id."`
+}
+
+type fileView struct {
+	ID            string          `json:"id" format:"uuid"`
+	SHA256        string          `json:"sha256_hash"`
+	MD5           string          `json:"md5_hash"`
+	S3Path        string          `json:"s3_path"`
+	FileSize      int64           `json:"file_size"`
+	FileMetadata  json.RawMessage `json:"file_metadata"`
+	DocumentCount int64           `json:"document_count"`
+	IsOrphaned    bool            `json:"is_orphaned" doc:"True when no document references the file."`
+	CreatedAt     time.Time       `json:"created_at"`
+	UpdatedAt     time.Time       `json:"updated_at"`
+	CreatedBy     *string         `json:"created_by" format:"uuid"`
+}
+
+func viewFile(f *document.File) fileView {
+	meta := f.Metadata
+	if len(meta) == 0 {
+		meta = json.RawMessage("{}")
+	}
+	return fileView{
+		ID: f.ID, SHA256: f.SHA256, MD5: f.MD5, S3Path: f.StorageKey, FileSize: f.Size, FileMetadata: meta,
+		DocumentCount: f.DocumentCount, IsOrphaned: f.DocumentCount == 0,
+		CreatedAt: f.CreatedAt.UTC(), UpdatedAt: f.UpdatedAt.UTC(), CreatedBy: optional(f.CreatedBy),
+	}
+}
+
+type fileStats struct {
+	TotalFiles        int64   `json:"total_files"`
+	TotalStorageBytes int64   `json:"total_storage_bytes"`
+	TotalStorageMB    float64 `json:"total_storage_mb"`
+}
+
+type fileList struct {
+	Files      []fileView `json:"files"`
+	Pagination pagination `json:"pagination"`
+	Stats      *fileStats `json:"stats,omitempty" doc:"With include_stats=true."`
+}
+
+type listFilesInput struct {
+	TenantPath
+	Page         int  `query:"page" minimum:"1" default:"1"`
+	PerPage      int  `query:"per_page" minimum:"1" maximum:"100" default:"20"`
+	IncludeStats bool `query:"include_stats" doc:"Add the tenant's storage totals."`
+}
+
+type fileDocument struct {
+	ID        string    `json:"id" format:"uuid"`
+	Filename  string    `json:"filename"`
+	MimeType  string    `json:"mime_type"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+type fileDetail struct {
+	fileView
+	Documents []fileDocument `json:"documents"`
+}
+
+type deletedFile struct {
+	FileID            string  `json:"file_id" format:"uuid"`
+	MD5               string  `json:"md5_hash"`
+	FreedStorageBytes int64   `json:"freed_storage_bytes"`
+	FreedStorageMB    float64 `json:"freed_storage_mb"`
+	ContentRemoved    bool    `json:"content_removed" doc:"False when the content was stored too recently to remove safely; the reconciler removes it later."`
+}
+
+type storageView struct {
+	DocumentsCount    int64   `json:"documents_count"`
+	FilesCount        int64   `json:"files_count"`
+	LogicalBytes      int64   `json:"logical_bytes" doc:"Sum of the sizes of all documents."`
+	PhysicalBytes     int64   `json:"physical_bytes" doc:"Bytes actually stored, each distinct content once."`
+	DedupSavingsBytes int64   `json:"dedup_savings_bytes"`
+	DedupRatio        float64 `json:"dedup_ratio" doc:"logical_bytes / physical_bytes; 1 without duplicates."`
+}
+
+func megabytes(n int64) float64 { return math.Round(float64(n)/(1<<20)*100) / 100 }
+
+func (s *Server) registerFiles() {
+	tags := []string{"Files"}
+	// The original served files under /api/files/{tenant_id}/files; those
+	// paths stay as deprecated aliases.
+	for _, base := range []string{"/api/tenants/{tenant_id}/files", "/api/files/{tenant_id}/files"} {
+		alias := strings.HasPrefix(base, "/api/files")
+		id := func(op string) string {
+			if alias {
+				return op + "-alias"
+			}
+			return op
+		}
+
+		huma.Register(s.api, secured(huma.Operation{
+			OperationID: id("list-files"), Method: http.MethodGet, Path: base, Tags: tags, Deprecated: alias,
+			Summary: "List the tenant's distinct stored contents",
+			Errors:  []int{http.StatusBadRequest, http.StatusNotFound},
+		}), func(ctx context.Context, in *listFilesInput) (*response[fileList], error) {
+			page, err := s.svc.Documents.Files(ctx, in.id(ctx), in.Page, in.PerPage)
+			if err != nil {
+				return nil, err
+			}
+			out := fileList{Files: make([]fileView, len(page.Files)), Pagination: paginate(in.Page, in.PerPage, page.Total)}
+			for i := range page.Files {
+				out.Files[i] = viewFile(&page.Files[i])
+			}
+			if in.IncludeStats {
+				u := page.Usage
+				out.Stats = &fileStats{TotalFiles: u.Files, TotalStorageBytes: u.PhysicalBytes, TotalStorageMB: megabytes(u.PhysicalBytes)}
+			}
+			return ok("Files retrieved successfully", out), nil
+		})
+
+		huma.Register(s.api, secured(huma.Operation{
+			OperationID: id("get-file"), Method: http.MethodGet, Path: base + "/{file_id}", Tags: tags, Deprecated: alias,
+			Summary: "A file with the documents that reference it",
+			Errors:  []int{http.StatusBadRequest, http.StatusNotFound},
+		}), func(ctx context.Context, in *FilePath) (*response[fileDetail], error) {
+			f, err := s.svc.Documents.File(ctx, in.id(ctx), strings.ToLower(in.FileID))
+			if err != nil {
+				return nil, err
+			}
+			out := fileDetail{fileView: viewFile(&f.File), Documents: make([]fileDocument, len(f.Documents))}
+			for i, d := range f.Documents {
+				out.Documents[i] = fileDocument{ID: d.ID, Filename: d.Filename, MimeType: d.MimeType, CreatedAt: d.CreatedAt.UTC()}
+			}
+			return ok("File retrieved successfully", out), nil
+		})
+
+		huma.Register(s.api, secured(huma.Operation{
+			OperationID: id("delete-file"), Method: http.MethodDelete, Path: base + "/{file_id}", Tags: tags, Deprecated: alias,
+			Summary:     "Delete a file no document references, with its content (admins)",
+			Description: "409 while documents still reference the file.",
+			Errors:      []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
+		}), func(ctx context.Context, in *FilePath) (*response[deletedFile], error) {
+			del, err := s.svc.Documents.DeleteFile(ctx, in.id(ctx), strings.ToLower(in.FileID))
+			if err != nil {
+				return nil, err
+			}
+			f := del.File
+			return ok("Orphaned file deleted successfully", deletedFile{
+				FileID: f.ID, MD5: f.MD5, FreedStorageBytes: f.Size, FreedStorageMB: megabytes(f.Size), ContentRemoved: del.BlobRemoved,
+			}), nil
+		})
+	}
+
+	huma.Register(s.api, secured(huma.Operation{
+		OperationID: "get-storage", Method: http.MethodGet, Path: "/api/tenants/{tenant_id}/storage", Tags: tags,
+		Summary: "The tenant's storage totals and deduplication savings",
+		Errors:  []int{http.StatusBadRequest, http.StatusNotFound},
+	}), func(ctx context.Context, in *TenantPath) (*response[storageView], error) {
+		u, err := s.svc.Documents.Storage(ctx, in.id(ctx))
+		if err != nil {
+			return nil, err
+		}
+		ratio := 1.0
+		if u.PhysicalBytes > 0 {
+			ratio = math.Round(float64(u.LogicalBytes)/float64(u.PhysicalBytes)*1000) / 1000
+		}
+		return ok("Storage usage retrieved successfully", storageView{
+			DocumentsCount: u.Documents, FilesCount: u.Files, LogicalBytes: u.LogicalBytes, PhysicalBytes: u.PhysicalBytes,
+			DedupSavingsBytes: u.LogicalBytes - u.PhysicalBytes, DedupRatio: ratio,
+		}), nil
+	})
+}

@@ -1,0 +1,142 @@
+package document_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tenantry/tenantry/apptest"
+	"github.com/tenantry/tenantry/blob"
+	"github.com/tenantry/tenantry/config"
+)
+
+type bundle struct {
+	env      *apptest.Env
+	admin    *apptest.User
+	tenantID string
+	prefix   string
+}
+
+func setup(t *testing.T, shape config.Shape) *bundle {
+	t.Helper()
+	cfg := apptest.Config(t, shape)
+	cfg.BlobGrace = time.Second
+	env := apptest.Start(t, cfg)
+	admin := env.SignUp(t, "Admin")
+	id := env.CreateTenant(t, admin, "Reconciled")
+	var tn struct {
+		DatabaseName string `json:"database_name"`
+	}
+	env.Get(t, "/api/tenants/"+id, admin.AccessToken).Expect(t, 200, "").Data(t, &tn)
+	return &bundle{env: env, admin: admin, tenantID: id, prefix: "tenants/" + tn.DatabaseName + "/"}
+}
+
+func (b *bundle) keys(t *testing.T) []string {
+	t.Helper()
+	var keys []string
+	if err := b.env.App.Blobs.List(context.Background(), b.prefix, func(i blob.Info) error {
+		keys = append(keys, i.Key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// A process killed after promoting an upload's blob but before recording
+// its row leaves a blob and no row; so does one killed while writing the
+// temporary blob. The reconciler removes both once the grace period is
+// over, and never touches blobs that rows name.
+func TestReconcilerRemovesBlobsACrashLeftBehind(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		b := setup(t, shape)
+		ctx := context.Background()
+		kept := b.env.Upload(t, b.admin, b.tenantID, "kept.txt", []byte("kept"))
+
+		lost := []byte("the row was never written")
+		sum := sha256.Sum256(lost)
+		sha := hex.EncodeToString(sum[:])
+		orphanKey := b.prefix + "files/" + sha[:2] + "/" + sha[2:4] + "/" + sha
+		tmp, _, err := b.env.App.Blobs.PutTemp(ctx, b.prefix, bytes.NewReader(lost))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.env.App.Blobs.Promote(ctx, tmp, orphanKey); err != nil {
+			t.Fatal(err)
+		}
+		half, _, err := b.env.App.Blobs.PutTemp(ctx, b.prefix, bytes.NewReader([]byte("half written")))
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		// Within the grace period nothing is removed: an upload may be
+		// about to record its row.
+		rep, err := b.env.App.Reconciler.Run(ctx)
+		if err != nil || rep.BlobsDeleted != 0 {
+			t.Fatalf("within grace: %+v, %v", rep, err)
+		}
+		time.Sleep(1100 * time.Millisecond)
+		rep, err = b.env.App.Reconciler.Run(ctx)
+		if err != nil || rep.BlobsDeleted != 2 || len(rep.MissingBlobs) != 0 {
+			t.Fatalf("after grace: %+v, %v", rep, err)
+		}
+		if keys := b.keys(t); !slices.Equal(keys, []string{kept.File.S3Path}) {
+			t.Fatalf("blobs left: %v, want only %s (removed %s and %s)", keys, kept.File.S3Path, orphanKey, half)
+		}
+		b.env.Get(t, "/api/tenants/"+b.tenantID+"/documents/"+kept.ID+"/download", b.admin.AccessToken).Expect(t, 200, "")
+	})
+}
+
+func TestReconcilerRemovesFilesNoDocumentReferences(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		b := setup(t, shape)
+		ctx := context.Background()
+		doc := b.env.Upload(t, b.admin, b.tenantID, "temporary.txt", []byte("soon gone"))
+		b.env.Do(t, apptest.Request{Method: "DELETE", Path: "/api/tenants/" + b.tenantID + "/documents/" + doc.ID, Token: b.admin.AccessToken}).Expect(t, 200, "")
+
+		time.Sleep(1100 * time.Millisecond)
+		rep, err := b.env.App.Reconciler.Run(ctx)
+		if err != nil || rep.OrphanFilesDeleted != 1 || rep.BlobsDeleted != 1 {
+			t.Fatalf("reconcile: %+v, %v", rep, err)
+		}
+		b.env.Get(t, "/api/tenants/"+b.tenantID+"/files/"+doc.FileID, b.admin.AccessToken).Expect(t, 404, "NOT_FOUND")
+		if keys := b.keys(t); len(keys) != 0 {
+			t.Fatalf("blobs left: %v", keys)
+		}
+		var storage struct {
+			FilesCount    int64 `json:"files_count"`
+			PhysicalBytes int64 `json:"physical_bytes"`
+		}
+		b.env.Get(t, "/api/tenants/"+b.tenantID+"/storage", b.admin.AccessToken).Expect(t, 200, "").Data(t, &storage)
+		if storage.FilesCount != 0 || storage.PhysicalBytes != 0 {
+			t.Fatalf("storage after reconcile = %+v", storage)
+		}
+		// The same bytes uploaded again are stored again.
+		again := b.env.Upload(t, b.admin, b.tenantID, "again.txt", []byte("soon gone"))
+		b.env.Get(t, "/api/tenants/"+b.tenantID+"/documents/"+again.ID+"/download", b.admin.AccessToken).Expect(t, 200, "")
+	})
+}
+
+func TestReconcilerReportsRowsWithoutBlobs(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		b := setup(t, shape)
+		ctx := context.Background()
+		doc := b.env.Upload(t, b.admin, b.tenantID, "lost.txt", []byte("storage lost this"))
+		if err := b.env.App.Blobs.Delete(ctx, doc.File.S3Path); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := b.env.App.Reconciler.Run(ctx)
+		if err != nil || !slices.Equal(rep.MissingBlobs, []string{doc.FileID}) {
+			t.Fatalf("reconcile: %+v, %v", rep, err)
+		}
+		b.env.Get(t, "/api/tenants/"+b.tenantID+"/documents/"+doc.ID+"/download", b.admin.AccessToken).Expect(t, 404, "NOT_FOUND")
+	})
+}

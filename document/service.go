@@ -1,0 +1,564 @@
+// Package document manages a tenant's documents and the deduplicated files
+// behind them. An upload is streamed once: into a temporary blob while its
+// SHA-256 and MD5 are computed, then promoted to the blob keyed by its
+// SHA-256, and only then recorded, so that a row never references a blob
+// that does not exist. Deduplication is decided by a unique index on the
+// hash, so concurrent uploads of the same bytes share one file and one blob.
+// Blobs outlive their last reference until a file delete or the reconciler
+// removes them.
+package document
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/blob"
+	"github.com/tenantry/tenantry/digest"
+	"github.com/tenantry/tenantry/sqldb"
+	"github.com/tenantry/tenantry/tenant"
+	"github.com/tenantry/tenantry/tenantdb"
+)
+
+// Config holds the document rules operators tune.
+type Config struct {
+	// MaxUploadBytes is the largest file accepted.
+	MaxUploadBytes int64
+	// BlobGrace is how old a blob without a row must be before it is
+	// removed. An upload must record its file within half of it after
+	// promoting the blob, or it is abandoned (its blob then goes too).
+	BlobGrace time.Duration
+	// SigningKey signs the download links tenantry serves itself.
+	SigningKey []byte
+}
+
+// Service implements the document use cases.
+type Service struct {
+	tenants *tenant.Service
+	dbs     *tenantdb.Manager
+	blobs   blob.Store
+	cfg     Config
+	logger  *slog.Logger
+}
+
+// NewService returns a Service storing bytes in blobs and rows in the
+// tenants' databases.
+func NewService(tenants *tenant.Service, dbs *tenantdb.Manager, blobs blob.Store, cfg Config, logger *slog.Logger) *Service {
+	if cfg.BlobGrace <= 0 {
+		cfg.BlobGrace = time.Hour
+	}
+	mac := hmac.New(sha256.New, cfg.SigningKey)
+	mac.Write([]byte("tenantry download links v1"))
+	// A key of its own for links, so that no signature made for one
+	// purpose is ever valid for another.
+	cfg.SigningKey = mac.Sum(nil)
+	return &Service{tenants: tenants, dbs: dbs, blobs: blobs, cfg: cfg, logger: logger}
+}
+
+// blobPrefix is where a tenant's blobs live, named by database as in the
+// original platform.
+func blobPrefix(databaseName string) string { return "tenants/" + databaseName + "/" }
+
+// fileKey is the content address of a tenant's blob.
+func fileKey(databaseName, sha string) string {
+	return blobPrefix(databaseName) + "files/" + sha[0:2] + "/" + sha[2:4] + "/" + sha
+}
+
+func principal(ctx context.Context) tenantry.Principal {
+	p, _ := tenantry.PrincipalFromContext(ctx)
+	return p
+}
+
+// Received is an uploaded body held in a temporary blob until it is
+// committed or discarded.
+type Received struct {
+	tenant  *tenant.MemberTenant
+	tempKey string
+	sums    digest.Sums
+}
+
+// Size is the received body's length in bytes.
+func (r *Received) Size() int64 { return r.sums.Size }
+
+// tooLarge is the error of a body over the upload limit.
+func (s *Service) tooLarge() error {
+	return tenantry.Errorf(tenantry.EPayloadTooLarge, "File size exceeds the maximum of %d MB", s.cfg.MaxUploadBytes>>20)
+}
+
+// limited fails the read that would pass max bytes, so that nothing over
+// the limit is stored.
+type limited struct {
+	r         io.Reader
+	remaining int64
+	err       error
+}
+
+func (l *limited) Read(p []byte) (int, error) {
+	if l.remaining < 0 {
+		return 0, l.err
+	}
+	if int64(len(p)) > l.remaining+1 {
+		p = p[:l.remaining+1]
+	}
+	n, err := l.r.Read(p)
+	l.remaining -= int64(n)
+	if l.remaining < 0 {
+		return 0, l.err
+	}
+	return n, err
+}
+
+// Receive streams an upload's body into a temporary blob of the tenant,
+// computing its digests on the way. Only members who may upload get this
+// far; nothing is read otherwise.
+func (s *Service) Receive(ctx context.Context, tenantID string, body io.Reader) (*Received, error) {
+	mt, err := s.tenants.Authorize(ctx, tenantID, tenantry.RoleUser)
+	if err != nil {
+		return nil, err
+	}
+	d := digest.NewReader(&limited{r: body, remaining: s.cfg.MaxUploadBytes, err: s.tooLarge()})
+	key, _, err := s.blobs.PutTemp(ctx, blobPrefix(mt.DatabaseName), d)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	r := &Received{tenant: mt, tempKey: key}
+	if r.sums, err = d.Sums(); err != nil {
+		s.Discard(ctx, r)
+		return nil, err
+	}
+	if r.sums.Size == 0 {
+		s.Discard(ctx, r)
+		return nil, &tenantry.Error{Code: tenantry.EValidation, Message: "Validation failed",
+			Details: map[string][]string{"file": {"File is empty"}}}
+	}
+	return r, nil
+}
+
+// Discard removes a received body that will not be committed.
+func (s *Service) Discard(ctx context.Context, r *Received) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := s.blobs.Delete(ctx, r.tempKey); err != nil {
+		s.logger.WarnContext(ctx, "discarding an upload: its temporary blob is left to the reconciler", "key", r.tempKey, "error", err)
+	}
+}
+
+// Metadata describes a received body: the name and type it is filed under.
+type Metadata struct {
+	Filename string
+	MimeType string
+}
+
+// Commit files a received body as a new document. Identical content already
+// stored for the tenant is shared, not stored again.
+func (s *Service) Commit(ctx context.Context, r *Received, meta Metadata) (*Document, error) {
+	errs := tenantry.FieldErrors{}
+	name := ValidFilename(errs, "filename", meta.Filename)
+	mimeType := ValidMimeType(errs, "mime_type", meta.MimeType)
+	if err := errs.Err(); err != nil {
+		s.Discard(ctx, r)
+		return nil, err
+	}
+	db := r.tenant.DatabaseName
+	key := fileKey(db, r.sums.SHA256)
+	// The blob is complete at its final key before any row names it, and
+	// its modification time is renewed even if identical content was
+	// there already, which keeps the reconciler off it for a grace period.
+	if err := s.blobs.Promote(ctx, r.tempKey, key); err != nil {
+		s.Discard(ctx, r)
+		return nil, err
+	}
+	promoted := time.Now()
+
+	lease, err := s.dbs.Acquire(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	defer lease.Release()
+	if time.Since(promoted) > s.cfg.BlobGrace/2 {
+		return nil, tenantry.Errorf(tenantry.EUnavailable, "The upload could not be recorded in time; please retry")
+	}
+
+	p := principal(ctx)
+	now := sqldb.Now()
+	doc := &Document{ID: uuid.NewString(), Filename: name, MimeType: mimeType, UserID: p.UserID,
+		CreatedAt: now, UpdatedAt: now, CreatedBy: p.UserID}
+	err = lease.DB().InTx(ctx, func(tx sqldb.Tx) error {
+		f := &File{ID: uuid.NewString(), SHA256: r.sums.SHA256, MD5: r.sums.MD5, Size: r.sums.Size,
+			StorageKey: key, Metadata: []byte("{}"), CreatedAt: now, UpdatedAt: now, CreatedBy: p.UserID}
+		inserted, err := insertFile(ctx, tx, f)
+		if err != nil {
+			return err
+		}
+		if !inserted {
+			if f, err = findFileBySHA(ctx, tx, r.sums.SHA256); err != nil {
+				return err
+			}
+			if f.Size != r.sums.Size {
+				return fmt.Errorf("file %s: stored size %d differs from %d for the same SHA-256", f.ID, f.Size, r.sums.Size)
+			}
+		}
+		if f.DocumentCount, err = addReferences(ctx, tx, f.ID, 1, now); err != nil {
+			return err
+		}
+		doc.FileID, doc.File = f.ID, f
+		if err := insertDocument(ctx, tx, doc); err != nil {
+			return err
+		}
+		delta := counterDelta{documents: 1, logicalBytes: f.Size}
+		if inserted {
+			delta.files, delta.physicalBytes = 1, f.Size
+		}
+		return addCounters(ctx, tx, delta)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return doc, nil
+}
+
+// ListQuery selects a page of documents.
+type ListQuery struct {
+	Page     int
+	PerPage  int
+	Filename string
+	// Sort is one of created_at, -created_at (the default), filename,
+	// -filename.
+	Sort string
+}
+
+// List returns a page of the tenant's documents, all members' included.
+func (s *Service) List(ctx context.Context, tenantID string, q ListQuery) (*Listing, error) {
+	lease, err := s.open(ctx, tenantID, tenantry.RoleViewer)
+	if err != nil {
+		return nil, err
+	}
+	defer lease.Release()
+	docs, err := listDocuments(ctx, lease.DB(), q.Filename, q.Sort, q.PerPage, (q.Page-1)*q.PerPage)
+	if err != nil {
+		return nil, err
+	}
+	total, err := countDocuments(ctx, lease.DB(), q.Filename)
+	if err != nil {
+		return nil, err
+	}
+	return &Listing{Documents: docs, Total: total}, nil
+}
+
+// open authorizes the caller on a tenant and leases its database.
+func (s *Service) open(ctx context.Context, tenantID string, min tenantry.Role) (*tenantdb.Lease, error) {
+	mt, err := s.tenants.Authorize(ctx, tenantID, min)
+	if err != nil {
+		return nil, err
+	}
+	return s.dbs.Acquire(ctx, mt.DatabaseName)
+}
+
+// Get returns a document with its file.
+func (s *Service) Get(ctx context.Context, tenantID, documentID string) (*Document, error) {
+	lease, err := s.open(ctx, tenantID, tenantry.RoleViewer)
+	if err != nil {
+		return nil, err
+	}
+	defer lease.Release()
+	return findDocument(ctx, lease.DB(), documentID)
+}
+
+// modifiable returns the document if the caller may change it: admins may
+// change any, users the ones they uploaded, viewers none.
+func (s *Service) modifiable(ctx context.Context, tenantID, documentID string) (*tenant.MemberTenant, *tenantdb.Lease, *Document, error) {
+	mt, err := s.tenants.Authorize(ctx, tenantID, tenantry.RoleUser)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	lease, err := s.dbs.Acquire(ctx, mt.DatabaseName)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	doc, err := findDocument(ctx, lease.DB(), documentID)
+	if err != nil {
+		lease.Release()
+		return nil, nil, nil, err
+	}
+	if mt.Role != tenantry.RoleAdmin && doc.UserID != principal(ctx).UserID {
+		lease.Release()
+		return nil, nil, nil, tenantry.Errorf(tenantry.EForbidden, "You can only modify documents you uploaded")
+	}
+	return mt, lease, doc, nil
+}
+
+// Update is a change to a document; nil leaves a field alone.
+type Update struct {
+	Filename *string
+	MimeType *string
+}
+
+// Update renames a document or changes its MIME type.
+func (s *Service) Update(ctx context.Context, tenantID, documentID string, in Update) (*Document, error) {
+	if in.Filename == nil && in.MimeType == nil {
+		if _, err := s.tenants.Authorize(ctx, tenantID, tenantry.RoleUser); err != nil {
+			return nil, err
+		}
+		return nil, tenantry.Errorf(tenantry.EBadRequest, "Request body is required")
+	}
+	_, lease, doc, err := s.modifiable(ctx, tenantID, documentID)
+	if err != nil {
+		return nil, err
+	}
+	defer lease.Release()
+	errs := tenantry.FieldErrors{}
+	if in.Filename != nil {
+		v := ValidFilename(errs, "filename", *in.Filename)
+		in.Filename = &v
+	}
+	if in.MimeType != nil {
+		v := ValidMimeType(errs, "mime_type", *in.MimeType)
+		in.MimeType = &v
+	}
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	if err := updateDocument(ctx, lease.DB(), doc.ID, in.Filename, in.MimeType, sqldb.Now()); err != nil {
+		return nil, err
+	}
+	return findDocument(ctx, lease.DB(), doc.ID)
+}
+
+// Deletion reports a deleted document and whether its file lost its last
+// reference.
+type Deletion struct {
+	DocumentID   string
+	FileOrphaned bool
+}
+
+// Delete deletes a document. Its file and blob stay until a file delete or
+// the reconciler removes them.
+func (s *Service) Delete(ctx context.Context, tenantID, documentID string) (*Deletion, error) {
+	_, lease, doc, err := s.modifiable(ctx, tenantID, documentID)
+	if err != nil {
+		return nil, err
+	}
+	defer lease.Release()
+	out := &Deletion{DocumentID: doc.ID}
+	now := sqldb.Now()
+	err = lease.DB().InTx(ctx, func(tx sqldb.Tx) error {
+		deleted, err := deleteDocument(ctx, tx, doc.ID)
+		if err != nil {
+			return err
+		} else if !deleted {
+			return errDocumentNotFound
+		}
+		left, err := addReferences(ctx, tx, doc.FileID, -1, now)
+		if err != nil {
+			return err
+		}
+		out.FileOrphaned = left == 0
+		return addCounters(ctx, tx, counterDelta{documents: -1, logicalBytes: -doc.File.Size})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Open streams a document's content, or the byte range [offset,
+// offset+length) of it (length -1 reads to the end).
+func (s *Service) Open(ctx context.Context, doc *Document, offset, length int64) (io.ReadCloser, error) {
+	rc, err := s.blobs.Open(ctx, doc.File.StorageKey, offset, length)
+	if errors.Is(err, blob.ErrNotFound) {
+		s.logger.ErrorContext(ctx, "a file's blob is missing", "file_id", doc.FileID, "key", doc.File.StorageKey)
+		return nil, tenantry.Errorf(tenantry.ENotFound, "File content not found in storage")
+	}
+	return rc, err
+}
+
+// Link is a URL that downloads a document without credentials until it
+// expires. URL is absolute when the blob store signed it; otherwise Path is
+// a tenantry path the HTTP layer completes with its public address.
+type Link struct {
+	URL       string
+	Path      string
+	ExpiresAt time.Time
+	Document  *Document
+}
+
+// DownloadLink returns a link to a document valid for ttl: presigned by the
+// blob store when it can, else signed by tenantry.
+func (s *Service) DownloadLink(ctx context.Context, tenantID, documentID string, ttl time.Duration) (*Link, error) {
+	doc, err := s.Get(ctx, tenantID, documentID)
+	if err != nil {
+		return nil, err
+	}
+	expires := time.Now().Add(ttl).UTC().Truncate(time.Second)
+	url, err := s.blobs.PresignGet(ctx, doc.File.StorageKey, ttl, ContentDisposition(doc.Filename), doc.MimeType)
+	if err == nil {
+		return &Link{URL: url, ExpiresAt: expires, Document: doc}, nil
+	}
+	if !errors.Is(err, blob.ErrPresignUnsupported) {
+		return nil, err
+	}
+	exp := strconv.FormatInt(expires.Unix(), 10)
+	path := "/api/tenants/" + tenantID + "/documents/" + documentID + "/content?expires=" + exp +
+		"&signature=" + s.sign(tenantID, documentID, exp)
+	return &Link{Path: path, ExpiresAt: expires, Document: doc}, nil
+}
+
+func (s *Service) sign(tenantID, documentID, expires string) string {
+	mac := hmac.New(sha256.New, s.cfg.SigningKey)
+	mac.Write([]byte(tenantID + "\x00" + documentID + "\x00" + expires))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// SignedDocument returns the document a signed link names, if the signature
+// is genuine, the link has not expired and the tenant is still active. The
+// signature stands in for a session: no principal is needed.
+func (s *Service) SignedDocument(ctx context.Context, tenantID, documentID, expires, signature string) (*Document, error) {
+	denied := tenantry.Errorf(tenantry.EForbidden, "Invalid or expired download link")
+	exp, err := strconv.ParseInt(expires, 10, 64)
+	if err != nil || !hmac.Equal([]byte(signature), []byte(s.sign(tenantID, documentID, expires))) {
+		return nil, denied
+	}
+	if time.Now().Unix() > exp {
+		return nil, denied
+	}
+	t, err := s.tenants.Active(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	lease, err := s.dbs.Acquire(ctx, t.DatabaseName)
+	if err != nil {
+		return nil, err
+	}
+	defer lease.Release()
+	return findDocument(ctx, lease.DB(), documentID)
+}
+
+// FilePage is a page of files and how many there are in all.
+type FilePage struct {
+	Files []File
+	Total int64
+	Usage Usage
+}
+
+// Files returns a page of the tenant's files, newest first.
+func (s *Service) Files(ctx context.Context, tenantID string, page, perPage int) (*FilePage, error) {
+	lease, err := s.open(ctx, tenantID, tenantry.RoleViewer)
+	if err != nil {
+		return nil, err
+	}
+	defer lease.Release()
+	files, err := listFiles(ctx, lease.DB(), perPage, (page-1)*perPage)
+	if err != nil {
+		return nil, err
+	}
+	usage, err := readCounters(ctx, lease.DB())
+	if err != nil {
+		return nil, err
+	}
+	return &FilePage{Files: files, Total: usage.Files, Usage: usage}, nil
+}
+
+// FileDetail is a file with the documents that reference it.
+type FileDetail struct {
+	File
+	Documents []FileDocument
+}
+
+// File returns one file with its documents.
+func (s *Service) File(ctx context.Context, tenantID, fileID string) (*FileDetail, error) {
+	lease, err := s.open(ctx, tenantID, tenantry.RoleViewer)
+	if err != nil {
+		return nil, err
+	}
+	defer lease.Release()
+	f, err := findFile(ctx, lease.DB(), fileID)
+	if err != nil {
+		return nil, err
+	}
+	docs, err := documentsOfFile(ctx, lease.DB(), fileID)
+	if err != nil {
+		return nil, err
+	}
+	return &FileDetail{File: *f, Documents: docs}, nil
+}
+
+// FileDeletion reports a deleted file.
+type FileDeletion struct {
+	File *File
+	// BlobRemoved is false when the blob was promoted too recently to be
+	// removed safely; the reconciler removes it after the grace period.
+	BlobRemoved bool
+}
+
+// DeleteFile deletes a file no document references, and its blob. Admins
+// only.
+func (s *Service) DeleteFile(ctx context.Context, tenantID, fileID string) (*FileDeletion, error) {
+	lease, err := s.open(ctx, tenantID, tenantry.RoleAdmin)
+	if err != nil {
+		return nil, err
+	}
+	defer lease.Release()
+	var f *File
+	err = lease.DB().InTx(ctx, func(tx sqldb.Tx) error {
+		if f, err = findFile(ctx, tx, fileID); err != nil {
+			return err
+		}
+		if f.DocumentCount > 0 {
+			return tenantry.Errorf(tenantry.EConflict, "Cannot delete file: still referenced by %d documents", f.DocumentCount)
+		}
+		if deleted, err := deleteOrphanFile(ctx, tx, fileID); err != nil {
+			return err
+		} else if !deleted {
+			return tenantry.Errorf(tenantry.EConflict, "Cannot delete file: it was referenced again")
+		}
+		return addCounters(ctx, tx, counterDelta{files: -1, physicalBytes: -f.Size})
+	})
+	if err != nil {
+		return nil, err
+	}
+	removed, err := removeBlobIfUnreferenced(ctx, lease.DB(), s.blobs, f.StorageKey, time.Now().Add(-s.cfg.BlobGrace/2))
+	if err != nil {
+		s.logger.WarnContext(ctx, "deleting a file's blob: left to the reconciler", "key", f.StorageKey, "error", err)
+	}
+	return &FileDeletion{File: f, BlobRemoved: removed}, nil
+}
+
+// removeBlobIfUnreferenced deletes the blob at key if no file row names it
+// and it was last promoted before cutoff. A more recent promotion may belong
+// to an upload about to record a row for it.
+func removeBlobIfUnreferenced(ctx context.Context, q sqldb.Querier, blobs blob.Store, key string, cutoff time.Time) (bool, error) {
+	info, err := blobs.Stat(ctx, key)
+	if errors.Is(err, blob.ErrNotFound) {
+		return true, nil
+	} else if err != nil {
+		return false, err
+	}
+	if !info.ModTime.Before(cutoff) {
+		return false, nil
+	}
+	if referenced, err := fileExistsWithKey(ctx, q, key); err != nil || referenced {
+		return false, err
+	}
+	return true, blobs.Delete(ctx, key)
+}
+
+// Storage returns the tenant's storage totals.
+func (s *Service) Storage(ctx context.Context, tenantID string) (Usage, error) {
+	lease, err := s.open(ctx, tenantID, tenantry.RoleViewer)
+	if err != nil {
+		return Usage{}, err
+	}
+	defer lease.Release()
+	return readCounters(ctx, lease.DB())
+}

@@ -1,0 +1,362 @@
+package document
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/sqldb"
+)
+
+// File is one distinct content stored for a tenant.
+type File struct {
+	ID            string
+	SHA256        string
+	MD5           string
+	Size          int64
+	StorageKey    string
+	Metadata      json.RawMessage
+	DocumentCount int64
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	CreatedBy     string
+}
+
+// Document is a named reference to a file, owned by the user who uploaded
+// it.
+type Document struct {
+	ID        string
+	Filename  string
+	MimeType  string
+	FileID    string
+	UserID    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	CreatedBy string
+	// File is set where the document is returned with its content's
+	// description.
+	File *File
+}
+
+const fileColumns = `f.id, f.sha256_hash, f.md5_hash, f.file_size, f.storage_key, f.file_metadata, f.document_count,
+	f.created_at, f.updated_at, COALESCE(CAST(f.created_by AS TEXT), '')`
+
+const documentColumns = `d.id, d.filename, d.mime_type, d.file_id, d.user_id, d.created_at, d.updated_at,
+	COALESCE(CAST(d.created_by AS TEXT), '')`
+
+func fileDest(f *File, meta *string) []any {
+	return []any{&f.ID, &f.SHA256, &f.MD5, &f.Size, &f.StorageKey, meta, &f.DocumentCount, &f.CreatedAt, &f.UpdatedAt, &f.CreatedBy}
+}
+
+func documentDest(d *Document) []any {
+	return []any{&d.ID, &d.Filename, &d.MimeType, &d.FileID, &d.UserID, &d.CreatedAt, &d.UpdatedAt, &d.CreatedBy}
+}
+
+func scanFile(row sqldb.Row) (*File, error) {
+	var f File
+	var meta string
+	if err := row.Scan(fileDest(&f, &meta)...); err != nil {
+		return nil, err
+	}
+	f.Metadata = json.RawMessage(meta)
+	return &f, nil
+}
+
+var (
+	errDocumentNotFound = tenantry.Errorf(tenantry.ENotFound, "Document not found")
+	errFileNotFound     = tenantry.Errorf(tenantry.ENotFound, "File not found")
+)
+
+// insertFile records a new content unless a file with the same SHA-256
+// exists; the unique index, not a prior lookup, decides between concurrent
+// uploads. It reports whether this call inserted the row.
+func insertFile(ctx context.Context, q sqldb.Querier, f *File) (bool, error) {
+	n, err := q.Exec(ctx, `
+		INSERT INTO files (id, sha256_hash, md5_hash, file_size, storage_key, file_metadata, document_count, created_at, updated_at, created_by)
+		VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9)
+		ON CONFLICT (sha256_hash) DO NOTHING`,
+		f.ID, f.SHA256, f.MD5, f.Size, f.StorageKey, "{}", f.CreatedAt, f.UpdatedAt, nullable(f.CreatedBy))
+	return n == 1, err
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func findFileBySHA(ctx context.Context, q sqldb.Querier, sha string) (*File, error) {
+	return scanFile(q.QueryRow(ctx, `SELECT `+fileColumns+` FROM files f WHERE f.sha256_hash = $1`, sha))
+}
+
+func findFile(ctx context.Context, q sqldb.Querier, id string) (*File, error) {
+	f, err := scanFile(q.QueryRow(ctx, `SELECT `+fileColumns+` FROM files f WHERE f.id = $1`, id))
+	if errors.Is(err, sqldb.ErrNoRows) {
+		return nil, errFileNotFound
+	}
+	return f, err
+}
+
+// addReferences changes a file's document count by delta and returns the
+// new count.
+func addReferences(ctx context.Context, q sqldb.Querier, fileID string, delta int, now time.Time) (int64, error) {
+	var n int64
+	err := q.QueryRow(ctx, `
+		UPDATE files SET document_count = document_count + $2, updated_at = $3
+		WHERE id = $1 RETURNING document_count`, fileID, delta, now).Scan(&n)
+	return n, err
+}
+
+// counterDelta is a change to the running totals of a tenant.
+type counterDelta struct {
+	documents, logicalBytes, files, physicalBytes int64
+}
+
+func addCounters(ctx context.Context, q sqldb.Querier, d counterDelta) error {
+	_, err := q.Exec(ctx, `
+		UPDATE counters SET value = value + CASE name
+			WHEN 'documents' THEN CAST($1 AS BIGINT)
+			WHEN 'logical_bytes' THEN CAST($2 AS BIGINT)
+			WHEN 'files' THEN CAST($3 AS BIGINT)
+			WHEN 'physical_bytes' THEN CAST($4 AS BIGINT)
+			ELSE 0 END`,
+		d.documents, d.logicalBytes, d.files, d.physicalBytes)
+	return err
+}
+
+// Usage is a tenant's storage totals.
+type Usage struct {
+	Documents     int64
+	Files         int64
+	LogicalBytes  int64
+	PhysicalBytes int64
+}
+
+func readCounters(ctx context.Context, q sqldb.Querier) (Usage, error) {
+	rows, err := q.Query(ctx, `SELECT name, value FROM counters`)
+	if err != nil {
+		return Usage{}, err
+	}
+	defer rows.Close()
+	var u Usage
+	for rows.Next() {
+		var name string
+		var v int64
+		if err := rows.Scan(&name, &v); err != nil {
+			return Usage{}, err
+		}
+		switch name {
+		case "documents":
+			u.Documents = v
+		case "files":
+			u.Files = v
+		case "logical_bytes":
+			u.LogicalBytes = v
+		case "physical_bytes":
+			u.PhysicalBytes = v
+		}
+	}
+	return u, rows.Err()
+}
+
+func insertDocument(ctx context.Context, q sqldb.Querier, d *Document) error {
+	_, err := q.Exec(ctx, `
+		INSERT INTO documents (id, filename, filename_key, mime_type, file_id, user_id, created_at, updated_at, created_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		d.ID, d.Filename, strings.ToLower(d.Filename), d.MimeType, d.FileID, d.UserID, d.CreatedAt, d.UpdatedAt, nullable(d.CreatedBy))
+	return err
+}
+
+// findDocument returns a document with its file.
+func findDocument(ctx context.Context, q sqldb.Querier, id string) (*Document, error) {
+	var d Document
+	var f File
+	var meta string
+	dest := append(documentDest(&d), fileDest(&f, &meta)...)
+	err := q.QueryRow(ctx, `
+		SELECT `+documentColumns+`, `+fileColumns+`
+		FROM documents d JOIN files f ON f.id = d.file_id
+		WHERE d.id = $1`, id).Scan(dest...)
+	if errors.Is(err, sqldb.ErrNoRows) {
+		return nil, errDocumentNotFound
+	} else if err != nil {
+		return nil, err
+	}
+	f.Metadata = json.RawMessage(meta)
+	d.File = &f
+	return &d, nil
+}
+
+// Listing is a page of documents and how many match in all.
+type Listing struct {
+	Documents []Document
+	Total     int64
+}
+
+// sortOrders are the orders a listing may ask for, by name.
+var sortOrders = map[string]string{ //nolint:gochecknoglobals // read-only table
+	"-created_at": "d.created_at DESC, d.id DESC",
+	"created_at":  "d.created_at ASC, d.id ASC",
+	"-filename":   "d.filename_key DESC, d.id DESC",
+	"filename":    "d.filename_key ASC, d.id ASC",
+}
+
+// likeEscaper makes % and _ literal in a LIKE pattern.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`) //nolint:gochecknoglobals // stateless
+
+func listDocuments(ctx context.Context, q sqldb.Querier, filename, sort string, limit, offset int) ([]Document, error) {
+	order, ok := sortOrders[sort]
+	if !ok {
+		order = sortOrders["-created_at"]
+	}
+	where, args := "", []any{limit, offset}
+	if filename != "" {
+		where = `WHERE d.filename_key LIKE $3 ESCAPE '\'`
+		args = append(args, "%"+likeEscaper.Replace(strings.ToLower(filename))+"%")
+	}
+	rows, err := q.Query(ctx, `
+		SELECT `+documentColumns+` FROM documents d `+where+`
+		ORDER BY `+order+` LIMIT $1 OFFSET $2`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Document{}
+	for rows.Next() {
+		var d Document
+		if err := rows.Scan(documentDest(&d)...); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func countDocuments(ctx context.Context, q sqldb.Querier, filename string) (int64, error) {
+	if filename == "" {
+		u, err := readCounters(ctx, q)
+		return u.Documents, err
+	}
+	var n int64
+	err := q.QueryRow(ctx, `SELECT count(*) FROM documents d WHERE d.filename_key LIKE $1 ESCAPE '\'`,
+		"%"+likeEscaper.Replace(strings.ToLower(filename))+"%").Scan(&n)
+	return n, err
+}
+
+func updateDocument(ctx context.Context, q sqldb.Querier, id string, filename, mimeType *string, now time.Time) error {
+	var key *string
+	if filename != nil {
+		k := strings.ToLower(*filename)
+		key = &k
+	}
+	_, err := q.Exec(ctx, `
+		UPDATE documents SET filename = COALESCE($2, filename), filename_key = COALESCE($3, filename_key),
+			mime_type = COALESCE($4, mime_type), updated_at = $5
+		WHERE id = $1`, id, filename, key, mimeType, now)
+	return err
+}
+
+func deleteDocument(ctx context.Context, q sqldb.Querier, id string) (bool, error) {
+	n, err := q.Exec(ctx, `DELETE FROM documents WHERE id = $1`, id)
+	return n == 1, err
+}
+
+func listFiles(ctx context.Context, q sqldb.Querier, limit, offset int) ([]File, error) {
+	rows, err := q.Query(ctx, `SELECT `+fileColumns+` FROM files f ORDER BY f.created_at DESC, f.id DESC LIMIT $1 OFFSET $2`, limit, offset)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []File{}
+	for rows.Next() {
+		var f File
+		var meta string
+		if err := rows.Scan(fileDest(&f, &meta)...); err != nil {
+			return nil, err
+		}
+		f.Metadata = json.RawMessage(meta)
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// FileDocument is how a file lists the documents that reference it.
+type FileDocument struct {
+	ID        string
+	Filename  string
+	MimeType  string
+	CreatedAt time.Time
+}
+
+func documentsOfFile(ctx context.Context, q sqldb.Querier, fileID string) ([]FileDocument, error) {
+	rows, err := q.Query(ctx, `
+		SELECT id, filename, mime_type, created_at FROM documents
+		WHERE file_id = $1 ORDER BY created_at, id`, fileID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []FileDocument{}
+	for rows.Next() {
+		var d FileDocument
+		if err := rows.Scan(&d.ID, &d.Filename, &d.MimeType, &d.CreatedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// deleteOrphanFile deletes a file only while no document references it.
+func deleteOrphanFile(ctx context.Context, q sqldb.Querier, id string) (bool, error) {
+	n, err := q.Exec(ctx, `DELETE FROM files WHERE id = $1 AND document_count = 0`, id)
+	return n == 1, err
+}
+
+// orphanFilesBefore lists files no document has referenced since cutoff.
+func orphanFilesBefore(ctx context.Context, q sqldb.Querier, cutoff time.Time) ([]File, error) {
+	rows, err := q.Query(ctx, `SELECT `+fileColumns+` FROM files f WHERE f.document_count = 0 AND f.updated_at < $1`, cutoff)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []File
+	for rows.Next() {
+		var f File
+		var meta string
+		if err := rows.Scan(fileDest(&f, &meta)...); err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// fileKeys returns the storage key of every file, with its id and creation
+// time.
+func fileKeys(ctx context.Context, q sqldb.Querier) (map[string]File, error) {
+	rows, err := q.Query(ctx, `SELECT id, storage_key, created_at FROM files`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]File{}
+	for rows.Next() {
+		var f File
+		if err := rows.Scan(&f.ID, &f.StorageKey, &f.CreatedAt); err != nil {
+			return nil, err
+		}
+		out[f.StorageKey] = f
+	}
+	return out, rows.Err()
+}
+
+func fileExistsWithKey(ctx context.Context, q sqldb.Querier, key string) (bool, error) {
+	var n int
+	err := q.QueryRow(ctx, `SELECT count(*) FROM files WHERE storage_key = $1`, key).Scan(&n)
+	return n > 0, err
+}
