@@ -158,9 +158,10 @@ func (c *Config) WithDefaults() {
 			c.TenantDBMaxConns = 40
 		}
 	} else {
-		if c.TenantDBConnsPerTenant == 0 {
-			c.TenantDBConnsPerTenant = 1
-		}
+		// A SQLite tenant database always uses exactly one connection, so
+		// reserving more for it would only shrink how many fit under the
+		// cap.
+		c.TenantDBConnsPerTenant = 1
 		if c.TenantDBMaxConns == 0 {
 			c.TenantDBMaxConns = 256
 		}
