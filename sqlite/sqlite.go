@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"modernc.org/sqlite"
@@ -133,12 +134,27 @@ func (db *DB) Exec(ctx context.Context, query string, args ...any) (int64, error
 
 // Query implements sqldb.Querier.
 func (db *DB) Query(ctx context.Context, query string, args ...any) (sqldb.Rows, error) {
-	return queryRows(ctx, db.read, query, args)
+	return queryRows(ctx, db.pool(query), query, args)
 }
 
 // QueryRow implements sqldb.Querier.
 func (db *DB) QueryRow(ctx context.Context, query string, args ...any) sqldb.Row {
-	return row{db.read.QueryRowContext(ctx, query, convertArgs(args)...)}
+	return row{db.pool(query).QueryRowContext(ctx, query, convertArgs(args)...)}
+}
+
+// pool picks the connections for a statement that returns rows: the
+// read-only ones for a SELECT, the writer for anything else (an UPDATE ...
+// RETURNING, say).
+func (db *DB) pool(query string) *sql.DB {
+	if isSelect(query) {
+		return db.read
+	}
+	return db.write
+}
+
+func isSelect(query string) bool {
+	q := strings.TrimLeft(query, " \t\r\n(")
+	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT")
 }
 
 // InTx implements sqldb.DB.
