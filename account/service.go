@@ -17,6 +17,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/audit"
+	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/password"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/token"
@@ -32,22 +34,24 @@ type Config struct {
 
 // Service implements the account use cases.
 type Service struct {
-	db     sqldb.DB
-	hasher *password.Hasher
-	tokens *token.Issuer
-	cfg    Config
-	logger *slog.Logger
+	db      sqldb.DB
+	hasher  *password.Hasher
+	tokens  *token.Issuer
+	streams *outbox.Streams
+	cfg     Config
+	logger  *slog.Logger
 }
 
-// NewService returns a Service over the control database.
-func NewService(db sqldb.DB, hasher *password.Hasher, tokens *token.Issuer, cfg Config, logger *slog.Logger) *Service {
+// NewService returns a Service over the control database, recording its
+// events through streams.
+func NewService(db sqldb.DB, hasher *password.Hasher, tokens *token.Issuer, streams *outbox.Streams, cfg Config, logger *slog.Logger) *Service {
 	if cfg.MaxFailedLogins <= 0 {
 		cfg.MaxFailedLogins = 5
 	}
 	if cfg.LockoutDuration <= 0 {
 		cfg.LockoutDuration = 15 * time.Minute
 	}
-	return &Service{db: db, hasher: hasher, tokens: tokens, cfg: cfg, logger: logger}
+	return &Service{db: db, hasher: hasher, tokens: tokens, streams: streams, cfg: cfg, logger: logger}
 }
 
 // Session revocation reasons, recorded on the session.
@@ -105,10 +109,26 @@ func (s *Service) Register(ctx context.Context, r Registration) (*tenantry.User,
 	u.ID, u.CreatedAt, u.UpdatedAt = uuid.NewString(), now, now
 	// The unique index decides between concurrent registrations of one
 	// address: the loser gets a conflict, never a server error.
-	if err := insertUser(ctx, s.db, u, hash); err != nil {
+	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
+		if err := insertUser(ctx, tx, u, hash); err != nil {
+			return err
+		}
+		return s.streams.EmitPlatform(ctx, tx, tenantry.EventUserRegistered, "", u.ID, map[string]any{
+			"user_id": u.ID, "email": u.Email, "first_name": u.FirstName, "last_name": u.LastName,
+		})
+	})
+	if err != nil {
 		return nil, err
 	}
+	s.streams.Committed()
 	return u, nil
+}
+
+// revoked records a session revocation event in tx.
+func (s *Service) revoked(ctx context.Context, tx sqldb.Tx, userID, sessionID, reason string, count int64) error {
+	return s.streams.EmitPlatform(ctx, tx, tenantry.EventSessionRevoked, "", userID, map[string]any{
+		"user_id": userID, "session_id": sessionID, "reason": reason, "sessions": count,
+	})
 }
 
 // Tokens are what a login or a refresh hands out.
@@ -159,8 +179,9 @@ func (s *Service) Login(ctx context.Context, emailAddr, pw string) (*LoginResult
 	if err != nil {
 		return nil, err
 	}
+	audit.SetActor(ctx, c.user.ID)
 	if !match {
-		if _, err := recordFailure(ctx, s.db, c.user.ID, s.cfg.MaxFailedLogins, now.Add(s.cfg.LockoutDuration)); err != nil {
+		if err := s.failed(ctx, c.user.ID, now); err != nil {
 			return nil, err
 		}
 		return nil, errInvalidCredentials
@@ -179,6 +200,22 @@ func (s *Service) Login(ctx context.Context, emailAddr, pw string) (*LoginResult
 		return nil, err
 	}
 	return &LoginResult{Tokens: *tokens, User: &c.user}, nil
+}
+
+// failed counts a wrong password against the account and notes in the
+// audit record when it starts a lockout.
+func (s *Service) failed(ctx context.Context, userID string, now time.Time) error {
+	until := now.Add(s.cfg.LockoutDuration)
+	n, err := recordFailure(ctx, s.db, userID, s.cfg.MaxFailedLogins, until)
+	if err != nil {
+		return err
+	}
+	audit.Annotate(ctx, "failed_logins", n)
+	if n == s.cfg.MaxFailedLogins {
+		audit.Annotate(ctx, "locked_until", until)
+		s.logger.WarnContext(ctx, "account locked after repeated failed logins", "user_id", userID)
+	}
+	return nil
 }
 
 // upgradeHash replaces a legacy or outdated hash after a successful login,
@@ -259,15 +296,21 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 			// The revocation must commit, so the transaction ends
 			// normally and the error is returned after it.
 			reused = true
-			_, err := revokeSession(ctx, tx, claims.SessionID, reasonRefreshReuse, now)
-			return err
+			if _, err := revokeSession(ctx, tx, claims.SessionID, reasonRefreshReuse, now); err != nil {
+				return err
+			}
+			return s.revoked(ctx, tx, claims.UserID, claims.SessionID, reasonRefreshReuse, 1)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	audit.SetActor(ctx, claims.UserID)
+	audit.SetTarget(ctx, "session", claims.SessionID)
 	if reused {
+		audit.Annotate(ctx, "session_revoked", reasonRefreshReuse)
+		s.streams.Committed()
 		s.logger.WarnContext(ctx, "refresh token reuse: session revoked", "session_id", claims.SessionID, "user_id", claims.UserID)
 		return nil, tenantry.Errorf(tenantry.ETokenRevoked, "Refresh token already used; the session has been revoked")
 	}
@@ -316,7 +359,17 @@ func (s *Service) Logout(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = revokeSession(ctx, s.db, p.SessionID, reasonLogout, sqldb.Now())
+	audit.SetTarget(ctx, "session", p.SessionID)
+	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
+		ended, err := revokeSession(ctx, tx, p.SessionID, reasonLogout, sqldb.Now())
+		if err != nil || !ended {
+			return err
+		}
+		return s.revoked(ctx, tx, p.UserID, p.SessionID, reasonLogout, 1)
+	})
+	if err == nil {
+		s.streams.Committed()
+	}
 	return err
 }
 
@@ -356,9 +409,23 @@ func (s *Service) UpdateMe(ctx context.Context, in ProfileUpdate) (*tenantry.Use
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}
-	if err := updateNames(ctx, s.db, p.UserID, in.FirstName, in.LastName, sqldb.Now()); err != nil {
+	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
+		if err := updateNames(ctx, tx, p.UserID, in.FirstName, in.LastName, sqldb.Now()); err != nil {
+			return err
+		}
+		changes := map[string]any{}
+		if in.FirstName != nil {
+			changes["first_name"] = *in.FirstName
+		}
+		if in.LastName != nil {
+			changes["last_name"] = *in.LastName
+		}
+		return s.streams.EmitPlatform(ctx, tx, tenantry.EventUserUpdated, "", p.UserID, map[string]any{"user_id": p.UserID, "changes": changes})
+	})
+	if err != nil {
 		return nil, err
 	}
+	s.streams.Committed()
 	return findUser(ctx, s.db, p.UserID)
 }
 
@@ -396,7 +463,7 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (int
 		return 0, err
 	}
 	if !match {
-		if _, err := recordFailure(ctx, s.db, p.UserID, s.cfg.MaxFailedLogins, now.Add(s.cfg.LockoutDuration)); err != nil {
+		if err := s.failed(ctx, p.UserID, now); err != nil {
 			return 0, err
 		}
 		return 0, &tenantry.Error{Code: tenantry.EValidation, Message: "Validation failed",
@@ -414,9 +481,21 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (int
 		if err := clearFailures(ctx, tx, p.UserID); err != nil {
 			return err
 		}
-		revoked, err = revokeUserSessions(ctx, tx, p.UserID, p.SessionID, reasonPasswordChanged, now)
-		return err
+		if revoked, err = revokeUserSessions(ctx, tx, p.UserID, p.SessionID, reasonPasswordChanged, now); err != nil {
+			return err
+		}
+		if err := s.streams.EmitPlatform(ctx, tx, tenantry.EventUserPasswordChange, "", p.UserID, map[string]any{"user_id": p.UserID}); err != nil {
+			return err
+		}
+		if revoked > 0 {
+			return s.revoked(ctx, tx, p.UserID, "", reasonPasswordChanged, revoked)
+		}
+		return nil
 	})
+	if err == nil {
+		s.streams.Committed()
+		audit.Annotate(ctx, "revoked_sessions", revoked)
+	}
 	return revoked, err
 }
 
@@ -432,15 +511,24 @@ func (s *Service) SetActive(ctx context.Context, emailAddr string, active bool) 
 		if err := setActive(ctx, tx, u.ID, active, now); err != nil {
 			return err
 		}
-		if !active {
-			_, err := revokeUserSessions(ctx, tx, u.ID, "", reasonDeactivated, now)
+		if err := s.streams.EmitPlatform(ctx, tx, tenantry.EventUserUpdated, "", u.ID, map[string]any{
+			"user_id": u.ID, "changes": map[string]any{"is_active": active},
+		}); err != nil {
 			return err
+		}
+		if !active {
+			n, err := revokeUserSessions(ctx, tx, u.ID, "", reasonDeactivated, now)
+			if err != nil || n == 0 {
+				return err
+			}
+			return s.revoked(ctx, tx, u.ID, "", reasonDeactivated, n)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.streams.Committed()
 	u.IsActive = active
 	return u, nil
 }

@@ -91,14 +91,19 @@ func updateNames(ctx context.Context, q sqldb.Querier, userID string, first, las
 // recordFailure counts one failed login. The count only grows while it is
 // below max, in a single statement, so concurrent failures can never record
 // more than max; the failure that reaches max also sets the lock. It
-// reports whether this failure was counted.
-func recordFailure(ctx context.Context, q sqldb.Querier, userID string, max int, lockUntil time.Time) (bool, error) {
-	n, err := q.Exec(ctx, `
+// returns the new count, or 0 when this failure was not counted.
+func recordFailure(ctx context.Context, q sqldb.Querier, userID string, max int, lockUntil time.Time) (int, error) {
+	var n int
+	err := q.QueryRow(ctx, `
 		UPDATE users
 		SET failed_logins = failed_logins + 1,
 		    locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END
-		WHERE id = $1 AND failed_logins < $2`, userID, max, lockUntil)
-	return n == 1, err
+		WHERE id = $1 AND failed_logins < $2
+		RETURNING failed_logins`, userID, max, lockUntil).Scan(&n)
+	if errors.Is(err, sqldb.ErrNoRows) {
+		return 0, nil
+	}
+	return n, err
 }
 
 // clearExpiredLock resets the failure count once a lock has run out.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/account"
+	"github.com/tenantry/tenantry/audit"
 	"github.com/tenantry/tenantry/ratelimit"
 )
 
@@ -184,6 +185,7 @@ func (s *Server) registerAuth() {
 		if info := infoFrom(ctx); info != nil {
 			info.userID = res.User.ID
 		}
+		audit.SetActor(ctx, res.User.ID)
 		memberships, err := s.svc.Tenants.ListFor(ctx, res.User.ID)
 		if err != nil {
 			return nil, err

@@ -14,7 +14,9 @@ import (
 	"github.com/swaggest/swgui/v5emb"
 
 	"github.com/tenantry/tenantry/account"
+	"github.com/tenantry/tenantry/audit"
 	"github.com/tenantry/tenantry/document"
+	"github.com/tenantry/tenantry/events"
 	"github.com/tenantry/tenantry/ratelimit"
 	"github.com/tenantry/tenantry/tenant"
 )
@@ -51,6 +53,13 @@ type Services struct {
 	Accounts  *account.Service
 	Tenants   *tenant.Service
 	Documents *document.Service
+	// Audit, when set, records every state-changing request and serves
+	// tenants' audit trails.
+	Audit *audit.Log
+	// Events serves tenants' event streams.
+	Events *events.Service
+	// JobsUI is the jobs dashboard, served to platform administrators.
+	JobsUI http.Handler
 	// LoginLimiter and RegisterLimiter limit attempts per client address.
 	LoginLimiter    ratelimit.Limiter
 	RegisterLimiter ratelimit.Limiter
@@ -87,7 +96,7 @@ func NewServer(cfg Config, svc Services) *Server {
 		"bearer": {Type: "http", Scheme: "bearer", BearerFormat: "JWT"},
 	}
 	s.api = humago.New(s.mux, hc)
-	s.api.UseMiddleware(s.noteRoute, s.authenticate)
+	s.api.UseMiddleware(s.noteRoute, s.recordAudit, s.authenticate)
 
 	s.registerHealth()
 	if svc.Accounts != nil {
@@ -100,6 +109,15 @@ func NewServer(cfg Config, svc Services) *Server {
 	if svc.Documents != nil {
 		s.registerDocuments()
 		s.registerFiles()
+	}
+	if svc.Events != nil {
+		s.registerEvents()
+	}
+	if svc.JobsUI != nil && svc.Accounts != nil {
+		s.registerAdmin()
+	}
+	if svc.Audit != nil && svc.Tenants != nil {
+		s.registerAudit()
 	}
 	docs := v5emb.New("tenantry API", openAPIPath+".json", docsPath)
 	s.mux.Handle("GET "+docsPath, docs)

@@ -6,6 +6,8 @@ package app
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,13 +17,19 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"riverqueue.com/riverui"
 
 	"github.com/tenantry/tenantry/account"
 	"github.com/tenantry/tenantry/api"
+	"github.com/tenantry/tenantry/audit"
 	"github.com/tenantry/tenantry/blob"
 	"github.com/tenantry/tenantry/config"
 	"github.com/tenantry/tenantry/document"
+	"github.com/tenantry/tenantry/events"
+	"github.com/tenantry/tenantry/jobs"
+	"github.com/tenantry/tenantry/kafka"
 	"github.com/tenantry/tenantry/migrate"
+	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/password"
 	"github.com/tenantry/tenantry/ratelimit"
 	"github.com/tenantry/tenantry/tenant"
@@ -44,20 +52,40 @@ type App struct {
 	TenantSvc   *tenant.Service
 	Blobs       blob.Store
 	Documents   *document.Service
+	Audit       *audit.Log
 	Reconciler  *document.Reconciler
 	Redis       *redis.Client
 	Server      *api.Server
+
+	// Streams records events; Dispatcher hands them to this process's
+	// consumers when there is no Kafka; Jobs is the job queue.
+	Streams    *outbox.Streams
+	Dispatcher *outbox.Dispatcher
+	Jobs       jobs.Queue
+	Publisher  *kafka.Publisher
+	Relay      *outbox.Relay
+
+	background bool
+	notifier   *outbox.Notifier
+	consumer   *kafka.Consumer
+	jobsUI     *riverui.Handler
+	stop       func()
 
 	jwtKey  []byte
 	closers []func() error
 }
 
-// New builds an App from cfg. Close releases what it opened.
-func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version string) (_ *App, err error) {
+// New builds an App from cfg. Close releases what it opened. The embedded
+// shape always does background work (jobs, events) itself; in the
+// production shape only worker processes do, see AsWorker.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version string, opts ...Option) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &App{Config: cfg, Logger: logger}
+	a := &App{Config: cfg, Logger: logger, background: cfg.Shape() == config.Embedded}
+	for _, o := range opts {
+		o(a)
+	}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -84,6 +112,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	}
 	for _, m := range applied {
 		logger.Info("applied control migration", "migration", m.Name)
+	}
+	if err := jobs.Migrate(ctx, a.Engines.Control); err != nil {
+		return nil, err
 	}
 
 	a.Tenants, err = tenantdb.NewManager(a.Engines.Tenants, tenantdb.Config{
@@ -120,21 +151,27 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Threads:    1,
 	}, cfg.PasswordConcurrency)
 	tokens := token.NewIssuer(a.jwtKey, time.Duration(cfg.AccessTokenTTL), time.Duration(cfg.RefreshTokenTTL))
-	a.Accounts = account.NewService(a.Engines.Control, hasher, tokens, account.Config{
+	a.notifier = outbox.NewNotifier()
+	a.Streams = outbox.NewStreams(a.Engines.Control, a.notifier)
+	a.Accounts = account.NewService(a.Engines.Control, hasher, tokens, a.Streams, account.Config{
 		MaxFailedLogins: cfg.LoginMaxFailures,
 		LockoutDuration: cfg.LoginLockout,
 	}, logger)
-	a.TenantSvc = tenant.NewService(a.Engines.Control, a.Provisioner, logger)
+	a.TenantSvc = tenant.NewService(a.Engines.Control, a.Provisioner, a.Streams, logger)
+	a.Audit = audit.NewLog(a.Engines.Control, AuditKey(a.jwtKey), logger)
 
 	if a.Blobs, err = openBlobs(ctx, cfg); err != nil {
 		return nil, err
 	}
-	a.Documents = document.NewService(a.TenantSvc, a.Tenants, a.Blobs, document.Config{
+	a.Documents = document.NewService(a.TenantSvc, a.Tenants, a.Blobs, a.Streams, document.Config{
 		MaxUploadBytes: cfg.MaxUploadMB << 20,
 		BlobGrace:      cfg.BlobGrace,
 		SigningKey:     a.jwtKey,
 	}, logger)
-	a.Reconciler = document.NewReconciler(a.Engines.Control, a.Tenants, a.Blobs, cfg.BlobGrace, logger)
+	a.Reconciler = document.NewReconciler(a.Engines.Control, a.Tenants, a.Blobs, a.Streams, cfg.BlobGrace, logger)
+	if err := a.setupEvents(); err != nil {
+		return nil, err
+	}
 
 	a.Server = api.NewServer(api.Config{
 		Version:        version,
@@ -148,6 +185,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Accounts:        a.Accounts,
 		Tenants:         a.TenantSvc,
 		Documents:       a.Documents,
+		Audit:           a.Audit,
+		Events:          events.NewService(a.TenantSvc, a.Tenants),
+		JobsUI:          a.jobsUI,
 		LoginLimiter:    a.limiter(cfg.RateLimitLogin, "login"),
 		RegisterLimiter: a.limiter(cfg.RateLimitRegister, "register"),
 	})
@@ -166,17 +206,28 @@ func (a *App) limiter(spec, name string) ratelimit.Limiter {
 }
 
 func (a *App) loadSecrets() error {
-	key := a.Config.JWTSecretKey
-	if key == "" {
-		// Validate refuses this in the production shape.
-		var err error
-		key, err = secretFile(filepath.Join(a.Config.DataDir, "secrets"), "jwt_secret", 32)
-		if err != nil {
-			return err
-		}
+	key, err := JWTKey(a.Config)
+	a.jwtKey = key
+	return err
+}
+
+// JWTKey returns the token signing key: JWT_SECRET_KEY, or in the embedded
+// shape the key generated once in the data directory.
+func JWTKey(cfg config.Config) ([]byte, error) {
+	if cfg.JWTSecretKey != "" {
+		return []byte(cfg.JWTSecretKey), nil
 	}
-	a.jwtKey = []byte(key)
-	return nil
+	// Validate refuses an empty key in the production shape.
+	key, err := secretFile(filepath.Join(cfg.DataDir, "secrets"), "jwt_secret", 32)
+	return []byte(key), err
+}
+
+// AuditKey derives the key that signs audit chain heads from the signing
+// key, so that no signature made for one purpose is valid for the other.
+func AuditKey(jwtKey []byte) []byte {
+	mac := hmac.New(sha256.New, jwtKey)
+	mac.Write([]byte("tenantry audit chain heads v1"))
+	return mac.Sum(nil)
 }
 
 func (a *App) readinessChecks() []api.ReadinessCheck {
@@ -189,11 +240,19 @@ func (a *App) readinessChecks() []api.ReadinessCheck {
 			return a.Redis.Ping(ctx).Err()
 		}})
 	}
+	if a.Publisher != nil {
+		checks = append(checks, api.ReadinessCheck{Name: "kafka", Check: a.Publisher.Ping})
+	}
 	return checks
 }
 
-// Close releases everything New opened, in reverse order.
+// Close stops what Start started, then releases everything New opened, in
+// reverse order.
 func (a *App) Close() error {
+	if a.stop != nil {
+		a.stop()
+		a.stop = nil
+	}
 	var errs []error
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		errs = append(errs, a.closers[i]())
@@ -202,53 +261,14 @@ func (a *App) Close() error {
 	return errors.Join(errs...)
 }
 
-// Serve answers HTTP requests on ln until ctx is cancelled, then stops
-// accepting connections and lets in-flight requests finish, for at most the
-// configured shutdown timeout. Periodic maintenance runs alongside.
+// Serve starts the App's background machinery and answers HTTP requests on
+// ln until ctx is cancelled, then stops accepting connections and lets
+// in-flight requests finish, for at most the configured shutdown timeout.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	maintenance, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		a.maintain(maintenance, time.Hour)
-	}()
-	err := Serve(ctx, ln, a.Server, a.Config.ShutdownTimeout, a.Logger)
-	stop()
-	<-done
-	return err
-}
-
-// endedSessionRetention is how long ended sessions are kept, so that a
-// session revoked for refresh-token reuse can still be investigated.
-const endedSessionRetention = 7 * 24 * time.Hour
-
-// maintain runs the periodic clean-ups every interval until ctx is done:
-// ended sessions are deleted, abandoned tenant provisioning is undone and
-// blobs and file rows are reconciled.
-func (a *App) maintain(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if n, err := a.Accounts.DeleteEndedSessions(ctx, time.Now().Add(-endedSessionRetention)); err != nil {
-			a.Logger.Warn("deleting ended sessions", "error", err)
-		} else if n > 0 {
-			a.Logger.Info("deleted ended sessions", "count", n)
-		}
-		if _, err := a.Provisioner.Reap(ctx, unfinishedTenantAge); err != nil {
-			a.Logger.Warn("reaping unfinished tenants", "error", err)
-		}
-		if rep, err := a.Reconciler.Run(ctx); err != nil {
-			a.Logger.Warn("reconciling storage", "error", err)
-		} else if rep.OrphanFilesDeleted+rep.BlobsDeleted+len(rep.MissingBlobs) > 0 {
-			a.Logger.Info("reconciled storage", "tenants", rep.Tenants, "orphan_files_deleted", rep.OrphanFilesDeleted,
-				"blobs_deleted", rep.BlobsDeleted, "missing_blobs", len(rep.MissingBlobs))
-		}
+	if err := a.Start(ctx); err != nil {
+		return err
 	}
+	return Serve(ctx, ln, a.Server, a.Config.ShutdownTimeout, a.Logger)
 }
 
 // Serve runs an HTTP server for h on ln until ctx is cancelled, then drains

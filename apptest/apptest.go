@@ -169,8 +169,14 @@ func Start(t testing.TB, cfg config.Config) *Env {
 	t.Helper()
 	logs := &LogBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := app.New(context.Background(), cfg, logger, "test")
+	// One process plays every part: in the production shape it also does
+	// the worker's job, so that events and jobs flow in tests.
+	a, err := app.New(context.Background(), cfg, logger, "test", app.AsWorker())
 	if err != nil {
+		t.Fatalf("start tenantry: %v", err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		a.Close()
 		t.Fatalf("start tenantry: %v", err)
 	}
 	srv := httptest.NewServer(a.Server)

@@ -108,6 +108,31 @@ type Config struct {
 	S3Bucket     string `env:"S3_BUCKET"`
 	S3BucketName string `env:"S3_BUCKET_NAME"`
 	S3Region     string `env:"S3_REGION" envDefault:"us-east-1"`
+
+	// KafkaBrokers, when set, makes the relay publish events to Kafka and
+	// workers consume them there; otherwise events are handled in process.
+	KafkaBrokers       []string `env:"KAFKA_BOOTSTRAP_SERVERS" envSeparator:","`
+	KafkaTopicPrefix   string   `env:"KAFKA_TOPIC_PREFIX"`
+	KafkaClientID      string   `env:"KAFKA_CLIENT_ID" envDefault:"tenantry"`
+	KafkaConsumerGroup string   `env:"KAFKA_CONSUMER_GROUP_ID" envDefault:"tenantry-workers"`
+
+	// RelayPollInterval is how often a relay looks for unpublished events
+	// written by other processes.
+	RelayPollInterval   time.Duration `env:"TENANTRY_RELAY_POLL_INTERVAL" envDefault:"250ms"`
+	EventRetention      time.Duration `env:"TENANTRY_EVENT_RETENTION" envDefault:"168h"`
+	MaintenanceInterval time.Duration `env:"TENANTRY_MAINTENANCE_INTERVAL" envDefault:"1h"`
+	RelaySweepInterval  time.Duration `env:"TENANTRY_RELAY_SWEEP_INTERVAL" envDefault:"5m"`
+	JobWorkers          int           `env:"TENANTRY_JOB_WORKERS" envDefault:"10"`
+}
+
+// Kafka reports whether events go through Kafka.
+func (c Config) Kafka() bool {
+	for _, b := range c.KafkaBrokers {
+		if strings.TrimSpace(b) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Bucket is the S3 bucket blobs go to, or "" for local disk.
@@ -217,6 +242,19 @@ func (c Config) Validate() error {
 	if c.Bucket() != "" && (c.S3AccessKeyID == "" || c.S3SecretKey == "") {
 		errs = append(errs, errors.New("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY are required with S3_BUCKET"))
 	}
+	for name, d := range map[string]time.Duration{
+		"TENANTRY_RELAY_POLL_INTERVAL":  c.RelayPollInterval,
+		"TENANTRY_EVENT_RETENTION":      c.EventRetention,
+		"TENANTRY_MAINTENANCE_INTERVAL": c.MaintenanceInterval,
+		"TENANTRY_RELAY_SWEEP_INTERVAL": c.RelaySweepInterval,
+	} {
+		if d < 10*time.Millisecond {
+			errs = append(errs, fmt.Errorf("%s must be at least 10ms", name))
+		}
+	}
+	if c.JobWorkers < 1 {
+		errs = append(errs, errors.New("TENANTRY_JOB_WORKERS must be at least 1"))
+	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, errors.New("TENANTRY_PUBLIC_URL must be an http(s) URL"))
@@ -234,5 +272,6 @@ func (c Config) Summary() map[string]any {
 		"data_dir":            c.DataDir,
 		"tenant_db_max_conns": c.TenantDBMaxConns,
 		"blob_store":          map[bool]string{true: "s3", false: "local"}[c.Bucket() != ""],
+		"events":              map[bool]string{true: "kafka", false: "in-process"}[c.Kafka()],
 	}
 }

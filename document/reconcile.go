@@ -9,6 +9,7 @@ import (
 
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/blob"
+	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
@@ -25,13 +26,14 @@ type Reconciler struct {
 	control sqldb.DB
 	dbs     *tenantdb.Manager
 	blobs   blob.Store
+	streams *outbox.Streams
 	grace   time.Duration
 	logger  *slog.Logger
 }
 
 // NewReconciler returns a Reconciler for every tenant of control.
-func NewReconciler(control sqldb.DB, dbs *tenantdb.Manager, blobs blob.Store, grace time.Duration, logger *slog.Logger) *Reconciler {
-	return &Reconciler{control: control, dbs: dbs, blobs: blobs, grace: grace, logger: logger}
+func NewReconciler(control sqldb.DB, dbs *tenantdb.Manager, blobs blob.Store, streams *outbox.Streams, grace time.Duration, logger *slog.Logger) *Reconciler {
+	return &Reconciler{control: control, dbs: dbs, blobs: blobs, streams: streams, grace: grace, logger: logger}
 }
 
 // Report counts what a reconciliation did and found.
@@ -87,6 +89,11 @@ func (r *Reconciler) Tenant(ctx context.Context, t *tenantry.Tenant) (Report, er
 	if err != nil {
 		return rep, err
 	}
+	if len(orphans) > 0 {
+		if err := r.streams.MarkTenant(ctx, t.ID, t.DatabaseName); err != nil {
+			return rep, err
+		}
+	}
 	for _, f := range orphans {
 		err := db.InTx(ctx, func(tx sqldb.Tx) error {
 			deleted, err := deleteOrphanFile(ctx, tx, f.ID)
@@ -94,11 +101,17 @@ func (r *Reconciler) Tenant(ctx context.Context, t *tenantry.Tenant) (Report, er
 				return err
 			}
 			rep.OrphanFilesDeleted++
-			return addCounters(ctx, tx, counterDelta{files: -1, physicalBytes: -f.Size})
+			if err := addCounters(ctx, tx, counterDelta{files: -1, physicalBytes: -f.Size}); err != nil {
+				return err
+			}
+			return emitFileDeleted(ctx, tx, t.ID, "", &f, "unreferenced")
 		})
 		if err != nil {
 			return rep, err
 		}
+	}
+	if rep.OrphanFilesDeleted > 0 {
+		r.streams.Committed()
 	}
 
 	// The rows are read before the blobs are listed: a row always comes

@@ -76,14 +76,15 @@ func TestReconcilerRemovesBlobsACrashLeftBehind(t *testing.T) {
 		}
 
 		// Within the grace period nothing is removed: an upload may be
-		// about to record its row.
+		// about to record its row. (The app's own periodic reconciliation
+		// runs too, so the tests judge what is left, not who removed it.)
 		rep, err := b.env.App.Reconciler.Run(ctx)
-		if err != nil || rep.BlobsDeleted != 0 {
-			t.Fatalf("within grace: %+v, %v", rep, err)
+		if err != nil || rep.BlobsDeleted != 0 || len(b.keys(t)) != 3 {
+			t.Fatalf("within grace: %+v, %v, blobs %v", rep, err, b.keys(t))
 		}
 		time.Sleep(1100 * time.Millisecond)
 		rep, err = b.env.App.Reconciler.Run(ctx)
-		if err != nil || rep.BlobsDeleted != 2 || len(rep.MissingBlobs) != 0 {
+		if err != nil || len(rep.MissingBlobs) != 0 {
 			t.Fatalf("after grace: %+v, %v", rep, err)
 		}
 		if keys := b.keys(t); !slices.Equal(keys, []string{kept.File.S3Path}) {
@@ -102,9 +103,8 @@ func TestReconcilerRemovesFilesNoDocumentReferences(t *testing.T) {
 		b.env.Do(t, apptest.Request{Method: "DELETE", Path: "/api/tenants/" + b.tenantID + "/documents/" + doc.ID, Token: b.admin.AccessToken}).Expect(t, 200, "")
 
 		time.Sleep(1100 * time.Millisecond)
-		rep, err := b.env.App.Reconciler.Run(ctx)
-		if err != nil || rep.OrphanFilesDeleted != 1 || rep.BlobsDeleted != 1 {
-			t.Fatalf("reconcile: %+v, %v", rep, err)
+		if _, err := b.env.App.Reconciler.Run(ctx); err != nil {
+			t.Fatal(err)
 		}
 		b.env.Get(t, "/api/tenants/"+b.tenantID+"/files/"+doc.FileID, b.admin.AccessToken).Expect(t, 404, "NOT_FOUND")
 		if keys := b.keys(t); len(keys) != 0 {

@@ -13,18 +13,22 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/audit"
 	"github.com/tenantry/tenantry/blob"
 	"github.com/tenantry/tenantry/digest"
+	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
@@ -47,13 +51,14 @@ type Service struct {
 	tenants *tenant.Service
 	dbs     *tenantdb.Manager
 	blobs   blob.Store
+	streams *outbox.Streams
 	cfg     Config
 	logger  *slog.Logger
 }
 
 // NewService returns a Service storing bytes in blobs and rows in the
-// tenants' databases.
-func NewService(tenants *tenant.Service, dbs *tenantdb.Manager, blobs blob.Store, cfg Config, logger *slog.Logger) *Service {
+// tenants' databases, recording its events through streams.
+func NewService(tenants *tenant.Service, dbs *tenantdb.Manager, blobs blob.Store, streams *outbox.Streams, cfg Config, logger *slog.Logger) *Service {
 	if cfg.BlobGrace <= 0 {
 		cfg.BlobGrace = time.Hour
 	}
@@ -62,7 +67,7 @@ func NewService(tenants *tenant.Service, dbs *tenantdb.Manager, blobs blob.Store
 	// A key of its own for links, so that no signature made for one
 	// purpose is ever valid for another.
 	cfg.SigningKey = mac.Sum(nil)
-	return &Service{tenants: tenants, dbs: dbs, blobs: blobs, cfg: cfg, logger: logger}
+	return &Service{tenants: tenants, dbs: dbs, blobs: blobs, streams: streams, cfg: cfg, logger: logger}
 }
 
 // blobPrefix is where a tenant's blobs live, named by database as in the
@@ -194,6 +199,10 @@ func (s *Service) Commit(ctx context.Context, r *Received, meta Metadata) (*Docu
 	now := sqldb.Now()
 	doc := &Document{ID: uuid.NewString(), Filename: name, MimeType: mimeType, UserID: p.UserID,
 		CreatedAt: now, UpdatedAt: now, CreatedBy: p.UserID}
+	tenantID := r.tenant.ID
+	if err := s.streams.MarkTenant(ctx, tenantID, db); err != nil {
+		return nil, err
+	}
 	err = lease.DB().InTx(ctx, func(tx sqldb.Tx) error {
 		f := &File{ID: uuid.NewString(), SHA256: r.sums.SHA256, MD5: r.sums.MD5, Size: r.sums.Size,
 			StorageKey: key, Metadata: []byte("{}"), CreatedAt: now, UpdatedAt: now, CreatedBy: p.UserID}
@@ -220,11 +229,29 @@ func (s *Service) Commit(ctx context.Context, r *Received, meta Metadata) (*Docu
 		if inserted {
 			delta.files, delta.physicalBytes = 1, f.Size
 		}
-		return addCounters(ctx, tx, delta)
+		if err := addCounters(ctx, tx, delta); err != nil {
+			return err
+		}
+		if err := outbox.Emit(ctx, tx, tenantry.EventDocumentUploaded, tenantID, p.UserID, map[string]any{
+			"document_id": doc.ID, "filename": doc.Filename, "mime_type": doc.MimeType, "file_id": f.ID,
+			"file_size": f.Size, "sha256_hash": f.SHA256, "s3_path": f.StorageKey, "deduplicated": !inserted,
+		}); err != nil {
+			return err
+		}
+		if !inserted {
+			return nil
+		}
+		return outbox.Emit(ctx, tx, tenantry.EventFileProcess, tenantID, p.UserID, map[string]any{
+			"file_id": f.ID, "sha256_hash": f.SHA256, "file_size": f.Size,
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.streams.Committed()
+	audit.SetTarget(ctx, "document", doc.ID)
+	audit.Annotate(ctx, "after", map[string]any{"filename": doc.Filename, "mime_type": doc.MimeType, "file_id": doc.FileID,
+		"file_size": doc.File.Size, "sha256_hash": doc.File.SHA256})
 	return doc, nil
 }
 
@@ -312,7 +339,7 @@ func (s *Service) Update(ctx context.Context, tenantID, documentID string, in Up
 		}
 		return nil, tenantry.Errorf(tenantry.EBadRequest, "Request body is required")
 	}
-	_, lease, doc, err := s.modifiable(ctx, tenantID, documentID)
+	mt, lease, doc, err := s.modifiable(ctx, tenantID, documentID)
 	if err != nil {
 		return nil, err
 	}
@@ -329,9 +356,30 @@ func (s *Service) Update(ctx context.Context, tenantID, documentID string, in Up
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}
-	if err := updateDocument(ctx, lease.DB(), doc.ID, in.Filename, in.MimeType, sqldb.Now()); err != nil {
+	if err := s.streams.MarkTenant(ctx, mt.ID, mt.DatabaseName); err != nil {
 		return nil, err
 	}
+	err = lease.DB().InTx(ctx, func(tx sqldb.Tx) error {
+		if err := updateDocument(ctx, tx, doc.ID, in.Filename, in.MimeType, sqldb.Now()); err != nil {
+			return err
+		}
+		after := map[string]any{"filename": doc.Filename, "mime_type": doc.MimeType}
+		if in.Filename != nil {
+			after["filename"] = *in.Filename
+		}
+		if in.MimeType != nil {
+			after["mime_type"] = *in.MimeType
+		}
+		audit.Annotate(ctx, "before", map[string]any{"filename": doc.Filename, "mime_type": doc.MimeType})
+		audit.Annotate(ctx, "after", after)
+		return outbox.Emit(ctx, tx, tenantry.EventDocumentUpdated, mt.ID, principal(ctx).UserID, map[string]any{
+			"document_id": doc.ID, "before": map[string]any{"filename": doc.Filename, "mime_type": doc.MimeType}, "after": after,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.streams.Committed()
 	return findDocument(ctx, lease.DB(), doc.ID)
 }
 
@@ -345,13 +393,16 @@ type Deletion struct {
 // Delete deletes a document. Its file and blob stay until a file delete or
 // the reconciler removes them.
 func (s *Service) Delete(ctx context.Context, tenantID, documentID string) (*Deletion, error) {
-	_, lease, doc, err := s.modifiable(ctx, tenantID, documentID)
+	mt, lease, doc, err := s.modifiable(ctx, tenantID, documentID)
 	if err != nil {
 		return nil, err
 	}
 	defer lease.Release()
 	out := &Deletion{DocumentID: doc.ID}
 	now := sqldb.Now()
+	if err := s.streams.MarkTenant(ctx, mt.ID, mt.DatabaseName); err != nil {
+		return nil, err
+	}
 	err = lease.DB().InTx(ctx, func(tx sqldb.Tx) error {
 		deleted, err := deleteDocument(ctx, tx, doc.ID)
 		if err != nil {
@@ -364,11 +415,19 @@ func (s *Service) Delete(ctx context.Context, tenantID, documentID string) (*Del
 			return err
 		}
 		out.FileOrphaned = left == 0
-		return addCounters(ctx, tx, counterDelta{documents: -1, logicalBytes: -doc.File.Size})
+		if err := addCounters(ctx, tx, counterDelta{documents: -1, logicalBytes: -doc.File.Size}); err != nil {
+			return err
+		}
+		return outbox.Emit(ctx, tx, tenantry.EventDocumentDeleted, mt.ID, principal(ctx).UserID, map[string]any{
+			"document_id": doc.ID, "filename": doc.Filename, "file_id": doc.FileID, "orphaned": out.FileOrphaned,
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.streams.Committed()
+	audit.Annotate(ctx, "before", map[string]any{"filename": doc.Filename, "file_id": doc.FileID})
+	audit.Annotate(ctx, "file_orphaned", out.FileOrphaned)
 	return out, nil
 }
 
@@ -504,11 +563,18 @@ type FileDeletion struct {
 // DeleteFile deletes a file no document references, and its blob. Admins
 // only.
 func (s *Service) DeleteFile(ctx context.Context, tenantID, fileID string) (*FileDeletion, error) {
-	lease, err := s.open(ctx, tenantID, tenantry.RoleAdmin)
+	mt, err := s.tenants.Authorize(ctx, tenantID, tenantry.RoleAdmin)
+	if err != nil {
+		return nil, err
+	}
+	lease, err := s.dbs.Acquire(ctx, mt.DatabaseName)
 	if err != nil {
 		return nil, err
 	}
 	defer lease.Release()
+	if err := s.streams.MarkTenant(ctx, mt.ID, mt.DatabaseName); err != nil {
+		return nil, err
+	}
 	var f *File
 	err = lease.DB().InTx(ctx, func(tx sqldb.Tx) error {
 		if f, err = findFile(ctx, tx, fileID); err != nil {
@@ -522,16 +588,26 @@ func (s *Service) DeleteFile(ctx context.Context, tenantID, fileID string) (*Fil
 		} else if !deleted {
 			return tenantry.Errorf(tenantry.EConflict, "Cannot delete file: it was referenced again")
 		}
-		return addCounters(ctx, tx, counterDelta{files: -1, physicalBytes: -f.Size})
+		if err := addCounters(ctx, tx, counterDelta{files: -1, physicalBytes: -f.Size}); err != nil {
+			return err
+		}
+		return emitFileDeleted(ctx, tx, mt.ID, principal(ctx).UserID, f, "deleted")
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.streams.Committed()
 	removed, err := removeBlobIfUnreferenced(ctx, lease.DB(), s.blobs, f.StorageKey, time.Now().Add(-s.cfg.BlobGrace/2))
 	if err != nil {
 		s.logger.WarnContext(ctx, "deleting a file's blob: left to the reconciler", "key", f.StorageKey, "error", err)
 	}
 	return &FileDeletion{File: f, BlobRemoved: removed}, nil
+}
+
+func emitFileDeleted(ctx context.Context, tx sqldb.Tx, tenantID, userID string, f *File, reason string) error {
+	return outbox.Emit(ctx, tx, tenantry.EventFileDeleted, tenantID, userID, map[string]any{
+		"file_id": f.ID, "sha256_hash": f.SHA256, "file_size": f.Size, "reason": reason,
+	})
 }
 
 // removeBlobIfUnreferenced deletes the blob at key if no file row names it
@@ -561,4 +637,57 @@ func (s *Service) Storage(ctx context.Context, tenantID string) (Usage, error) {
 	}
 	defer lease.Release()
 	return readCounters(ctx, lease.DB())
+}
+
+// sniffBytes is how much of a content is read to detect its type, as much
+// as the detection algorithm looks at.
+const sniffBytes = 512
+
+// ProcessFile inspects a stored content and records in its file's metadata
+// the type its first bytes reveal, whatever the uploader declared. It does
+// nothing for a file or tenant that no longer exists, and doing it twice
+// changes nothing more.
+func (s *Service) ProcessFile(ctx context.Context, tenantID, fileID string) error {
+	t, err := s.tenants.Active(ctx, tenantID)
+	if tenantry.ErrorCode(err) == tenantry.ENotFound {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	lease, err := s.dbs.Acquire(ctx, t.DatabaseName)
+	if err != nil {
+		return err
+	}
+	defer lease.Release()
+	f, err := findFile(ctx, lease.DB(), fileID)
+	if tenantry.ErrorCode(err) == tenantry.ENotFound {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	rc, err := s.blobs.Open(ctx, f.StorageKey, 0, sniffBytes)
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	head, err := io.ReadAll(io.LimitReader(rc, sniffBytes))
+	rc.Close()
+	if err != nil {
+		return err
+	}
+	meta := map[string]any{}
+	if len(f.Metadata) > 0 {
+		if err := json.Unmarshal(f.Metadata, &meta); err != nil {
+			return fmt.Errorf("file %s metadata: %w", f.ID, err)
+		}
+	}
+	meta["detected_mime_type"] = PartMimeType(http.DetectContentType(head))
+	meta["processed_at"] = sqldb.Now()
+	encoded, err := json.Marshal(meta)
+	if err != nil {
+		return err
+	}
+	_, err = lease.DB().Exec(ctx, `UPDATE files SET file_metadata = $2 WHERE id = $1`, f.ID, string(encoded))
+	return err
 }

@@ -9,11 +9,14 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/audit"
+	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/sqldb"
 )
 
@@ -21,12 +24,13 @@ import (
 type Service struct {
 	db          sqldb.DB
 	provisioner *Provisioner
+	streams     *outbox.Streams
 	logger      *slog.Logger
 }
 
-// NewService returns a Service.
-func NewService(db sqldb.DB, provisioner *Provisioner, logger *slog.Logger) *Service {
-	return &Service{db: db, provisioner: provisioner, logger: logger}
+// NewService returns a Service recording its events through streams.
+func NewService(db sqldb.DB, provisioner *Provisioner, streams *outbox.Streams, logger *slog.Logger) *Service {
+	return &Service{db: db, provisioner: provisioner, streams: streams, logger: logger}
 }
 
 const maxTenantNameLen = 255
@@ -105,11 +109,23 @@ func (s *Service) Create(ctx context.Context, name string) (*MemberTenant, error
 	var membership tenantry.Membership
 	t, err := s.provisioner.Provision(ctx, name, p.UserID, func(ctx context.Context, tx sqldb.Tx, t *tenantry.Tenant) error {
 		membership = tenantry.Membership{TenantID: t.ID, UserID: p.UserID, Role: tenantry.RoleAdmin, JoinedAt: sqldb.Now()}
-		return insertMembership(ctx, tx, &membership)
+		if err := insertMembership(ctx, tx, &membership); err != nil {
+			return err
+		}
+		if err := s.streams.EmitPlatform(ctx, tx, tenantry.EventTenantCreated, t.ID, p.UserID, map[string]any{
+			"tenant_id": t.ID, "tenant_name": t.Name, "database_name": t.DatabaseName, "creator_id": p.UserID,
+		}); err != nil {
+			return err
+		}
+		return s.memberEvent(ctx, tx, tenantry.EventMemberAdded, t.ID, p.UserID, map[string]any{"role": tenantry.RoleAdmin})
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.streams.Committed()
+	audit.SetTenant(ctx, t.ID)
+	audit.SetTarget(ctx, "tenant", t.ID)
+	audit.Annotate(ctx, "after", map[string]any{"name": t.Name, "database_name": t.DatabaseName})
 	return &MemberTenant{Tenant: *t, Role: tenantry.RoleAdmin, JoinedAt: membership.JoinedAt}, nil
 }
 
@@ -174,17 +190,25 @@ func (s *Service) Update(ctx context.Context, tenantID string, in Update) (*tena
 	}
 	now := sqldb.Now()
 	t := mt.Tenant
+	before, after := map[string]any{}, map[string]any{}
 	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
 		if in.Name != nil {
 			if err := renameTenant(ctx, tx, tenantID, name, now); err != nil {
 				return err
 			}
+			if err := s.streams.EmitPlatform(ctx, tx, tenantry.EventTenantUpdated, tenantID, principalID(ctx), map[string]any{
+				"tenant_id": tenantID, "before": map[string]any{"name": t.Name}, "after": map[string]any{"name": name},
+			}); err != nil {
+				return err
+			}
+			before["name"], after["name"] = t.Name, name
 			t.Name, t.UpdatedAt = name, now
 		}
 		if in.IsActive != nil && !*in.IsActive {
-			if _, err := deactivateTenant(ctx, tx, tenantID, now); err != nil {
+			if err := s.deactivate(ctx, tx, &t, now); err != nil {
 				return err
 			}
+			before["is_active"], after["is_active"] = true, false
 			t.IsActive, t.UpdatedAt = false, now
 		}
 		return nil
@@ -192,22 +216,47 @@ func (s *Service) Update(ctx context.Context, tenantID string, in Update) (*tena
 	if err != nil {
 		return nil, err
 	}
+	s.streams.Committed()
+	audit.Annotate(ctx, "before", before)
+	audit.Annotate(ctx, "after", after)
 	return &t, nil
 }
 
 // Delete deactivates a tenant. Its data is kept; it is no longer listed and
 // answers not found. Admins only.
 func (s *Service) Delete(ctx context.Context, tenantID string) error {
-	if _, err := s.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
+	mt, err := s.Authorize(ctx, tenantID, tenantry.RoleAdmin)
+	if err != nil {
 		return err
 	}
-	ok, err := deactivateTenant(ctx, s.db, tenantID, sqldb.Now())
+	err = s.db.InTx(ctx, func(tx sqldb.Tx) error { return s.deactivate(ctx, tx, &mt.Tenant, sqldb.Now()) })
+	if err == nil {
+		s.streams.Committed()
+	}
+	return err
+}
+
+func (s *Service) deactivate(ctx context.Context, tx sqldb.Tx, t *tenantry.Tenant, now time.Time) error {
+	ok, err := deactivateTenant(ctx, tx, t.ID, now)
 	if err != nil {
 		return err
 	} else if !ok {
 		return errTenantNotFound
 	}
-	return nil
+	return s.streams.EmitPlatform(ctx, tx, tenantry.EventTenantDeleted, t.ID, principalID(ctx), map[string]any{
+		"tenant_id": t.ID, "database_name": t.DatabaseName, "hard_delete": false,
+	})
+}
+
+// memberEvent records a membership change of the tenant in tx.
+func (s *Service) memberEvent(ctx context.Context, tx sqldb.Tx, eventType, tenantID, userID string, data map[string]any) error {
+	data["tenant_id"], data["user_id"] = tenantID, userID
+	return s.streams.EmitPlatform(ctx, tx, eventType, tenantID, principalID(ctx), data)
+}
+
+func principalID(ctx context.Context) string {
+	p, _ := tenantry.PrincipalFromContext(ctx)
+	return p.UserID
 }
 
 func validRole(errs tenantry.FieldErrors, role tenantry.Role) {
@@ -245,12 +294,17 @@ func (s *Service) AddMember(ctx context.Context, tenantID, userID string, role t
 		err := insertMembership(ctx, tx, m)
 		if errors.Is(err, sqldb.ErrUniqueViolation) {
 			return tenantry.Errorf(tenantry.EConflict, "User is already a member of this tenant")
+		} else if err != nil {
+			return err
 		}
-		return err
+		return s.memberEvent(ctx, tx, tenantry.EventMemberAdded, tenantID, userID, map[string]any{"role": role})
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.streams.Committed()
+	audit.SetTarget(ctx, "user", userID)
+	audit.Annotate(ctx, "after", map[string]any{"role": role})
 	return m, nil
 }
 
@@ -260,7 +314,7 @@ func (s *Service) RemoveMember(ctx context.Context, tenantID, userID string) err
 	if _, err := s.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
 		return err
 	}
-	return s.db.InTx(ctx, func(tx sqldb.Tx) error {
+	err := s.db.InTx(ctx, func(tx sqldb.Tx) error {
 		m, err := s.lockedMembership(ctx, tx, tenantID, userID)
 		if err != nil {
 			return err
@@ -270,8 +324,16 @@ func (s *Service) RemoveMember(ctx context.Context, tenantID, userID string) err
 				return err
 			}
 		}
-		return deleteMembership(ctx, tx, tenantID, userID)
+		if err := deleteMembership(ctx, tx, tenantID, userID); err != nil {
+			return err
+		}
+		audit.Annotate(ctx, "before", map[string]any{"role": m.Role})
+		return s.memberEvent(ctx, tx, tenantry.EventMemberRemoved, tenantID, userID, map[string]any{"role": m.Role})
 	})
+	if err == nil {
+		s.streams.Committed()
+	}
+	return err
 }
 
 // ChangeRole sets a member's role; the last admin cannot be demoted. Admins
@@ -300,12 +362,18 @@ func (s *Service) ChangeRole(ctx context.Context, tenantID, userID string, role 
 		if err := updateRole(ctx, tx, tenantID, userID, role); err != nil {
 			return err
 		}
+		if err := s.memberEvent(ctx, tx, tenantry.EventMemberRoleChanged, tenantID, userID, map[string]any{"from": m.Role, "to": role}); err != nil {
+			return err
+		}
+		audit.Annotate(ctx, "before", map[string]any{"role": m.Role})
+		audit.Annotate(ctx, "after", map[string]any{"role": role})
 		m.Role = role
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.streams.Committed()
 	return m, nil
 }
 

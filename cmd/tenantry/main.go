@@ -63,8 +63,10 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 	root.SetErr(stderr)
 	root.AddCommand(
 		c.serveCommand(),
+		c.workerCommand(),
 		c.migrateCommand(),
 		c.usersCommand(),
+		c.auditCommand(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
@@ -145,6 +147,40 @@ func (c *cli) serveCommand() *cobra.Command {
 			}
 			logger.Info("tenantry listening", attrs...)
 			return a.Serve(ctx, ln)
+		},
+	}
+}
+
+func (c *cli) workerCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Run background work: jobs, the event relay and event consumers (production shape)",
+		Long: "Works the job queue (periodic maintenance included), relays committed events to Kafka (or to " +
+			"in-process consumers without it) and consumes them. Several workers may run at once: each job and " +
+			"each event is handled once. The embedded shape does all of this inside serve.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.loadConfig()
+			if err != nil {
+				return err
+			}
+			if cfg.Shape() == config.Embedded {
+				return errors.New("the embedded shape runs jobs and events inside `tenantry serve`; set DATABASE_URL to run workers")
+			}
+			logger := newLogger(cfg.LogLevel, c.stderr)
+			ctx := cmd.Context()
+			a, err := app.New(ctx, cfg, logger, version, app.AsWorker())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if err := a.Start(ctx); err != nil {
+				return err
+			}
+			logger.Info("tenantry worker running", "shape", string(cfg.Shape()), "events", cfg.Summary()["events"], "version", version)
+			<-ctx.Done()
+			logger.Info("tenantry worker stopping")
+			return nil
 		},
 	}
 }

@@ -4,21 +4,27 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pressly/goose/v3"
+
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/app"
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
+	"github.com/tenantry/tenantry/sqldb"
 )
 
 type syncBuffer struct {
@@ -139,8 +145,9 @@ func TestMigrateTenants(t *testing.T) {
 		a.Close()
 		alpha, beta, gamma := tenants[0], tenants[1], tenants[2]
 
+		latest := latestTenantMigration(t, cfg)
 		code, out := runCLI(t, env, "migrate", "tenants", "--history")
-		if code != 0 || strings.Count(out, "00001_documents_and_files.sql applied at ") != 3 {
+		if code != 0 || strings.Count(out, latest+" applied at ") != 3 {
 			t.Fatalf("--history (%d):\n%s", code, out)
 		}
 		code, out = runCLI(t, env, "migrate", "tenants", "--dry-run")
@@ -148,15 +155,15 @@ func TestMigrateTenants(t *testing.T) {
 			t.Fatalf("--dry-run (%d):\n%s", code, out)
 		}
 
-		// Alpha is rolled back to an empty schema; Beta loses its version
-		// record but keeps its tables, so migrating it must fail.
-		tenantSQL(t, cfg, alpha.DatabaseName, "DROP TABLE counters", "DROP TABLE documents", "DROP TABLE files", "DELETE FROM goose_db_version WHERE version_id = 1")
-		tenantSQL(t, cfg, beta.DatabaseName, "DELETE FROM goose_db_version WHERE version_id = 1")
+		// Alpha's latest migration is rolled back; Beta loses the record
+		// of it but keeps its tables, so applying it again must fail.
+		rollBackLatest(t, cfg, alpha.DatabaseName)
+		forgetLatest(t, cfg, beta.DatabaseName)
 
 		for range 2 { // a dry run changes nothing, so twice gives the same answer
 			code, out = runCLI(t, env, "migrate", "tenants", "--dry-run")
 			if code != 0 ||
-				!strings.Contains(out, fmt.Sprintf("tenant %s (%s): would apply 00001_documents_and_files.sql", alpha.ID, alpha.DatabaseName)) ||
+				!strings.Contains(out, fmt.Sprintf("tenant %s (%s): would apply %s", alpha.ID, alpha.DatabaseName, latest)) ||
 				!strings.Contains(out, fmt.Sprintf("tenant %s (%s): up to date", gamma.ID, gamma.DatabaseName)) {
 				t.Fatalf("--dry-run after rollback (%d):\n%s", code, out)
 			}
@@ -167,7 +174,7 @@ func TestMigrateTenants(t *testing.T) {
 			t.Fatalf("migrate tenants exited 0 although a tenant failed:\n%s", out)
 		}
 		for _, want := range []string{
-			fmt.Sprintf("tenant %s (%s): applied 00001_documents_and_files.sql", alpha.ID, alpha.DatabaseName),
+			fmt.Sprintf("tenant %s (%s): applied %s", alpha.ID, alpha.DatabaseName, latest),
 			fmt.Sprintf("tenant %s (%s): FAILED", beta.ID, beta.DatabaseName),
 			fmt.Sprintf("tenant %s (%s): up to date", gamma.ID, gamma.DatabaseName),
 			"3 tenant databases, 1 failed",
@@ -179,7 +186,7 @@ func TestMigrateTenants(t *testing.T) {
 
 		code, out = runCLI(t, env, "migrate", "tenants", "--tenant", alpha.ID, "--history")
 		if code != 0 || !strings.Contains(out, alpha.DatabaseName) || strings.Contains(out, gamma.DatabaseName) ||
-			!strings.Contains(out, "00001_documents_and_files.sql applied at ") {
+			!strings.Contains(out, "00001_documents_and_files.sql applied at ") || !strings.Contains(out, latest+" applied at ") {
 			t.Fatalf("--tenant --history (%d):\n%s", code, out)
 		}
 		if code, out = runCLI(t, env, "migrate", "tenants", "--tenant", "0b7e3b8e-5f7a-4c1e-9a57-3b7c2c0c9a11"); code == 0 {
@@ -197,7 +204,9 @@ func TestMigrateTenants(t *testing.T) {
 	})
 }
 
-func tenantSQL(t *testing.T, cfg config.Config, name string, statements ...string) {
+// withTenantDB runs fn on a tenant database opened directly, with the
+// engine's tenant migrations.
+func withTenantDB(t *testing.T, cfg config.Config, name string, fn func(db sqldb.DB, migrations fs.FS)) {
 	t.Helper()
 	ctx := context.Background()
 	engines, err := app.OpenEngines(ctx, cfg)
@@ -210,9 +219,59 @@ func tenantSQL(t *testing.T, cfg config.Config, name string, statements ...strin
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for _, s := range statements {
-		if _, err := db.Exec(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
+	fn(db, engines.Tenants.Migrations())
+}
+
+func latestTenantMigration(t *testing.T, cfg config.Config) string {
+	t.Helper()
+	engines, err := app.OpenEngines(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer engines.Close()
+	names, err := fs.Glob(engines.Tenants.Migrations(), "*.sql")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no tenant migrations: %v", err)
+	}
+	sort.Strings(names)
+	return names[len(names)-1]
+}
+
+func gooseProvider(t *testing.T, db sqldb.DB, migrations fs.FS) *goose.Provider {
+	t.Helper()
+	dialect := goose.DialectSQLite3
+	if db.Dialect() == sqldb.Postgres {
+		dialect = goose.DialectPostgres
+	}
+	p, err := goose.NewProvider(dialect, db.(interface{ SQL() *sql.DB }).SQL(), migrations, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// rollBackLatest undoes a tenant database's latest migration with its own
+// down section.
+func rollBackLatest(t *testing.T, cfg config.Config, name string) {
+	t.Helper()
+	withTenantDB(t, cfg, name, func(db sqldb.DB, migrations fs.FS) {
+		if _, err := gooseProvider(t, db, migrations).Down(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// forgetLatest deletes the record of a tenant database's latest migration,
+// leaving what it created.
+func forgetLatest(t *testing.T, cfg config.Config, name string) {
+	t.Helper()
+	withTenantDB(t, cfg, name, func(db sqldb.DB, migrations fs.FS) {
+		current, err := gooseProvider(t, db, migrations).GetDBVersion(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(context.Background(), "DELETE FROM goose_db_version WHERE version_id = $1", current); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

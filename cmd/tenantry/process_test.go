@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantry/tenantry/app"
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
 )
@@ -269,4 +270,85 @@ func TestUsersCommands(t *testing.T) {
 			t.Fatal("deactivating an unknown account succeeded")
 		}
 	})
+}
+
+// startWorker runs `tenantry worker` with env and waits until it works.
+func startWorker(t *testing.T, env map[string]string) *process {
+	t.Helper()
+	cmd := exec.Command(tenantryBinary(t), "worker")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	p := &process{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(p.logs.String(), "tenantry worker running") {
+		if time.Now().After(deadline) {
+			t.Fatalf("worker did not start:\n%s", p.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return p
+}
+
+// Two workers and two serve processes on one PostgreSQL run each periodic
+// job once per period: without the leader's single schedule and uniqueness
+// per period, every worker would enqueue its own.
+func TestPeriodicJobsRunOncePerPeriodAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	env := apptest.Environ(t, config.Production)
+	const period = 2 * time.Second
+	env["TENANTRY_MAINTENANCE_INTERVAL"] = period.String()
+	env["TENANTRY_RELAY_SWEEP_INTERVAL"] = period.String()
+	startServe(t, env)
+	startServe(t, env)
+	// Only workers enqueue and work jobs, so the clock starts with them.
+	started := time.Now()
+	workers := []*process{startWorker(t, env), startWorker(t, env)}
+	time.Sleep(4*period + period/2)
+	for _, w := range workers {
+		if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-w.done; err != nil {
+			t.Fatalf("worker exited with %v:\n%s", err, w.logs.String())
+		}
+		w.done <- nil
+	}
+	elapsed := time.Since(started)
+
+	cfg, err := config.Parse(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engines, err := app.OpenEngines(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer engines.Close()
+	maxPerKind := int(elapsed/period) + 2
+	for _, kind := range []string{"reconcile_storage", "cleanup_sessions", "reap_tenants", "prune_outbox", "sweep_outbox"} {
+		var total, done int
+		if err := engines.Control.QueryRow(context.Background(),
+			`SELECT count(*), count(*) FILTER (WHERE state = 'completed' AND attempt = 1) FROM river_job WHERE kind = $1`, kind).
+			Scan(&total, &done); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %d jobs in %v, %d completed on their first attempt", kind, total, elapsed.Round(time.Millisecond), done)
+		if total < 2 || total > maxPerKind {
+			t.Errorf("%s ran %d times in %v with a period of %v and four processes; want between 2 and %d", kind, total, elapsed, period, maxPerKind)
+		}
+		if done < total-1 {
+			t.Errorf("%s: only %d of %d jobs completed once", kind, done, total)
+		}
+	}
 }

@@ -1,0 +1,444 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+
+	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/audit"
+)
+
+// auditActions names the action recorded for each state-changing
+// operation. The names are part of the audit trail's contract: clients
+// filter on them, so an operation id may change but its action may not.
+// An operation missing here is recorded under its operation id.
+var auditActions = map[string]string{ //nolint:gochecknoglobals // read-only table
+	"register":                  "auth.register",
+	"login":                     "auth.login",
+	"refresh":                   "auth.refresh",
+	"logout":                    "auth.logout",
+	"update-me":                 "user.update",
+	"change-my-password":        "user.password_change",
+	"create-tenant":             "tenant.create",
+	"update-tenant":             "tenant.update",
+	"delete-tenant":             "tenant.delete",
+	"add-tenant-member":         "tenant.member.add",
+	"change-tenant-member-role": "tenant.member.role_change",
+	"remove-tenant-member":      "tenant.member.remove",
+	"upload-document":           "document.upload",
+	"update-document":           "document.update",
+	"delete-document":           "document.delete",
+	"delete-file":               "file.delete",
+	"delete-file-alias":         "file.delete",
+}
+
+// auditEmailOperations are the operations whose entry records the email
+// the request named, so that failed logins can be traced to the account
+// they were aimed at. Nothing else of their bodies is kept.
+var auditEmailOperations = map[string]bool{"login": true, "register": true} //nolint:gochecknoglobals // read-only table
+
+// auditPathTargets are the path parameters that name an entry's target,
+// most specific first.
+var auditPathTargets = []struct{ param, kind string }{ //nolint:gochecknoglobals // read-only table
+	{"document_id", "document"},
+	{"file_id", "file"},
+	{"user_id", "user"},
+	{"tenant_id", "tenant"},
+}
+
+// Bounds on what the recorder keeps of a request's body and of an error
+// response: enough for an email and an error envelope.
+const (
+	auditRequestCapture = 4 << 10
+	auditErrorCapture   = 8 << 10
+)
+
+// auditWriteTimeout bounds the wait for the audit entry of a request whose
+// client may already have gone.
+const auditWriteTimeout = 10 * time.Second
+
+func stateChanging(method string) bool {
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// recordAudit writes the audit entry of every state-changing operation. It
+// runs outside authentication, so refused tokens are recorded too, and
+// writes once the handler has written its answer into the response but
+// before the response ends: a client that received the whole answer knows
+// its entry is stored. Services add to the entry through the audit.Record
+// this puts in the request's context.
+func (s *Server) recordAudit(ctx huma.Context, next func(huma.Context)) {
+	if s.svc.Audit == nil || !stateChanging(ctx.Method()) {
+		next(ctx)
+		return
+	}
+	actx, rec := audit.NewContext(ctx.Context())
+	c := &auditContext{humaContext: ctx, errBody: capture{max: auditErrorCapture}}
+	if auditEmailOperations[ctx.Operation().OperationID] {
+		c.request = &capture{max: auditRequestCapture}
+	}
+	completed := false
+	defer func() {
+		if !completed {
+			// The handler panicked; the outermost layer answers 500.
+			s.writeAudit(actx, c, rec, http.StatusInternalServerError)
+		}
+	}()
+	next(huma.WithContext(c, actx))
+	completed = true
+	s.writeAudit(actx, c, rec, c.Status())
+}
+
+// writeAudit builds and appends the entry of a finished request. A failure
+// is logged and goes no further: the action itself has happened, and its
+// answer must not change because its record could not be written.
+func (s *Server) writeAudit(ctx context.Context, c *auditContext, rec *audit.Record, status int) {
+	if status == 0 {
+		status = http.StatusOK
+	}
+	meta := tenantry.RequestMetaFromContext(ctx)
+	e := &audit.Entry{
+		Action:    cmpOr(rec.Action(), auditAction(c.Operation().OperationID)),
+		ActorID:   rec.ActorID(),
+		ClientIP:  meta.ClientIP,
+		UserAgent: meta.UserAgent,
+		RequestID: meta.RequestID,
+	}
+	info := infoFrom(ctx)
+	if info != nil && info.userID != "" {
+		// The authenticated caller is who acted, whatever else was noted.
+		e.ActorID = info.userID
+	}
+
+	// A tenant named by the route gets the entry only when the caller may
+	// see it: a stranger probing a tenant's URLs must not write into its
+	// chain, nor learn from it that the tenant exists.
+	routeTenant := strings.ToLower(c.Param("tenant_id"))
+	if routeTenant == "" && info != nil {
+		routeTenant = info.tenantID // a tenant the request created
+	}
+	e.Chain = audit.PlatformChain
+	hidden := false
+	if t := rec.TenantID(); t != "" {
+		e.Chain = t
+	} else if isUUID(routeTenant) {
+		if status < 400 || s.mayAccess(c.Context(), routeTenant, e.ActorID) {
+			e.Chain = routeTenant
+		} else {
+			hidden = true
+		}
+	}
+	e.Outcome = auditOutcome(status, hidden)
+
+	e.TargetType, e.TargetID = rec.Target()
+	if e.TargetType == "" && e.TargetID == "" {
+		e.TargetType, e.TargetID = pathTarget(c, routeTenant)
+	}
+
+	details := rec.Details()
+	if details == nil {
+		details = map[string]json.RawMessage{}
+	}
+	if email := c.requestEmail(); email != "" {
+		if _, ok := details["email"]; !ok {
+			details["email"], _ = json.Marshal(email)
+		}
+	}
+	details["status"], _ = json.Marshal(status)
+	if status >= 400 {
+		if code := c.errorCode(); code != "" {
+			details["error_code"], _ = json.Marshal(code)
+		}
+	}
+	// Annotations were each encoded when made, so this cannot fail.
+	e.Details, _ = json.Marshal(details)
+
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
+	defer cancel()
+	if err := s.svc.Audit.Append(wctx, e); err != nil {
+		loggerFrom(ctx, s.logger).ErrorContext(ctx, "writing audit entry", "action", e.Action, "chain", e.Chain,
+			"outcome", e.Outcome, "error", err)
+	}
+}
+
+func auditAction(operationID string) string {
+	if a, ok := auditActions[operationID]; ok {
+		return a
+	}
+	return operationID
+}
+
+// auditOutcome classifies a response. A 404 for a tenant the caller may not
+// see is a refusal like a 403; any other 404 is a plain failure.
+func auditOutcome(status int, tenantHidden bool) string {
+	switch {
+	case status >= 500:
+		return audit.OutcomeError
+	case status == http.StatusUnauthorized || status == http.StatusForbidden,
+		status == http.StatusNotFound && tenantHidden:
+		return audit.OutcomeDenied
+	case status >= 400:
+		return audit.OutcomeFailure
+	}
+	return audit.OutcomeSuccess
+}
+
+// mayAccess reports whether the user belongs to the active tenant. It asks
+// with a bare context, which carries the user as principal, so that the
+// question leaves no trace in the request's record.
+func (s *Server) mayAccess(ctx context.Context, tenantID, userID string) bool {
+	if userID == "" || s.svc.Tenants == nil {
+		return false
+	}
+	ctx = tenantry.NewContextWithPrincipal(context.WithoutCancel(ctx), tenantry.Principal{UserID: userID})
+	_, err := s.svc.Tenants.Authorize(ctx, tenantID, tenantry.RoleViewer)
+	return err == nil
+}
+
+// pathTarget names the target from the most specific id in the path, or
+// the tenant the request concerns.
+func pathTarget(c huma.Context, tenantID string) (string, string) {
+	for _, t := range auditPathTargets {
+		if v := c.Param(t.param); v != "" {
+			return t.kind, strings.ToLower(v)
+		}
+	}
+	if tenantID != "" {
+		return "tenant", tenantID
+	}
+	return "", ""
+}
+
+func isUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil && len(s) == 36
+}
+
+// humaContext names the embedded context without hiding its Context method
+// behind a field of that name.
+type humaContext = huma.Context
+
+// auditContext is the request's huma context with copies of the little the
+// recorder needs from the bodies: the request's, for operations that record
+// an email, and the response's when it is an error, for its code.
+type auditContext struct {
+	humaContext
+	request *capture
+	errBody capture
+}
+
+// Unwrap lets humago.Unwrap reach the adapter's context (the upload reads
+// the raw request).
+func (c *auditContext) Unwrap() huma.Context { return c.humaContext }
+
+// BodyReader implements huma.Context.
+func (c *auditContext) BodyReader() io.Reader {
+	r := c.humaContext.BodyReader()
+	if c.request == nil || r == nil {
+		return r
+	}
+	return &teeBody{r: r, copy: c.request}
+}
+
+// BodyWriter implements huma.Context. huma sets the status before it
+// writes a body, so an error body is known to be one from its first byte.
+func (c *auditContext) BodyWriter() io.Writer {
+	w := c.humaContext.BodyWriter()
+	if c.Status() < 400 {
+		return w
+	}
+	return io.MultiWriter(w, &c.errBody)
+}
+
+// requestEmail returns the email field of the request body, normalised as
+// the account service does, or "" when there is none.
+func (c *auditContext) requestEmail() string {
+	if c.request == nil {
+		return ""
+	}
+	var body struct {
+		Email string `json:"email"`
+	}
+	if json.Unmarshal(c.request.buf, &body) != nil {
+		return ""
+	}
+	email := strings.ToLower(strings.TrimSpace(body.Email))
+	if len(email) > 255 {
+		return ""
+	}
+	return email
+}
+
+// errorCode returns the code of the error envelope written, if any.
+func (c *auditContext) errorCode() string {
+	var env struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(c.errBody.buf, &env) != nil {
+		return ""
+	}
+	return env.Error.Code
+}
+
+// capture keeps the first max bytes written to it and drops the rest
+// without complaint, so that a writer it is teed from never fails.
+type capture struct {
+	buf []byte
+	max int
+}
+
+func (c *capture) Write(p []byte) (int, error) {
+	if room := c.max - len(c.buf); room > 0 {
+		c.buf = append(c.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+// teeBody copies what is read from a request body, and closes the body
+// when huma closes it.
+type teeBody struct {
+	r    io.Reader
+	copy *capture
+}
+
+func (t *teeBody) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	_, _ = t.copy.Write(p[:n])
+	return n, err
+}
+
+func (t *teeBody) Close() error {
+	if c, ok := t.r.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+type auditListInput struct {
+	TenantPath
+	Actor   string    `query:"actor" format:"uuid" doc:"Only entries of this user's actions."`
+	Action  string    `query:"action" maxLength:"128" doc:"Only entries of this action, such as tenant.member.role_change." example:"auth.login"`
+	From    time.Time `query:"from" doc:"Only entries at or after this time (RFC 3339)."`
+	To      time.Time `query:"to" doc:"Only entries before this time (RFC 3339)."`
+	Page    int       `query:"page" minimum:"1" default:"1"`
+	PerPage int       `query:"per_page" minimum:"1" maximum:"100" default:"20"`
+}
+
+type auditEntryView struct {
+	ID         string          `json:"id"`
+	Chain      string          `json:"chain" doc:"The tenant's id, or platform."`
+	Seq        int64           `json:"seq" doc:"Position in the chain, from 1."`
+	OccurredAt time.Time       `json:"occurred_at"`
+	ActorID    *string         `json:"actor_id" doc:"The user who acted; null when unknown."`
+	Action     string          `json:"action" example:"tenant.member.role_change"`
+	TargetType *string         `json:"target_type" example:"user"`
+	TargetID   *string         `json:"target_id"`
+	Outcome    string          `json:"outcome" enum:"success,failure,denied,error"`
+	ClientIP   string          `json:"client_ip"`
+	UserAgent  string          `json:"user_agent"`
+	RequestID  string          `json:"request_id"`
+	Details    json.RawMessage `json:"details" doc:"JSON object: status, error_code of failures, before and after values, and other facts the action recorded."`
+	PrevHash   string          `json:"prev_hash" doc:"Hash of the entry before this one in the chain."`
+	Hash       string          `json:"hash" doc:"SHA-256 over prev_hash and this entry's fields, hex."`
+}
+
+type auditList struct {
+	Entries    []auditEntryView `json:"entries"`
+	Pagination pagination       `json:"pagination"`
+}
+
+type brokenView struct {
+	Seq    int64   `json:"seq"`
+	ID     *string `json:"id" doc:"The entry found wrong; null when it is missing altogether."`
+	Reason string  `json:"reason"`
+}
+
+type auditVerification struct {
+	Chain       string      `json:"chain"`
+	Entries     int64       `json:"entries" doc:"How many entries were checked."`
+	Intact      bool        `json:"intact"`
+	FirstBroken *brokenView `json:"first_broken" doc:"The first entry found edited, missing or out of place; null when intact."`
+}
+
+func nullIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func viewAuditEntry(e *audit.Entry) auditEntryView {
+	return auditEntryView{
+		ID: e.ID, Chain: e.Chain, Seq: e.Seq, OccurredAt: e.OccurredAt.UTC(), ActorID: nullIfEmpty(e.ActorID),
+		Action: e.Action, TargetType: nullIfEmpty(e.TargetType), TargetID: nullIfEmpty(e.TargetID), Outcome: e.Outcome,
+		ClientIP: e.ClientIP, UserAgent: e.UserAgent, RequestID: e.RequestID, Details: e.Details,
+		PrevHash: e.PrevHash, Hash: e.Hash,
+	}
+}
+
+func (s *Server) registerAudit() {
+	tags := []string{"Audit"}
+	base := "/api/tenants/{tenant_id}/audit"
+
+	huma.Register(s.api, secured(huma.Operation{
+		OperationID: "list-audit-entries", Method: http.MethodGet, Path: base, Tags: tags,
+		Summary: "The tenant's audit trail, newest first (admins)",
+		Description: "Every state-changing request concerning the tenant and every security event in it, with who, " +
+			"what, the outcome and where from.",
+		Errors: []int{http.StatusBadRequest, http.StatusNotFound},
+	}), func(ctx context.Context, in *auditListInput) (*response[auditList], error) {
+		tenantID := in.id(ctx)
+		if _, err := s.svc.Tenants.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
+			return nil, err
+		}
+		if !in.From.IsZero() && !in.To.IsZero() && !in.From.Before(in.To) {
+			return nil, tenantry.Errorf(tenantry.EBadRequest, "from must be before to")
+		}
+		entries, total, err := s.svc.Audit.List(ctx, tenantID, audit.Filter{
+			ActorID: strings.ToLower(in.Actor), Action: in.Action, From: in.From, To: in.To, Page: in.Page, PerPage: in.PerPage,
+		})
+		if err != nil {
+			return nil, err
+		}
+		out := auditList{Entries: make([]auditEntryView, len(entries)), Pagination: paginate(in.Page, in.PerPage, total)}
+		for i := range entries {
+			out.Entries[i] = viewAuditEntry(&entries[i])
+		}
+		return ok("Audit entries retrieved successfully", out), nil
+	})
+
+	huma.Register(s.api, secured(huma.Operation{
+		OperationID: "verify-audit-chain", Method: http.MethodGet, Path: base + "/verify", Tags: tags,
+		Summary: "Check that the tenant's audit trail is intact (admins)",
+		Description: "Recomputes the hash chain and reports the first entry edited, deleted, inserted or out of place. " +
+			"A broken chain is reported in the data, with status 200.",
+		Errors: []int{http.StatusBadRequest, http.StatusNotFound},
+	}), func(ctx context.Context, in *TenantPath) (*response[auditVerification], error) {
+		tenantID := in.id(ctx)
+		if _, err := s.svc.Tenants.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
+			return nil, err
+		}
+		v, err := s.svc.Audit.Verify(ctx, tenantID)
+		if err != nil {
+			return nil, err
+		}
+		out := auditVerification{Chain: v.Chain, Entries: v.Entries, Intact: v.Intact}
+		if b := v.FirstBroken; b != nil {
+			out.FirstBroken = &brokenView{Seq: b.Seq, ID: nullIfEmpty(b.ID), Reason: b.Reason}
+		}
+		return ok("Audit chain verified", out), nil
+	})
+}

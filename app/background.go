@@ -1,0 +1,208 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+	"riverqueue.com/riverui"
+
+	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/jobs"
+	"github.com/tenantry/tenantry/kafka"
+	"github.com/tenantry/tenantry/outbox"
+	"github.com/tenantry/tenantry/sqldb"
+	"github.com/tenantry/tenantry/tenant"
+)
+
+// Option changes how New builds an App.
+type Option func(*App)
+
+// AsWorker builds an App that does background work: it works jobs, relays
+// events and consumes them. In the embedded shape every App does.
+func AsWorker() Option { return func(a *App) { a.background = true } }
+
+// endedSessionRetention is how long ended sessions are kept, so that a
+// session revoked for refresh-token reuse can still be investigated.
+const endedSessionRetention = 7 * 24 * time.Hour
+
+// fileProcessor names the consumer that queues the inspection of new files.
+const fileProcessor = "file-processor"
+
+// setupEvents builds the event and job machinery: the outbox streams every
+// service writes through, the queue (working jobs only in a background
+// process), the relay and the consumers.
+func (a *App) setupEvents() error {
+	cfg := a.Config
+	a.Dispatcher = outbox.NewDispatcher()
+	a.Dispatcher.Subscribe(a.handleEvent, tenantry.EventFileProcess)
+
+	if cfg.Kafka() {
+		var err error
+		kcfg := kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: cfg.KafkaClientID, TopicPrefix: cfg.KafkaTopicPrefix,
+			GroupID: cfg.KafkaConsumerGroup, Logger: a.Logger}
+		if a.Publisher, err = kafka.NewPublisher(kcfg); err != nil {
+			return err
+		}
+		a.closers = append(a.closers, func() error { a.Publisher.Close(); return nil })
+		if a.background {
+			if a.consumer, err = kafka.NewConsumer(kcfg, []string{tenantry.EventFileProcess}, a.handleEvent); err != nil {
+				return err
+			}
+			a.closers = append(a.closers, func() error { a.consumer.Close(); return nil })
+		}
+	}
+
+	qcfg := jobs.Config{Logger: a.Logger, MaxWorkers: cfg.JobWorkers}
+	if a.background {
+		qcfg.Workers, qcfg.Periodic = a.workers(), a.periodicJobs()
+	}
+	var err error
+	if a.Jobs, err = jobs.New(a.Engines.Control, qcfg); err != nil {
+		return err
+	}
+
+	if a.background {
+		var sink outbox.Sink = a.Dispatcher
+		if a.Publisher != nil {
+			sink = a.Publisher
+		}
+		host, _ := os.Hostname()
+		a.Relay = outbox.NewRelay(a.Engines.Control, a.Tenants, sink, a.notifier, outbox.RelayConfig{
+			Owner:        fmt.Sprintf("%s/%d/%s", host, os.Getpid(), uuid.NewString()[:8]),
+			PollInterval: cfg.RelayPollInterval,
+			Logger:       a.Logger,
+		})
+	}
+
+	a.jobsUI, err = riverui.NewHandler(&riverui.HandlerOpts{Endpoints: a.Jobs.UIEndpoints(), Logger: a.Logger, Prefix: adminJobsPath})
+	return err
+}
+
+// adminJobsPath is where the jobs dashboard is served, to platform
+// administrators only.
+const adminJobsPath = "/admin/jobs"
+
+// handleEvent is the consumer of events this process acts on, reached
+// through the in-process dispatcher or Kafka. Each event is acted on once:
+// the record that it was consumed commits with the job it queues.
+func (a *App) handleEvent(ctx context.Context, ev tenantry.Event) error {
+	if ev.EventType != tenantry.EventFileProcess {
+		return nil
+	}
+	var data struct {
+		FileID string `json:"file_id"`
+	}
+	if err := json.Unmarshal(ev.Data, &data); err != nil || data.FileID == "" || ev.TenantID == "" {
+		a.Logger.ErrorContext(ctx, "ignoring a malformed file.process event", "event_id", ev.EventID)
+		return nil
+	}
+	return a.Engines.Control.InTx(ctx, func(tx sqldb.Tx) error {
+		first, err := outbox.Consume(ctx, tx, fileProcessor, ev.EventID)
+		if err != nil || !first {
+			return err
+		}
+		return a.Jobs.InsertTx(ctx, tx, jobs.ProcessFile{TenantID: ev.TenantID, FileID: data.FileID}, nil)
+	})
+}
+
+func (a *App) workers() *river.Workers {
+	w := river.NewWorkers()
+	river.AddWorker(w, &jobs.Func[jobs.ProcessFile]{Do: func(ctx context.Context, j *river.Job[jobs.ProcessFile]) error {
+		return a.Documents.ProcessFile(ctx, j.Args.TenantID, j.Args.FileID)
+	}})
+	river.AddWorker(w, &jobs.Func[jobs.ReconcileStorage]{Do: func(ctx context.Context, _ *river.Job[jobs.ReconcileStorage]) error {
+		rep, err := a.Reconciler.Run(ctx)
+		if err == nil && rep.OrphanFilesDeleted+rep.BlobsDeleted+len(rep.MissingBlobs) > 0 {
+			a.Logger.InfoContext(ctx, "reconciled storage", "tenants", rep.Tenants, "orphan_files_deleted", rep.OrphanFilesDeleted,
+				"blobs_deleted", rep.BlobsDeleted, "missing_blobs", len(rep.MissingBlobs))
+		}
+		return err
+	}})
+	river.AddWorker(w, &jobs.Func[jobs.CleanupSessions]{Do: func(ctx context.Context, _ *river.Job[jobs.CleanupSessions]) error {
+		_, err := a.Accounts.DeleteEndedSessions(ctx, time.Now().Add(-endedSessionRetention))
+		return err
+	}})
+	river.AddWorker(w, &jobs.Func[jobs.ReapTenants]{Do: func(ctx context.Context, _ *river.Job[jobs.ReapTenants]) error {
+		_, err := a.Provisioner.Reap(ctx, unfinishedTenantAge)
+		return err
+	}})
+	river.AddWorker(w, &jobs.Func[jobs.PruneOutbox]{Do: func(ctx context.Context, _ *river.Job[jobs.PruneOutbox]) error {
+		tenants, err := tenant.ListProvisioned(ctx, a.Engines.Control)
+		if err != nil {
+			return err
+		}
+		_, err = outbox.Prune(ctx, a.Engines.Control, a.Tenants, tenants, time.Now().Add(-a.Config.EventRetention))
+		return err
+	}})
+	river.AddWorker(w, &jobs.Func[jobs.SweepOutbox]{Do: func(ctx context.Context, _ *river.Job[jobs.SweepOutbox]) error {
+		tenants, err := tenant.ListProvisioned(ctx, a.Engines.Control)
+		if err != nil {
+			return err
+		}
+		n, err := outbox.Sweep(ctx, a.Engines.Control, a.Tenants, tenants)
+		if n > 0 {
+			a.Logger.WarnContext(ctx, "outbox sweep found unmarked events", "streams", n)
+			a.notifier.Notify()
+		}
+		return err
+	}})
+	return w
+}
+
+func (a *App) periodicJobs() []*river.PeriodicJob {
+	every, sweep := a.Config.MaintenanceInterval, a.Config.RelaySweepInterval
+	return []*river.PeriodicJob{
+		jobs.Every(every, jobs.ReconcileStorage{}),
+		jobs.Every(every, jobs.CleanupSessions{}),
+		jobs.Every(every, jobs.ReapTenants{}),
+		jobs.Every(every, jobs.PruneOutbox{}),
+		jobs.Every(sweep, jobs.SweepOutbox{}),
+	}
+}
+
+// Start starts the App's background machinery: the jobs dashboard's
+// caches, and in a background process the job workers, the relay and the
+// Kafka consumer. Close stops them.
+func (a *App) Start(ctx context.Context) error {
+	if a.stop != nil {
+		return errors.New("app already started")
+	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	a.stop = func() {
+		cancel()
+		stopCtx, done := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+		defer done()
+		if err := a.Jobs.Stop(stopCtx); err != nil {
+			a.Logger.Warn("stopping the job workers", "error", err)
+		}
+		wg.Wait()
+	}
+	if err := a.jobsUI.Start(bg); err != nil {
+		cancel()
+		return fmt.Errorf("start jobs dashboard: %w", err)
+	}
+	if !a.background {
+		return nil
+	}
+	if err := a.Jobs.Start(bg); err != nil {
+		cancel()
+		return fmt.Errorf("start job workers: %w", err)
+	}
+	wg.Go(func() { a.Relay.Run(bg) })
+	if a.consumer != nil {
+		wg.Go(func() {
+			if err := a.consumer.Run(bg); err != nil {
+				a.Logger.Error("kafka consumer stopped", "error", err)
+			}
+		})
+	}
+	return nil
+}

@@ -1,0 +1,90 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/sqldb"
+	"github.com/tenantry/tenantry/tenantdb"
+)
+
+func unpublished(ctx context.Context, q sqldb.Querier) (int64, error) {
+	var n int64
+	err := q.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
+	return n, err
+}
+
+// Sweep marks every stream that holds unpublished events, the platform's
+// and the given tenants'. Writers mark their streams themselves; this is
+// the safety net for a mark lost to anything unforeseen. It returns how
+// many streams it marked.
+func Sweep(ctx context.Context, control sqldb.DB, dbs *tenantdb.Manager, tenants []*tenantry.Tenant) (int, error) {
+	marked := 0
+	if n, err := unpublished(ctx, control); err != nil {
+		return marked, err
+	} else if n > 0 {
+		if err := Mark(ctx, control, PlatformStream, ""); err != nil {
+			return marked, err
+		}
+		marked++
+	}
+	for _, t := range tenants {
+		lease, err := dbs.Acquire(ctx, t.DatabaseName)
+		if err != nil {
+			return marked, fmt.Errorf("tenant %s: %w", t.ID, err)
+		}
+		n, err := unpublished(ctx, lease.DB())
+		lease.Release()
+		if err != nil {
+			return marked, fmt.Errorf("tenant %s: %w", t.ID, err)
+		}
+		if n > 0 {
+			if err := Mark(ctx, control, t.ID, t.DatabaseName); err != nil {
+				return marked, err
+			}
+			marked++
+		}
+	}
+	return marked, nil
+}
+
+// Prune deletes events published before cutoff from the control outbox and
+// the given tenants', and the record of events consumed before it. It
+// returns how many rows it deleted.
+func Prune(ctx context.Context, control sqldb.DB, dbs *tenantdb.Manager, tenants []*tenantry.Tenant, cutoff time.Time) (int64, error) {
+	const published = `DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1`
+	total, err := control.Exec(ctx, published, cutoff)
+	if err != nil {
+		return 0, err
+	}
+	n, err := control.Exec(ctx, `DELETE FROM consumed_events WHERE consumed_at < $1`, cutoff)
+	if err != nil {
+		return total, err
+	}
+	total += n
+	for _, t := range tenants {
+		lease, err := dbs.Acquire(ctx, t.DatabaseName)
+		if err != nil {
+			return total, fmt.Errorf("tenant %s: %w", t.ID, err)
+		}
+		n, err := lease.DB().Exec(ctx, published, cutoff)
+		lease.Release()
+		if err != nil {
+			return total, fmt.Errorf("tenant %s: %w", t.ID, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// Consume records that consumer handled the event, in the transaction of
+// what the handling did. It reports false when the event was handled
+// before, and the caller must then do nothing.
+func Consume(ctx context.Context, tx sqldb.Querier, consumer, eventID string) (bool, error) {
+	n, err := tx.Exec(ctx, `
+		INSERT INTO consumed_events (consumer, event_id, consumed_at) VALUES ($1, $2, $3)
+		ON CONFLICT (consumer, event_id) DO NOTHING`, consumer, eventID, sqldb.Now())
+	return n == 1, err
+}
