@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
 	"github.com/tenantry/tenantry/kafka"
+	"github.com/tenantry/tenantry/outbox"
 )
 
 // kafkaEvents reads every event published to the cluster, keyed by type.
@@ -182,6 +184,53 @@ func TestEventsFlowThroughKafka(t *testing.T) {
 		}
 		if len(got) < 7 || fmt.Sprint(got[:6]) != fmt.Sprint(docIDs) {
 			t.Fatalf("uploads read as %v, uploaded as %v", got, docIDs)
+		}
+	})
+}
+
+// A worker that reads the same event twice from Kafka, as at-least-once
+// delivery allows, acts on it once.
+func TestAnEventReadTwiceFromKafkaIsActedOnOnce(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cluster.Close)
+		cfg := apptest.Config(t, shape)
+		cfg.KafkaBrokers = cluster.ListenAddrs()
+		env := apptest.Start(t, cfg)
+
+		fileID := uuid.NewString()
+		ev, err := outbox.NewEvent(tenantry.EventFileProcess, uuid.NewString(), "", map[string]string{"file_id": fileID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		for range 2 {
+			if err := env.App.Publisher.Publish(ctx, []tenantry.Event{ev}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		read := consumeAll(t, cluster, []string{tenantry.EventFileProcess})
+		count := func(query string, arg string) int {
+			var n int
+			if err := env.App.Engines.Control.QueryRow(ctx, query, arg).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		deadline := time.Now().Add(15 * time.Second)
+		for read.count(tenantry.EventFileProcess) < 2 || count(`SELECT count(*) FROM consumed_events WHERE event_id = $1`, ev.EventID) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the event was not consumed")
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		time.Sleep(time.Second) // the second delivery is handled meanwhile
+		if n := count(`SELECT count(*) FROM river_job WHERE kind = 'process_file' AND CAST(args AS TEXT) LIKE $1`, "%"+fileID+"%"); n != 1 {
+			t.Fatalf("%d jobs for one event delivered twice", n)
 		}
 	})
 }

@@ -35,6 +35,10 @@ type RelayConfig struct {
 	// RetryDelay keeps a stream whose events could not be published aside
 	// for this long.
 	RetryDelay time.Duration
+	// PublishTimeout bounds one Publish call. It must be well under Lease:
+	// a relay still waiting on its sink when its claim lapses could see
+	// another relay publish the same stream beside it.
+	PublishTimeout time.Duration
 	// Visited, when set, is called with each stream the relay claims.
 	Visited func(stream string)
 	Logger  *slog.Logger
@@ -63,6 +67,9 @@ func NewRelay(control sqldb.DB, dbs *tenantdb.Manager, sink Sink, wake *Notifier
 	}
 	if cfg.RetryDelay <= 0 {
 		cfg.RetryDelay = 5 * time.Second
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = cfg.Lease / 3
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -151,6 +158,15 @@ func (r *Relay) renew(ctx context.Context, stream string) error {
 	return err
 }
 
+func (r *Relay) publish(ctx context.Context, events []tenantry.Event) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	defer cancel()
+	if err := r.sink.Publish(ctx, events); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	return nil
+}
+
 // pendingRow is an unpublished outbox row.
 type pendingRow struct {
 	seq   int64
@@ -204,8 +220,8 @@ func (r *Relay) drainControl(ctx context.Context) error {
 			}
 		}
 		if len(platform) > 0 {
-			if err := r.sink.Publish(ctx, platform); err != nil {
-				return fmt.Errorf("publish: %w", err)
+			if err := r.publish(ctx, platform); err != nil {
+				return err
 			}
 		}
 		now := sqldb.Now()
@@ -289,8 +305,8 @@ func (r *Relay) drainTenant(ctx context.Context, s streamRow) error {
 		for i, p := range batch {
 			events[i] = p.event
 		}
-		if err := r.sink.Publish(ctx, events); err != nil {
-			return fmt.Errorf("publish: %w", err)
+		if err := r.publish(ctx, events); err != nil {
+			return err
 		}
 		now := sqldb.Now()
 		err = db.InTx(ctx, func(tx sqldb.Tx) error {
