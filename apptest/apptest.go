@@ -23,6 +23,7 @@ import (
 
 	"github.com/tenantry/tenantry/app"
 	"github.com/tenantry/tenantry/config"
+	"github.com/tenantry/tenantry/migrate"
 )
 
 // PostgresEnv is the variable naming the PostgreSQL server for tests, as a
@@ -198,4 +199,24 @@ func StartShape(t testing.TB, shape config.Shape) *Env {
 // String names the environment in failure messages.
 func (e *Env) String() string {
 	return fmt.Sprintf("tenantry %s at %s", e.App.Config.Shape(), e.URL)
+}
+
+// Engines opens the engines of cfg with the control database migrated, for
+// tests that work below the App, and closes them when the test ends.
+func Engines(t testing.TB, cfg config.Config) *app.Engines {
+	t.Helper()
+	ctx := context.Background()
+	e, err := app.OpenEngines(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	mig, err := migrate.New(e.Control, e.ControlMigrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mig.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

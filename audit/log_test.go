@@ -10,11 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tenantry/tenantry/app"
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/audit"
 	"github.com/tenantry/tenantry/config"
-	"github.com/tenantry/tenantry/migrate"
 	"github.com/tenantry/tenantry/sqldb"
 )
 
@@ -24,24 +22,7 @@ import (
 func openControl(t *testing.T, shape config.Shape) (sqldb.DB, func() sqldb.DB) {
 	t.Helper()
 	cfg := apptest.Config(t, shape)
-	open := func() *app.Engines {
-		t.Helper()
-		e, err := app.OpenEngines(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = e.Close() })
-		return e
-	}
-	e := open()
-	mig, err := migrate.New(e.Control, e.ControlMigrations)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mig.Up(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return e.Control, func() sqldb.DB { return open().Control }
+	return apptest.Engines(t, cfg).Control, func() sqldb.DB { return apptest.Engines(t, cfg).Control }
 }
 
 // testKey signs chain heads in tests.

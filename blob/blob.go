@@ -161,3 +161,22 @@ func invalidKey(key string) error {
 	}
 	return fmt.Errorf("%w: %q", ErrInvalidKey, key)
 }
+
+// ContextReader returns a reader of r that fails at the first read after
+// ctx is done, so that a copy driven by a reader that never blocks on the
+// context (a body already in memory, a fast disk) still stops when asked.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader {
+	return contextReader{ctx: ctx, r: r}
+}
+
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c contextReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -85,7 +85,7 @@ func writeFile(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
 	buf := make([]byte, copyBufferSize)
 	// Hiding *os.File's ReadFrom keeps io.CopyBuffer on buf rather than on
 	// a buffer of its own choosing.
-	size, err := io.CopyBuffer(struct{ io.Writer }{f}, contextReader{ctx: ctx, r: r}, buf)
+	size, err := io.CopyBuffer(struct{ io.Writer }{f}, blob.ContextReader(ctx, r), buf)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -93,19 +93,6 @@ func writeFile(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
 		err = cerr
 	}
 	return size, err
-}
-
-// contextReader stops a copy at the first read after ctx is done.
-type contextReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c contextReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // Promote implements blob.Store.

@@ -11,10 +11,8 @@ import (
 	"time"
 
 	"github.com/tenantry/tenantry"
-	"github.com/tenantry/tenantry/app"
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
-	"github.com/tenantry/tenantry/migrate"
 	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/tenant"
@@ -31,20 +29,7 @@ type bundle struct {
 
 func setup(t testing.TB, shape config.Shape) *bundle {
 	t.Helper()
-	ctx := context.Background()
-	cfg := apptest.Config(t, shape)
-	engines, err := app.OpenEngines(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { engines.Close() })
-	mig, err := migrate.New(engines.Control, engines.ControlMigrations)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mig.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
+	engines := apptest.Engines(t, apptest.Config(t, shape))
 	dbs, err := tenantdb.NewManager(engines.Tenants, tenantdb.Config{MaxConns: 16, ConnsPerDB: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -217,7 +217,7 @@ func (s *BlobStore) PutTemp(ctx context.Context, prefix string, r io.Reader) (st
 		return "", 0, err
 	}
 	bufp := s.parts.Get().(*[]byte)
-	size, err := s.upload(ctx, key, contextReader{ctx: ctx, r: r}, *bufp)
+	size, err := s.upload(ctx, key, blob.ContextReader(ctx, r), *bufp)
 	if err != nil {
 		// The transport may still be reading a failed request's body; the
 		// buffer is dropped rather than handed to another upload.
@@ -349,19 +349,6 @@ func (s *BlobStore) cleanup(ctx context.Context, fn func(context.Context) error)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	_ = fn(ctx)
-}
-
-// contextReader stops an upload at the first read after ctx is done.
-type contextReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c contextReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // Promote implements blob.Store: S3 cannot rename, so the object is copied

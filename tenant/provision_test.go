@@ -11,7 +11,6 @@ import (
 	"testing/fstest"
 
 	"github.com/tenantry/tenantry"
-	"github.com/tenantry/tenantry/app"
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
 	"github.com/tenantry/tenantry/migrate"
@@ -142,24 +141,13 @@ type provisionBundle struct {
 
 func setup(t *testing.T, shape config.Shape) *provisionBundle {
 	t.Helper()
-	ctx := context.Background()
-	engines, err := app.OpenEngines(ctx, apptest.Config(t, shape))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { engines.Close() })
-	mig, err := migrate.New(engines.Control, engines.ControlMigrations)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mig.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
+	engines := apptest.Engines(t, apptest.Config(t, shape))
 	b := &provisionBundle{
 		control: &faultyDB{DB: engines.Control},
 		engine:  &faultyEngine{Engine: engines.Tenants},
 		real:    engines.Tenants,
 	}
+	var err error
 	b.manager, err = tenantdb.NewManager(b.engine, tenantdb.Config{MaxConns: 4, ConnsPerDB: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,11 +57,12 @@ type process struct {
 	done chan error
 }
 
-// startServe runs `tenantry serve` with env and waits until it listens.
-func startServe(t *testing.T, env map[string]string) *process {
+// startProcess runs tenantry with args and env, and waits until its log
+// says it is ready.
+func startProcess(t *testing.T, env map[string]string, ready string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(tenantryBinary(t), "serve")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "TENANTRY_ADDR=127.0.0.1:0"}
+	cmd := exec.Command(tenantryBinary(t), args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -75,8 +77,30 @@ func startServe(t *testing.T, env map[string]string) *process {
 		_ = cmd.Process.Kill()
 		<-p.done
 	})
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(p.logs.String(), ready) {
+		if time.Now().After(deadline) {
+			t.Fatalf("tenantry %s did not start:\n%s", args[0], p.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return p
+}
+
+// startServe runs `tenantry serve` with env and waits until it listens.
+func startServe(t *testing.T, env map[string]string) *process {
+	t.Helper()
+	env = maps.Clone(env)
+	env["TENANTRY_ADDR"] = "127.0.0.1:0"
+	p := startProcess(t, env, "tenantry listening", "serve")
 	p.addr, _ = listeningAddr(t, p.logs)
 	return p
+}
+
+// startWorker runs `tenantry worker` with env and waits until it works.
+func startWorker(t *testing.T, env map[string]string) *process {
+	t.Helper()
+	return startProcess(t, env, "tenantry worker running", "worker")
 }
 
 func (p *process) url(path string) string { return "http://" + p.addr + path }
@@ -270,34 +294,6 @@ func TestUsersCommands(t *testing.T) {
 			t.Fatal("deactivating an unknown account succeeded")
 		}
 	})
-}
-
-// startWorker runs `tenantry worker` with env and waits until it works.
-func startWorker(t *testing.T, env map[string]string) *process {
-	t.Helper()
-	cmd := exec.Command(tenantryBinary(t), "worker")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	p := &process{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stderr = p.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(p.logs.String(), "tenantry worker running") {
-		if time.Now().After(deadline) {
-			t.Fatalf("worker did not start:\n%s", p.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return p
 }
 
 // Two workers and two serve processes on one PostgreSQL run each periodic
