@@ -552,27 +552,37 @@ type AdminAccount struct {
 
 // EnsurePlatformAdmin makes the account with the given email a platform
 // administrator, creating it when no account has that email (the password
-// is then required). It reports whether it created the account.
-func (s *Service) EnsurePlatformAdmin(ctx context.Context, a AdminAccount) (bool, error) {
+// is then required). It returns the account and whether it created it.
+func (s *Service) EnsurePlatformAdmin(ctx context.Context, a AdminAccount) (*tenantry.User, bool, error) {
 	errs := tenantry.FieldErrors{}
 	e := email(errs, a.Email)
 	if err := errs.Err(); err != nil {
-		return false, err
+		return nil, false, err
 	}
 	u, err := findUserByEmail(ctx, s.db, e)
-	if err == nil {
-		return false, setPlatformAdmin(ctx, s.db, u.ID, sqldb.Now())
-	} else if tenantry.ErrorCode(err) != tenantry.ENotFound {
-		return false, err
+	created := false
+	if tenantry.ErrorCode(err) == tenantry.ENotFound {
+		if u, err = s.Register(ctx, Registration{FirstName: a.FirstName, LastName: a.LastName, Email: e, Password: a.Password}); err != nil {
+			return nil, false, err
+		}
+		created = true
+	} else if err != nil {
+		return nil, false, err
 	}
-	created, err := s.Register(ctx, Registration{FirstName: a.FirstName, LastName: a.LastName, Email: e, Password: a.Password})
+	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
+		if err := setPlatformAdmin(ctx, tx, u.ID, sqldb.Now()); err != nil {
+			return err
+		}
+		return s.streams.EmitPlatform(ctx, tx, tenantry.EventUserUpdated, "", u.ID, map[string]any{
+			"user_id": u.ID, "changes": map[string]any{"is_platform_admin": true},
+		})
+	})
 	if err != nil {
-		return false, err
+		return nil, false, fmt.Errorf("make %s a platform administrator: %w", e, err)
 	}
-	if err := setPlatformAdmin(ctx, s.db, created.ID, sqldb.Now()); err != nil {
-		return false, fmt.Errorf("promote new account: %w", err)
-	}
-	return true, nil
+	s.streams.Committed()
+	u.PlatformAdmin = true
+	return u, created, nil
 }
 
 // DeleteEndedSessions removes sessions that expired or were revoked before

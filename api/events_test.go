@@ -219,7 +219,7 @@ func TestJobsDashboardIsForPlatformAdmins(t *testing.T) {
 	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
 		t.Parallel()
 		env := apptest.StartShape(t, shape)
-		if _, err := env.App.Accounts.EnsurePlatformAdmin(context.Background(), account.AdminAccount{
+		if _, _, err := env.App.Accounts.EnsurePlatformAdmin(context.Background(), account.AdminAccount{
 			Email: "root@example.com", Password: apptest.Password, FirstName: "Root", LastName: "Admin"}); err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/tenantry/tenantry/app"
 	"github.com/tenantry/tenantry/apptest"
+	"github.com/tenantry/tenantry/audit"
 	"github.com/tenantry/tenantry/config"
 )
 
@@ -260,6 +262,11 @@ func TestUsersCommands(t *testing.T) {
 		}
 		e := apptest.Start(t, cfg)
 		root := e.Login(t, &apptest.User{Email: "root@example.com"})
+		var me struct {
+			ID string `json:"id"`
+		}
+		e.Get(t, "/api/users/me", root.AccessToken).Expect(t, 200, "").Data(t, &me)
+		root.ID = me.ID
 		member := e.SignUp(t, "Member")
 		isAdmin := func(email string) bool {
 			var admin bool
@@ -292,6 +299,28 @@ func TestUsersCommands(t *testing.T) {
 		e.Login(t, member)
 		if code, _ := runCLI(t, env, "users", "deactivate", "--email", "nobody@example.com"); code == 0 {
 			t.Fatal("deactivating an unknown account succeeded")
+		}
+
+		// Each action from the command line is in the platform's audit
+		// trail, which stays intact.
+		entries, _, err := e.App.Audit.List(context.Background(), audit.PlatformChain, audit.Filter{Page: 1, PerPage: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var actions []string
+		for _, en := range entries {
+			if strings.HasPrefix(en.UserAgent, "tenantry ") {
+				actions = append(actions, en.Action+":"+en.TargetID)
+			}
+		}
+		slices.Reverse(actions)
+		want := []string{"user.create_platform_admin:" + root.ID, "user.promote_platform_admin:" + member.ID,
+			"user.deactivate:" + member.ID, "user.activate:" + member.ID}
+		if !slices.Equal(actions, want) {
+			t.Fatalf("command-line actions in the audit trail: %v, want %v", actions, want)
+		}
+		if code, out := runCLI(t, env, "audit", "verify"); code != 0 || !strings.Contains(out, "platform: intact") {
+			t.Fatalf("audit verify (%d):\n%s", code, out)
 		}
 	})
 }

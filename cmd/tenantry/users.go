@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/tenantry/tenantry/account"
 	"github.com/tenantry/tenantry/app"
+	"github.com/tenantry/tenantry/audit"
 )
 
 func (c *cli) usersCommand() *cobra.Command {
@@ -42,8 +44,15 @@ func (c *cli) usersCommand() *cobra.Command {
 						}
 					}
 				}
-				created, err := a.Accounts.EnsurePlatformAdmin(cmd.Context(), admin)
+				u, created, err := a.Accounts.EnsurePlatformAdmin(cmd.Context(), admin)
 				if err != nil {
+					return err
+				}
+				action := "user.promote_platform_admin"
+				if created {
+					action = "user.create_platform_admin"
+				}
+				if err := auditCLI(cmd.Context(), a, action, u.ID, u.Email); err != nil {
 					return err
 				}
 				if created {
@@ -78,6 +87,9 @@ func (c *cli) setActiveCommand(use string, active bool) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if err := auditCLI(cmd.Context(), a, "user."+use, u.ID, u.Email); err != nil {
+					return err
+				}
 				fmt.Fprintf(c.stdout, "%s %sd\n", u.Email, use)
 				return nil
 			})
@@ -89,6 +101,18 @@ func (c *cli) setActiveCommand(use string, active bool) *cobra.Command {
 	cmd.Flags().StringVar(&email, "email", "", "the account's email (required)")
 	_ = cmd.MarkFlagRequired("email")
 	return cmd
+}
+
+// auditCLI records an administrative action taken from the command line in
+// the platform's audit trail, like the API's actions: whoever runs the
+// command acts as the operator, outside any account.
+func auditCLI(ctx context.Context, a *app.App, action, userID, email string) error {
+	details, _ := json.Marshal(map[string]string{"via": "command line", "email": email})
+	host, _ := os.Hostname()
+	return a.Audit.Append(ctx, &audit.Entry{
+		Chain: audit.PlatformChain, Action: action, TargetType: "user", TargetID: userID,
+		Outcome: audit.OutcomeSuccess, UserAgent: "tenantry " + version + " on " + host, Details: details,
+	})
 }
 
 // withApp builds the application (migrating the control database) without
