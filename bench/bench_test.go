@@ -136,25 +136,32 @@ func measureMemory(b *testing.B) memory {
 // counts memory allocated outside the Go heap, such as the pure-Go SQLite
 // driver's C-style allocator and the pages of mapped files.
 func residentSetSize() (int64, error) {
-	f, err := os.Open("/proc/self/status")
+	return procStatus("self", "VmRSS")
+}
+
+// procStatus reads a memory field (VmRSS, VmHWM, ...) of /proc/<pid>/status
+// in bytes; pid "self" is this process.
+func procStatus(pid, field string) (int64, error) {
+	path := "/proc/" + pid + "/status"
+	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:")
+		rest, ok := strings.CutPrefix(sc.Text(), field+":")
 		if !ok {
 			continue
 		}
 		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("parse VmRSS %q: %w", rest, err)
+			return 0, fmt.Errorf("parse %s %q: %w", field, rest, err)
 		}
 		return kb * 1024, nil
 	}
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("no VmRSS line in /proc/self/status")
+	return 0, fmt.Errorf("no %s line in %s", field, path)
 }
