@@ -152,7 +152,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	}, cfg.PasswordConcurrency)
 	tokens := token.NewIssuer(a.jwtKey, time.Duration(cfg.AccessTokenTTL), time.Duration(cfg.RefreshTokenTTL))
 	a.notifier = outbox.NewNotifier()
-	a.Streams = outbox.NewStreams(a.Engines.Control, a.notifier)
+	a.Streams = outbox.NewStreams(a.Engines.Control, a.notifier, logger)
 	a.Accounts = account.NewService(a.Engines.Control, hasher, tokens, a.Streams, account.Config{
 		MaxFailedLogins: cfg.LoginMaxFailures,
 		LockoutDuration: cfg.LoginLockout,

@@ -89,13 +89,8 @@ func (r *Reconciler) Tenant(ctx context.Context, t *tenantry.Tenant) (Report, er
 	if err != nil {
 		return rep, err
 	}
-	if len(orphans) > 0 {
-		if err := r.streams.MarkTenant(ctx, t.ID, t.DatabaseName); err != nil {
-			return rep, err
-		}
-	}
 	for _, f := range orphans {
-		err := db.InTx(ctx, func(tx sqldb.Tx) error {
+		err := r.streams.TenantTx(ctx, t.ID, t.DatabaseName, db, func(tx sqldb.Tx) error {
 			deleted, err := deleteOrphanFile(ctx, tx, f.ID)
 			if err != nil || !deleted {
 				return err
@@ -109,9 +104,6 @@ func (r *Reconciler) Tenant(ctx context.Context, t *tenantry.Tenant) (Report, er
 		if err != nil {
 			return rep, err
 		}
-	}
-	if rep.OrphanFilesDeleted > 0 {
-		r.streams.Committed()
 	}
 
 	// The rows are read before the blobs are listed: a row always comes

@@ -200,10 +200,7 @@ func (s *Service) Commit(ctx context.Context, r *Received, meta Metadata) (*Docu
 	doc := &Document{ID: uuid.NewString(), Filename: name, MimeType: mimeType, UserID: p.UserID,
 		CreatedAt: now, UpdatedAt: now, CreatedBy: p.UserID}
 	tenantID := r.tenant.ID
-	if err := s.streams.MarkTenant(ctx, tenantID, db); err != nil {
-		return nil, err
-	}
-	err = lease.DB().InTx(ctx, func(tx sqldb.Tx) error {
+	err = s.streams.TenantTx(ctx, tenantID, db, lease.DB(), func(tx sqldb.Tx) error {
 		f := &File{ID: uuid.NewString(), SHA256: r.sums.SHA256, MD5: r.sums.MD5, Size: r.sums.Size,
 			StorageKey: key, Metadata: []byte("{}"), CreatedAt: now, UpdatedAt: now, CreatedBy: p.UserID}
 		inserted, err := insertFile(ctx, tx, f)
@@ -248,7 +245,6 @@ func (s *Service) Commit(ctx context.Context, r *Received, meta Metadata) (*Docu
 	if err != nil {
 		return nil, err
 	}
-	s.streams.Committed()
 	audit.SetTarget(ctx, "document", doc.ID)
 	audit.Annotate(ctx, "after", map[string]any{"filename": doc.Filename, "mime_type": doc.MimeType, "file_id": doc.FileID,
 		"file_size": doc.File.Size, "sha256_hash": doc.File.SHA256})
@@ -356,10 +352,7 @@ func (s *Service) Update(ctx context.Context, tenantID, documentID string, in Up
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.streams.MarkTenant(ctx, mt.ID, mt.DatabaseName); err != nil {
-		return nil, err
-	}
-	err = lease.DB().InTx(ctx, func(tx sqldb.Tx) error {
+	err = s.streams.TenantTx(ctx, mt.ID, mt.DatabaseName, lease.DB(), func(tx sqldb.Tx) error {
 		if err := updateDocument(ctx, tx, doc.ID, in.Filename, in.MimeType, sqldb.Now()); err != nil {
 			return err
 		}
@@ -379,7 +372,6 @@ func (s *Service) Update(ctx context.Context, tenantID, documentID string, in Up
 	if err != nil {
 		return nil, err
 	}
-	s.streams.Committed()
 	return findDocument(ctx, lease.DB(), doc.ID)
 }
 
@@ -400,10 +392,7 @@ func (s *Service) Delete(ctx context.Context, tenantID, documentID string) (*Del
 	defer lease.Release()
 	out := &Deletion{DocumentID: doc.ID}
 	now := sqldb.Now()
-	if err := s.streams.MarkTenant(ctx, mt.ID, mt.DatabaseName); err != nil {
-		return nil, err
-	}
-	err = lease.DB().InTx(ctx, func(tx sqldb.Tx) error {
+	err = s.streams.TenantTx(ctx, mt.ID, mt.DatabaseName, lease.DB(), func(tx sqldb.Tx) error {
 		deleted, err := deleteDocument(ctx, tx, doc.ID)
 		if err != nil {
 			return err
@@ -425,7 +414,6 @@ func (s *Service) Delete(ctx context.Context, tenantID, documentID string) (*Del
 	if err != nil {
 		return nil, err
 	}
-	s.streams.Committed()
 	audit.Annotate(ctx, "before", map[string]any{"filename": doc.Filename, "file_id": doc.FileID})
 	audit.Annotate(ctx, "file_orphaned", out.FileOrphaned)
 	return out, nil
@@ -572,11 +560,8 @@ func (s *Service) DeleteFile(ctx context.Context, tenantID, fileID string) (*Fil
 		return nil, err
 	}
 	defer lease.Release()
-	if err := s.streams.MarkTenant(ctx, mt.ID, mt.DatabaseName); err != nil {
-		return nil, err
-	}
 	var f *File
-	err = lease.DB().InTx(ctx, func(tx sqldb.Tx) error {
+	err = s.streams.TenantTx(ctx, mt.ID, mt.DatabaseName, lease.DB(), func(tx sqldb.Tx) error {
 		if f, err = findFile(ctx, tx, fileID); err != nil {
 			return err
 		}
@@ -596,7 +581,6 @@ func (s *Service) DeleteFile(ctx context.Context, tenantID, fileID string) (*Fil
 	if err != nil {
 		return nil, err
 	}
-	s.streams.Committed()
 	removed, err := removeBlobIfUnreferenced(ctx, lease.DB(), s.blobs, f.StorageKey, time.Now().Add(-s.cfg.BlobGrace/2))
 	if err != nil {
 		s.logger.WarnContext(ctx, "deleting a file's blob: left to the reconciler", "key", f.StorageKey, "error", err)

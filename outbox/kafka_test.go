@@ -63,15 +63,12 @@ func TestCommittedEventsReachKafkaAfterARelayCrash(t *testing.T) {
 		ctx := context.Background()
 
 		// A rolled-back change.
-		if err := outbox.Mark(ctx, b.control, tn.ID, tn.DatabaseName); err != nil {
-			t.Fatal(err)
-		}
 		lease, err := b.dbs.Acquire(ctx, tn.DatabaseName)
 		if err != nil {
 			t.Fatal(err)
 		}
 		rolledBack := errors.New("rolled back")
-		if err := lease.DB().InTx(ctx, func(tx sqldb.Tx) error {
+		if err := b.streams.TenantTx(ctx, tn.ID, tn.DatabaseName, lease.DB(), func(tx sqldb.Tx) error {
 			if err := outbox.Emit(ctx, tx, tenantry.EventDocumentUploaded, tn.ID, "", nil); err != nil {
 				return err
 			}

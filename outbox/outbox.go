@@ -14,9 +14,12 @@
 //   - A writer marks its stream pending before it commits. For the control
 //     outbox the mark is in the same transaction; for a tenant database it
 //     is a separate write to the control database made before the tenant
-//     transaction commits, so that there is never an unpublished event
-//     without a mark (a transaction that then rolls back costs one useless
-//     visit).
+//     transaction commits, so that a crash just after the commit leaves a
+//     mark (a transaction that then rolls back costs one useless visit).
+//     A relay may claim the stream while that transaction is still open,
+//     read nothing, and forget the mark; so after the commit the writer
+//     marks again unless the row is there and unclaimed, which guarantees
+//     a visit that starts after the commit.
 //   - Each mark bumps the row's version. The relay claims a stream (a lease,
 //     so that one relay at a time publishes it, in order), drains it, and
 //     deletes the row only if the version is still the one it read; a mark
@@ -37,6 +40,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -196,17 +200,38 @@ func finish(ctx context.Context, q sqldb.Querier, stream, owner string, version 
 	return err
 }
 
+// ensureMarked makes sure the next visit of stream starts after this call,
+// for a writer whose transaction has just committed: an unclaimed row will
+// be claimed, and read, later; a missing row or one a relay holds (and may
+// have read before the commit) is marked anew, which the holder notices when
+// it ends its claim.
+func ensureMarked(ctx context.Context, control sqldb.Querier, stream, databaseName string) error {
+	var claimed bool
+	err := control.QueryRow(ctx, `SELECT claimed_by IS NOT NULL FROM outbox_pending WHERE stream = $1`, stream).Scan(&claimed)
+	if err == nil && !claimed {
+		return nil
+	}
+	if err != nil && !errors.Is(err, sqldb.ErrNoRows) {
+		return fmt.Errorf("check stream %s: %w", stream, err)
+	}
+	return Mark(ctx, control, stream, databaseName)
+}
+
 // Streams is what services hold to record events: it marks streams pending
 // and wakes this process's relays once a transaction with events commits.
 type Streams struct {
 	control sqldb.DB
 	wake    *Notifier
+	logger  *slog.Logger
 }
 
 // NewStreams returns Streams marking in control and waking through wake,
 // which may be nil.
-func NewStreams(control sqldb.DB, wake *Notifier) *Streams {
-	return &Streams{control: control, wake: wake}
+func NewStreams(control sqldb.DB, wake *Notifier, logger *slog.Logger) *Streams {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Streams{control: control, wake: wake, logger: logger}
 }
 
 // EmitPlatform adds an event to the control outbox within tx, a transaction
@@ -225,14 +250,28 @@ func EmitPlatform(ctx context.Context, tx sqldb.Querier, eventType, tenantID, us
 	return Mark(ctx, tx, PlatformStream, "")
 }
 
-// MarkTenant marks a tenant's stream pending. Call it before committing a
-// tenant transaction that adds events.
-func (s *Streams) MarkTenant(ctx context.Context, tenantID, databaseName string) error {
-	return Mark(ctx, s.control, tenantID, databaseName)
+// TenantTx runs fn in a transaction of db, the database of tenantID, for a
+// change that adds events to the tenant's outbox, and keeps the tenant's
+// stream marked across the commit (see the package comment).
+func (s *Streams) TenantTx(ctx context.Context, tenantID, databaseName string, db sqldb.DB, fn func(sqldb.Tx) error) error {
+	if err := Mark(ctx, s.control, tenantID, databaseName); err != nil {
+		return err
+	}
+	if err := db.InTx(ctx, fn); err != nil {
+		return err
+	}
+	// The change is committed: failing now would have the client retry
+	// it. Should the check fail, the periodic sweep finds the events.
+	if err := ensureMarked(context.WithoutCancel(ctx), s.control, tenantID, databaseName); err != nil {
+		s.logger.WarnContext(ctx, "tenant events committed but their stream may be unmarked until the next sweep",
+			"tenant_id", tenantID, "error", err)
+	}
+	s.wake.Notify()
+	return nil
 }
 
-// Committed wakes this process's relays after a transaction with events
-// committed.
+// Committed wakes this process's relays after a transaction of the control
+// database with events committed.
 func (s *Streams) Committed() {
 	if s != nil {
 		s.wake.Notify()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/app"
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
 	"github.com/tenantry/tenantry/outbox"
@@ -25,6 +26,8 @@ type bundle struct {
 	control sqldb.DB
 	dbs     *tenantdb.Manager
 	prov    *tenant.Provisioner
+	streams *outbox.Streams
+	engines *app.Engines
 }
 
 func setup(t testing.TB, shape config.Shape) *bundle {
@@ -35,7 +38,8 @@ func setup(t testing.TB, shape config.Shape) *bundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dbs.Close() })
-	return &bundle{control: engines.Control, dbs: dbs, prov: tenant.NewProvisioner(engines.Control, dbs, slog.New(slog.DiscardHandler))}
+	return &bundle{control: engines.Control, dbs: dbs, prov: tenant.NewProvisioner(engines.Control, dbs, slog.New(slog.DiscardHandler)),
+		streams: outbox.NewStreams(engines.Control, nil, nil), engines: engines}
 }
 
 func (b *bundle) tenant(t testing.TB, name string) *tenantry.Tenant {
@@ -47,21 +51,25 @@ func (b *bundle) tenant(t testing.TB, name string) *tenantry.Tenant {
 	return tn
 }
 
-// emitTenant commits n events in a tenant's database the way services do:
-// the stream is marked, then the transaction commits.
+// emitTenant commits n events in a tenant's database the way services do.
 func (b *bundle) emitTenant(t testing.TB, tn *tenantry.Tenant, eventType string, n int) []string {
 	t.Helper()
+	return b.emitTenantWhile(t, tn, eventType, n, func() {})
+}
+
+// emitTenantWhile is emitTenant running during, after the events are
+// written and before the commit.
+func (b *bundle) emitTenantWhile(t testing.TB, tn *tenantry.Tenant, eventType string, n int, during func()) []string {
+	t.Helper()
 	ctx := context.Background()
-	if err := outbox.Mark(ctx, b.control, tn.ID, tn.DatabaseName); err != nil {
-		t.Fatal(err)
-	}
 	lease, err := b.dbs.Acquire(ctx, tn.DatabaseName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lease.Release()
 	var ids []string
-	err = lease.DB().InTx(ctx, func(tx sqldb.Tx) error {
+	err = b.streams.TenantTx(ctx, tn.ID, tn.DatabaseName, lease.DB(), func(tx sqldb.Tx) error {
+		defer during()
 		for i := range n {
 			ev, err := outbox.NewEvent(eventType, tn.ID, "", map[string]int{"n": i})
 			if err != nil {
@@ -222,14 +230,11 @@ func TestRolledBackChangesEmitNothing(t *testing.T) {
 		tn := b.tenant(t, "T")
 		ctx := context.Background()
 		boom := errors.New("the change failed")
-		if err := outbox.Mark(ctx, b.control, tn.ID, tn.DatabaseName); err != nil {
-			t.Fatal(err)
-		}
 		lease, err := b.dbs.Acquire(ctx, tn.DatabaseName)
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = lease.DB().InTx(ctx, func(tx sqldb.Tx) error {
+		err = b.streams.TenantTx(ctx, tn.ID, tn.DatabaseName, lease.DB(), func(tx sqldb.Tx) error {
 			if err := outbox.Emit(ctx, tx, tenantry.EventDocumentUploaded, tn.ID, "", nil); err != nil {
 				return err
 			}
@@ -314,6 +319,44 @@ func TestAMarkDuringTheDrainIsNotLost(t *testing.T) {
 		drain(t, newRelay(b, sink, nil))
 		if got := sink.ids(nil); !slices.Equal(got, append(first, late...)) {
 			t.Fatalf("published %v, want %v then %v", got, first, late)
+		}
+	})
+}
+
+// A relay may claim and drain a tenant's stream between the writer's mark
+// and its commit, finding nothing yet; the writer's events are published
+// all the same. The relay reads through its own connections, as one in
+// another process would.
+func TestADrainBeforeTheCommitStrandsNothing(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		b := setup(t, shape)
+		tn := b.tenant(t, "T")
+		elsewhere, err := tenantdb.NewManager(b.engines.Tenants, tenantdb.Config{MaxConns: 4, ConnsPerDB: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer elsewhere.Close()
+		sink := &recorder{}
+		relay := outbox.NewRelay(b.control, elsewhere, sink, nil, outbox.RelayConfig{Owner: "elsewhere", Lease: time.Minute})
+
+		var visitedEarly bool
+		want := b.emitTenantWhile(t, tn, tenantry.EventDocumentUploaded, 2, func() {
+			busy, err := relay.Pass(context.Background())
+			if err != nil {
+				t.Error(err)
+			}
+			visitedEarly = busy
+		})
+		if !visitedEarly {
+			t.Fatal("the relay did not visit the stream before the commit")
+		}
+		if got := sink.ids(nil); len(got) != 0 {
+			t.Fatalf("uncommitted events were published: %v", got)
+		}
+		drain(t, relay)
+		if got := sink.ids(nil); !slices.Equal(got, want) {
+			t.Fatalf("published %v, want %v", got, want)
 		}
 	})
 }

@@ -224,14 +224,8 @@ func (r *Relay) drainControl(ctx context.Context) error {
 				return err
 			}
 		}
-		now := sqldb.Now()
 		err = r.control.InTx(ctx, func(tx sqldb.Tx) error {
-			for _, p := range batch {
-				if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = $2 WHERE seq = $1`, p.seq, now); err != nil {
-					return err
-				}
-			}
-			return nil
+			return markPublished(ctx, tx, r.control.Dialect(), batch, sqldb.Now(), 0)
 		})
 		if err != nil {
 			return err
@@ -263,7 +257,7 @@ func (r *Relay) forward(ctx context.Context, tenantID string, events []tenantry.
 		return err
 	}
 	defer lease.Release()
-	return lease.DB().InTx(ctx, func(tx sqldb.Tx) error {
+	err = lease.DB().InTx(ctx, func(tx sqldb.Tx) error {
 		for _, ev := range events {
 			payload, err := json.Marshal(ev)
 			if err != nil {
@@ -279,6 +273,12 @@ func (r *Relay) forward(ctx context.Context, tenantID string, events []tenantry.
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	// Another process's relay may have drained the tenant's stream while
+	// the copies were uncommitted.
+	return ensureMarked(ctx, r.control, tenantID, dbName)
 }
 
 // drainTenant publishes a tenant's unpublished events in order, giving each
@@ -308,17 +308,13 @@ func (r *Relay) drainTenant(ctx context.Context, s streamRow) error {
 		if err := r.publish(ctx, events); err != nil {
 			return err
 		}
-		now := sqldb.Now()
 		err = db.InTx(ctx, func(tx sqldb.Tx) error {
 			var last int64
 			if err := tx.QueryRow(ctx, `SELECT value FROM counters WHERE name = 'event_position'`).Scan(&last); err != nil {
 				return err
 			}
-			for i, p := range batch {
-				if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = $2, position = $3 WHERE seq = $1`,
-					p.seq, now, last+int64(i)+1); err != nil {
-					return err
-				}
+			if err := markPublished(ctx, tx, db.Dialect(), batch, sqldb.Now(), last+1); err != nil {
+				return err
 			}
 			_, err := tx.Exec(ctx, `UPDATE counters SET value = $1 WHERE name = 'event_position'`, last+int64(len(batch)))
 			return err
@@ -330,4 +326,40 @@ func (r *Relay) drainTenant(ctx context.Context, s streamRow) error {
 			return err
 		}
 	}
+}
+
+// markPublished records a published batch within tx. With firstPosition
+// above zero, the rows get the stream positions that follow from it, in
+// batch order. PostgreSQL takes the batch in one statement, which saves a
+// round trip per event; SQLite runs in the process, where a statement per
+// row costs no more than one long statement.
+func markPublished(ctx context.Context, tx sqldb.Tx, dialect sqldb.Dialect, batch []pendingRow, now time.Time, firstPosition int64) error {
+	if dialect == sqldb.Postgres {
+		seqs := make([]int64, len(batch))
+		for i, p := range batch {
+			seqs[i] = p.seq
+		}
+		var position any
+		if firstPosition > 0 {
+			position = firstPosition
+		}
+		n, err := tx.Exec(ctx, `
+			UPDATE outbox SET published_at = $1, position = $2::bigint + b.ord - 1
+			FROM unnest($3::bigint[]) WITH ORDINALITY AS b(seq, ord)
+			WHERE outbox.seq = b.seq`, now, position, seqs)
+		if err == nil && n != int64(len(batch)) {
+			err = fmt.Errorf("marked %d of %d published events", n, len(batch))
+		}
+		return err
+	}
+	for i, p := range batch {
+		var position any
+		if firstPosition > 0 {
+			position = firstPosition + int64(i)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = $2, position = $3 WHERE seq = $1`, p.seq, now, position); err != nil {
+			return err
+		}
+	}
+	return nil
 }
