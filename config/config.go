@@ -183,12 +183,14 @@ func (c *Config) WithDefaults() {
 			c.TenantDBMaxConns = 40
 		}
 	} else {
-		// A SQLite tenant database always uses exactly one connection, so
-		// reserving more for it would only shrink how many fit under the
-		// cap.
-		c.TenantDBConnsPerTenant = 1
+		// A SQLite tenant database has one writer; two readers beside it
+		// let a busy tenant's reads use both cores of a small machine.
+		// The cap keeps 256 such databases open.
+		if c.TenantDBConnsPerTenant == 0 {
+			c.TenantDBConnsPerTenant = 3
+		}
 		if c.TenantDBMaxConns == 0 {
-			c.TenantDBMaxConns = 256
+			c.TenantDBMaxConns = 768
 		}
 	}
 }

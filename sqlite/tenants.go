@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/tenantdb"
@@ -80,9 +81,14 @@ func (t *TenantDatabases) Exists(ctx context.Context, name string) (bool, error)
 	return err == nil, err
 }
 
-// Open implements tenantdb.Engine. A SQLite database uses one connection,
-// whatever maxConns allows: its writes are serialised anyway and one
-// connection keeps the cap a cap on open files.
+// readIdleTimeout closes a tenant database's read connections once its
+// burst of reads is over, so that a database kept open for its next request
+// costs one connection.
+const readIdleTimeout = time.Minute
+
+// Open implements tenantdb.Engine. Of maxConns connections, one is the
+// writer and the others read beside it, opened as reads need them; with
+// maxConns 1 the writer also serves the reads.
 func (t *TenantDatabases) Open(ctx context.Context, name string, maxConns int) (sqldb.DB, error) {
 	ok, err := t.Exists(ctx, name)
 	if err != nil {
@@ -91,7 +97,7 @@ func (t *TenantDatabases) Open(ctx context.Context, name string, maxConns int) (
 		return nil, tenantdb.ErrNotExist
 	}
 	p, _ := t.path(name)
-	return Open(p, Options{})
+	return Open(p, Options{ReadConns: max(maxConns-1, 0), ReadIdleTimeout: readIdleTimeout})
 }
 
 // Migrations implements tenantdb.Engine.
