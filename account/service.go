@@ -146,8 +146,9 @@ type LoginResult struct {
 }
 
 // Login checks a password and opens a session. Unknown addresses and wrong
-// passwords cost the same and answer the same. Failures count towards a
-// lockout; a success clears the count.
+// passwords cost the same and answer the same, lockout included: failures
+// are counted per address, whether or not an account has it, and a success
+// clears the count.
 func (s *Service) Login(ctx context.Context, emailAddr, pw string) (*LoginResult, error) {
 	errs := tenantry.FieldErrors{}
 	e := email(errs, emailAddr)
@@ -155,33 +156,30 @@ func (s *Service) Login(ctx context.Context, emailAddr, pw string) (*LoginResult
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}
-	c, err := findCredentials(ctx, s.db, e)
-	if errors.Is(err, sqldb.ErrNoRows) {
-		if err := s.hasher.VerifyNone(ctx, pw); err != nil {
-			return nil, err
-		}
-		return nil, errInvalidCredentials
-	} else if err != nil {
-		return nil, err
-	}
-
 	now := sqldb.Now()
-	if c.lockedUntil != nil {
-		if c.lockedUntil.After(now) {
-			return nil, lockedError(c.lockedUntil.Sub(now))
-		}
-		if err := clearExpiredLock(ctx, s.db, c.user.ID, now); err != nil {
-			return nil, err
-		}
-	}
-
-	match, rehash, err := s.hasher.Verify(ctx, pw, c.passwordHash)
+	hadFailures, err := s.checkLock(ctx, e, now)
 	if err != nil {
 		return nil, err
 	}
-	audit.SetActor(ctx, c.user.ID)
+	c, err := findCredentials(ctx, s.db, e)
+	known := err == nil
+	var match, rehash bool
+	switch {
+	case known:
+		match, rehash, err = s.hasher.Verify(ctx, pw, c.passwordHash)
+	case errors.Is(err, sqldb.ErrNoRows):
+		err = s.hasher.VerifyNone(ctx, pw)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var userID string
+	if known {
+		userID = c.user.ID
+		audit.SetActor(ctx, userID)
+	}
 	if !match {
-		if err := s.failed(ctx, c.user.ID, now); err != nil {
+		if err := s.failed(ctx, e, userID); err != nil {
 			return nil, err
 		}
 		return nil, errInvalidCredentials
@@ -189,31 +187,55 @@ func (s *Service) Login(ctx context.Context, emailAddr, pw string) (*LoginResult
 	if !c.user.IsActive {
 		return nil, errInactive
 	}
-	if err := clearFailures(ctx, s.db, c.user.ID); err != nil {
-		return nil, err
+	if hadFailures {
+		if err := clearFailures(ctx, s.db, e); err != nil {
+			return nil, err
+		}
 	}
 	if rehash {
-		s.upgradeHash(ctx, c.user.ID, pw)
+		s.upgradeHash(ctx, userID, pw)
 	}
-	tokens, err := s.openSession(ctx, c.user.ID, now)
+	tokens, err := s.openSession(ctx, userID, now)
 	if err != nil {
 		return nil, err
 	}
 	return &LoginResult{Tokens: *tokens, User: &c.user}, nil
 }
 
-// failed counts a wrong password against the account and notes in the
+// checkLock refuses an email whose failures locked it, with the same answer
+// whether or not an account has it. It reports whether the email has
+// failures on record, which a success must then clear.
+func (s *Service) checkLock(ctx context.Context, emailAddr string, now time.Time) (bool, error) {
+	found, until, err := failureLock(ctx, s.db, emailAddr)
+	if err != nil {
+		return false, err
+	}
+	if until != nil && until.After(now) {
+		return found, lockedError(until.Sub(now))
+	}
+	return found, nil
+}
+
+// failed counts a failure against an email, with the same write whether or
+// not an account has it (userID is empty when none does), and notes in the
 // audit record when it starts a lockout.
-func (s *Service) failed(ctx context.Context, userID string, now time.Time) error {
+func (s *Service) failed(ctx context.Context, emailAddr, userID string) error {
+	now := sqldb.Now()
 	until := now.Add(s.cfg.LockoutDuration)
-	n, err := recordFailure(ctx, s.db, userID, s.cfg.MaxFailedLogins, until)
+	n, err := recordFailure(ctx, s.db, emailAddr, s.cfg.MaxFailedLogins, now, until)
 	if err != nil {
 		return err
 	}
 	audit.Annotate(ctx, "failed_logins", n)
 	if n == s.cfg.MaxFailedLogins {
 		audit.Annotate(ctx, "locked_until", until)
-		s.logger.WarnContext(ctx, "account locked after repeated failed logins", "user_id", userID)
+		// An address nobody registered stays out of the logs: it may be a
+		// mistyped one, or someone's password typed into the wrong field.
+		if userID != "" {
+			s.logger.WarnContext(ctx, "account locked after repeated failed logins", "user_id", userID)
+		} else {
+			s.logger.WarnContext(ctx, "unregistered email locked after repeated failed logins")
+		}
 	}
 	return nil
 }
@@ -450,20 +472,20 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (int
 	if err != nil {
 		return 0, err
 	}
-	c, err := findCredentials(ctx, s.db, u.Email)
+	now := sqldb.Now()
+	if _, err := s.checkLock(ctx, u.Email, now); err != nil {
+		return 0, err
+	}
+	currentHash, err := passwordHash(ctx, s.db, p.UserID)
 	if err != nil {
 		return 0, err
 	}
-	now := sqldb.Now()
-	if c.lockedUntil != nil && c.lockedUntil.After(now) {
-		return 0, lockedError(c.lockedUntil.Sub(now))
-	}
-	match, _, err := s.hasher.Verify(ctx, current, c.passwordHash)
+	match, _, err := s.hasher.Verify(ctx, current, currentHash)
 	if err != nil {
 		return 0, err
 	}
 	if !match {
-		if err := s.failed(ctx, p.UserID, now); err != nil {
+		if err := s.failed(ctx, u.Email, p.UserID); err != nil {
 			return 0, err
 		}
 		return 0, &tenantry.Error{Code: tenantry.EValidation, Message: "Validation failed",
@@ -478,7 +500,7 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (int
 		if err := setPasswordHash(ctx, tx, p.UserID, hash, now); err != nil {
 			return err
 		}
-		if err := clearFailures(ctx, tx, p.UserID); err != nil {
+		if err := clearFailures(ctx, tx, u.Email); err != nil {
 			return err
 		}
 		if revoked, err = revokeUserSessions(ctx, tx, p.UserID, p.SessionID, reasonPasswordChanged, now); err != nil {
@@ -589,6 +611,16 @@ func (s *Service) EnsurePlatformAdmin(ctx context.Context, a AdminAccount) (*ten
 // cutoff; they can no longer be used.
 func (s *Service) DeleteEndedSessions(ctx context.Context, cutoff time.Time) (int64, error) {
 	return deleteExpiredSessions(ctx, s.db, cutoff)
+}
+
+// DeleteStaleLoginFailures removes the failed-login accounting that no
+// longer holds anything as of now: no lock in force, and no failure for a
+// lockout's duration. Attempts on addresses nobody registered leave such
+// rows too, and without this they would pile up. A count left this long
+// without a further failure is forgotten, which allows no more guesses
+// than a lock running out does.
+func (s *Service) DeleteStaleLoginFailures(ctx context.Context, now time.Time) (int64, error) {
+	return deleteStaleFailures(ctx, s.db, now, now.Add(-s.cfg.LockoutDuration))
 }
 
 func truncate(s string, n int) string {

@@ -13,8 +13,6 @@ import (
 type credentials struct {
 	user         tenantry.User
 	passwordHash string
-	failedLogins int
-	lockedUntil  *time.Time
 }
 
 const userColumns = `id, email, first_name, last_name, is_active, is_platform_admin, created_at, updated_at`
@@ -52,10 +50,9 @@ func findCredentials(ctx context.Context, q sqldb.Querier, email string) (*crede
 	var hash *string
 	u := &c.user
 	err := q.QueryRow(ctx, `
-		SELECT `+userColumns+`, password_hash, failed_logins, locked_until
+		SELECT `+userColumns+`, password_hash
 		FROM users WHERE email = $1`, email).
-		Scan(&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin, &u.CreatedAt, &u.UpdatedAt,
-			&hash, &c.failedLogins, &c.lockedUntil)
+		Scan(&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin, &u.CreatedAt, &u.UpdatedAt, &hash)
 	if err != nil {
 		return nil, err
 	}
@@ -88,37 +85,59 @@ func updateNames(ctx context.Context, q sqldb.Querier, userID string, first, las
 	return err
 }
 
-// recordFailure counts one failed login. The count only grows while it is
-// below max, in a single statement, so concurrent failures can never record
-// more than max; the failure that reaches max also sets the lock. It
-// returns the new count, or 0 when this failure was not counted.
-func recordFailure(ctx context.Context, q sqldb.Querier, userID string, max int, lockUntil time.Time) (int, error) {
+// failureLock reads an email's failed-login accounting: whether it has a
+// row at all, and the end of its lock, if one was ever set (it may have run
+// out).
+func failureLock(ctx context.Context, q sqldb.Querier, email string) (found bool, lockedUntil *time.Time, err error) {
+	err = q.QueryRow(ctx, `SELECT locked_until FROM login_failures WHERE email = $1`, email).Scan(&lockedUntil)
+	if errors.Is(err, sqldb.ErrNoRows) {
+		return false, nil, nil
+	}
+	return err == nil, lockedUntil, err
+}
+
+// recordFailure counts one failed login against an email, whether or not an
+// account has it: one statement either way, so that both cost the same. A
+// lock that has run out starts the count over. The count only grows while
+// the email is not locked, in a single statement, so concurrent failures
+// can never record more than max; the failure that reaches max sets the
+// lock. It returns the new count, or 0 when this failure was not counted.
+func recordFailure(ctx context.Context, q sqldb.Querier, email string, max int, now, lockUntil time.Time) (int, error) {
+	// The lock a first failure sets, which only a limit of one does.
+	var firstLock *time.Time
+	if max <= 1 {
+		firstLock = &lockUntil
+	}
 	var n int
 	err := q.QueryRow(ctx, `
-		UPDATE users
-		SET failed_logins = failed_logins + 1,
-		    locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END
-		WHERE id = $1 AND failed_logins < $2
-		RETURNING failed_logins`, userID, max, lockUntil).Scan(&n)
+		INSERT INTO login_failures (email, failures, locked_until, last_failure_at)
+		VALUES ($1, 1, $5, $3)
+		ON CONFLICT (email) DO UPDATE
+		SET failures = CASE WHEN login_failures.locked_until <= $3 THEN 1 ELSE login_failures.failures + 1 END,
+		    locked_until = CASE
+		        WHEN login_failures.locked_until <= $3 THEN $5
+		        WHEN login_failures.failures + 1 >= $2 THEN $4
+		        ELSE login_failures.locked_until END,
+		    last_failure_at = $3
+		WHERE login_failures.locked_until IS NULL OR login_failures.locked_until <= $3
+		RETURNING failures`, email, max, now, lockUntil, firstLock).Scan(&n)
 	if errors.Is(err, sqldb.ErrNoRows) {
 		return 0, nil
 	}
 	return n, err
 }
 
-// clearExpiredLock resets the failure count once a lock has run out.
-func clearExpiredLock(ctx context.Context, q sqldb.Querier, userID string, now time.Time) error {
-	_, err := q.Exec(ctx, `
-		UPDATE users SET failed_logins = 0, locked_until = NULL
-		WHERE id = $1 AND locked_until IS NOT NULL AND locked_until <= $2`, userID, now)
+func clearFailures(ctx context.Context, q sqldb.Querier, email string) error {
+	_, err := q.Exec(ctx, `DELETE FROM login_failures WHERE email = $1`, email)
 	return err
 }
 
-func clearFailures(ctx context.Context, q sqldb.Querier, userID string) error {
-	_, err := q.Exec(ctx, `
-		UPDATE users SET failed_logins = 0, locked_until = NULL
-		WHERE id = $1 AND (failed_logins <> 0 OR locked_until IS NOT NULL)`, userID)
-	return err
+// deleteStaleFailures removes the accounting rows that no longer hold
+// anything: no lock in force, and no failure since staleBefore.
+func deleteStaleFailures(ctx context.Context, q sqldb.Querier, now, staleBefore time.Time) (int64, error) {
+	return q.Exec(ctx, `
+		DELETE FROM login_failures
+		WHERE last_failure_at < $2 AND (locked_until IS NULL OR locked_until <= $1)`, now, staleBefore)
 }
 
 func setActive(ctx context.Context, q sqldb.Querier, userID string, active bool, now time.Time) error {

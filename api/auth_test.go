@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
+	"github.com/tenantry/tenantry/sqldb"
 )
 
 type userJSON struct {
@@ -326,13 +328,26 @@ func TestExpiredAccessToken(t *testing.T) {
 	})
 }
 
+// failedLogins is the failure count on record for an email, registered or
+// not; an email with no row has none.
 func failedLogins(t *testing.T, env *apptest.Env, email string) int {
 	t.Helper()
+	n, _ := failureRow(t, env, email)
+	return n
+}
+
+// failureRow reads an email's failed-login accounting and whether it has a
+// row at all.
+func failureRow(t *testing.T, env *apptest.Env, email string) (int, bool) {
+	t.Helper()
 	var n int
-	if err := env.App.Engines.Control.QueryRow(context.Background(), "SELECT failed_logins FROM users WHERE email = $1", email).Scan(&n); err != nil {
+	err := env.App.Engines.Control.QueryRow(context.Background(), "SELECT failures FROM login_failures WHERE email = $1", email).Scan(&n)
+	if errors.Is(err, sqldb.ErrNoRows) {
+		return 0, false
+	} else if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return n, true
 }
 
 func TestLockout(t *testing.T) {
@@ -387,6 +402,101 @@ func TestParallelFailuresNeverExceedTheLimit(t *testing.T) {
 			t.Fatalf("failed_logins = %d after 20 parallel failures, want exactly the limit 5", n)
 		}
 		env.Do(t, post("/api/auth/login", map[string]string{"email": u.Email, "password": apptest.Password})).Expect(t, 423, "ACCOUNT_LOCKED")
+	})
+}
+
+// Ensure an email nobody registered locks out after as many failures as a
+// registered one, with the same answer, so that repeated attempts do not
+// tell which addresses have accounts.
+func TestUnknownEmailLocksOutLikeARegisteredOne(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		env := apptest.StartShape(t, shape)
+		u := env.Register(t, "Known")
+		unknown := "Nobody.Registered@Example.com"
+		stored := strings.ToLower(unknown)
+		attempt := func(email, pw string) *apptest.Response {
+			return env.Do(t, post("/api/auth/login", map[string]string{"email": email, "password": pw}))
+		}
+
+		for i := range 5 {
+			a := attempt(unknown, "Wrong-pass-1").Expect(t, 401, "INVALID_CREDENTIALS")
+			b := attempt(u.Email, "Wrong-pass-1").Expect(t, 401, "INVALID_CREDENTIALS")
+			if string(a.Body) != string(b.Body) {
+				t.Fatalf("failure %d answers differently:\n%s\n%s", i+1, a.Body, b.Body)
+			}
+			if n, m := failedLogins(t, env, stored), failedLogins(t, env, u.Email); n != i+1 || m != i+1 {
+				t.Fatalf("after %d failures each: %d on record for the unknown email, %d for the registered one", i+1, n, m)
+			}
+		}
+		// Both are now locked, whatever the password.
+		a := attempt(unknown, apptest.Password).Expect(t, 423, "ACCOUNT_LOCKED")
+		b := attempt(u.Email, apptest.Password).Expect(t, 423, "ACCOUNT_LOCKED")
+		if string(a.Body) != string(b.Body) {
+			t.Fatalf("locked answers differ:\n%s\n%s", a.Body, b.Body)
+		}
+		for _, res := range []*apptest.Response{a, b} {
+			if ra, err := strconv.Atoi(res.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 900 {
+				t.Fatalf("Retry-After = %q, want at most the 15 minute lockout", res.Header.Get("Retry-After"))
+			}
+		}
+		// Attempts while locked are not counted.
+		attempt(unknown, "Wrong-pass-1").Expect(t, 423, "ACCOUNT_LOCKED")
+		if n := failedLogins(t, env, stored); n != 5 {
+			t.Fatalf("%d failures on record for the locked unknown email, want 5", n)
+		}
+	})
+}
+
+// Ensure a success deletes the failures on record, and that an address with
+// none costs the success no write.
+func TestSuccessClearsFailures(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		env := apptest.StartShape(t, shape)
+		u := env.Register(t, "Forgetful")
+		for range 3 {
+			env.Do(t, post("/api/auth/login", map[string]string{"email": u.Email, "password": "Wrong-pass-1"})).Expect(t, 401, "INVALID_CREDENTIALS")
+		}
+		if n, found := failureRow(t, env, u.Email); !found || n != 3 {
+			t.Fatalf("failures on record = %d (row %v), want 3", n, found)
+		}
+		env.Login(t, u)
+		if _, found := failureRow(t, env, u.Email); found {
+			t.Fatal("a success left the failures row in place")
+		}
+		env.Login(t, u)
+		if _, found := failureRow(t, env, u.Email); found {
+			t.Fatal("a success with no failures on record wrote a row")
+		}
+	})
+}
+
+// Ensure the periodic cleanup deletes failures nobody will act on, those of
+// unknown addresses included.
+func TestCleanupPrunesStaleLoginFailures(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		cfg := apptest.Config(t, shape)
+		cfg.LoginLockout = time.Second
+		// The job queue refuses periods under a second.
+		cfg.MaintenanceInterval = time.Second
+		env := apptest.Start(t, cfg)
+		email := "ghost.cleanup@example.com"
+		env.Do(t, post("/api/auth/login", map[string]string{"email": email, "password": "Wrong-pass-1"})).Expect(t, 401, "INVALID_CREDENTIALS")
+		if _, found := failureRow(t, env, email); !found {
+			t.Fatal("a failure for an unknown email left no row")
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if _, found := failureRow(t, env, email); !found {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the cleanup job never deleted a stale failure row")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	})
 }
 

@@ -59,6 +59,10 @@ func TestChangePassword(t *testing.T) {
 		if out.RevokedSessions != 1 {
 			t.Fatalf("revoked_sessions = %d, want 1", out.RevokedSessions)
 		}
+		// The wrong attempt before it is forgotten.
+		if _, found := failureRow(t, env, u.Email); found {
+			t.Fatal("a password change left the failures on record")
+		}
 		// This session goes on, the other one is over.
 		env.Get(t, "/api/users/me", u.AccessToken).Expect(t, 200, "")
 		env.Get(t, "/api/users/me", other.AccessToken).Expect(t, 401, "TOKEN_REVOKED")
@@ -66,6 +70,26 @@ func TestChangePassword(t *testing.T) {
 
 		env.Do(t, post("/api/auth/login", map[string]string{"email": u.Email, "password": apptest.Password})).Expect(t, 401, "INVALID_CREDENTIALS")
 		env.Do(t, post("/api/auth/login", map[string]string{"email": u.Email, "password": "Brand-new-9"})).Expect(t, 200, "")
+	})
+}
+
+// Ensure wrong current passwords count towards the lockout of the caller's
+// email, and that the lock holds for password changes and logins alike.
+func TestWrongCurrentPasswordsLockTheAccount(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		env := apptest.StartShape(t, shape)
+		u := env.SignUp(t, "Guesser")
+		wrong := map[string]string{"current_password": "Wrong-pass-1", "new_password": "Brand-new-9"}
+		for range 5 {
+			env.Do(t, put("/api/users/me/password", u.AccessToken, wrong)).Expect(t, 400, "VALIDATION_ERROR")
+		}
+		if n := failedLogins(t, env, u.Email); n != 5 {
+			t.Fatalf("failures on record = %d, want 5", n)
+		}
+		env.Do(t, put("/api/users/me/password", u.AccessToken, map[string]string{"current_password": apptest.Password, "new_password": "Brand-new-9"})).
+			Expect(t, 423, "ACCOUNT_LOCKED")
+		env.Do(t, post("/api/auth/login", map[string]string{"email": u.Email, "password": apptest.Password})).Expect(t, 423, "ACCOUNT_LOCKED")
 	})
 }
 

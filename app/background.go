@@ -126,7 +126,11 @@ func (a *App) workers() *river.Workers {
 		return err
 	}})
 	river.AddWorker(w, &jobs.Func[jobs.CleanupSessions]{Do: func(ctx context.Context, _ *river.Job[jobs.CleanupSessions]) error {
-		_, err := a.Accounts.DeleteEndedSessions(ctx, time.Now().Add(-endedSessionRetention))
+		now := time.Now()
+		if _, err := a.Accounts.DeleteEndedSessions(ctx, now.Add(-endedSessionRetention)); err != nil {
+			return err
+		}
+		_, err := a.Accounts.DeleteStaleLoginFailures(ctx, now)
 		return err
 	}})
 	river.AddWorker(w, &jobs.Func[jobs.ReapTenants]{Do: func(ctx context.Context, _ *river.Job[jobs.ReapTenants]) error {
