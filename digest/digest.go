@@ -35,26 +35,32 @@ type chunk struct {
 	refs atomic.Int32
 }
 
+// chunks recycles chunks between Readers, so that a server reading many
+// uploads does not allocate a pool's worth of memory for each of them.
+var chunks = sync.Pool{New: func() any { //nolint:gochecknoglobals // a cache of empty buffers
+	return &chunk{buf: make([]byte, 0, chunkSize)}
+}}
+
 // Reader passes a stream through, hashing what is read.
 type Reader struct {
 	src  io.Reader
 	size int64
 	cur  *chunk
-	free chan *chunk
-	jobs [2]chan *chunk
-	wg   sync.WaitGroup
-	sums [2]hash.Hash
-	eof  bool
-	done bool
+	// taken counts the chunks taken from chunks, at most poolSize; each is
+	// in free, in cur or being hashed.
+	taken int
+	free  chan *chunk
+	jobs  [2]chan *chunk
+	wg    sync.WaitGroup
+	sums  [2]hash.Hash
+	eof   bool
+	done  bool
 }
 
 // NewReader returns a Reader over src. Close it if it is abandoned before
 // the end of the stream, to stop its goroutines.
 func NewReader(src io.Reader) *Reader {
 	r := &Reader{src: src, free: make(chan *chunk, poolSize), sums: [2]hash.Hash{sha256.New(), md5.New()}}
-	for range poolSize {
-		r.free <- &chunk{buf: make([]byte, 0, chunkSize)}
-	}
 	for i := range r.jobs {
 		r.jobs[i] = make(chan *chunk, poolSize)
 		h, jobs := r.sums[i], r.jobs[i]
@@ -79,8 +85,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 	r.size += int64(n)
 	for data := p[:n]; len(data) > 0; {
 		if r.cur == nil {
-			r.cur = <-r.free
-			r.cur.buf = r.cur.buf[:0]
+			r.cur = r.nextChunk()
 		}
 		k := min(len(data), cap(r.cur.buf)-len(r.cur.buf))
 		r.cur.buf = append(r.cur.buf, data[:k]...)
@@ -93,6 +98,25 @@ func (r *Reader) Read(p []byte) (int, error) {
 		r.eof = true
 	}
 	return n, err
+}
+
+// nextChunk returns an empty chunk: a hashed one if there is one, else a
+// new one while the pool is not full, else the next to be hashed. Taking
+// chunks only as needed spares a short stream the whole pool.
+func (r *Reader) nextChunk() *chunk {
+	var c *chunk
+	select {
+	case c = <-r.free:
+	default:
+		if r.taken < poolSize {
+			r.taken++
+			c = chunks.Get().(*chunk)
+		} else {
+			c = <-r.free
+		}
+	}
+	c.buf = c.buf[:0]
+	return c
 }
 
 func (r *Reader) dispatch() {
@@ -138,4 +162,10 @@ func (r *Reader) finish() {
 		close(jobs)
 	}
 	r.wg.Wait()
+	// The hashing goroutines are gone and every chunk taken is back in
+	// free: none can be touched again by this Reader.
+	for range r.taken {
+		chunks.Put(<-r.free)
+	}
+	r.taken = 0
 }

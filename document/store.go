@@ -317,9 +317,13 @@ func deleteOrphanFile(ctx context.Context, q sqldb.Querier, id string) (bool, er
 	return n == 1, err
 }
 
+// orphanFilesQuery is served by the partial index files_orphaned, so the
+// reconciler finds the few unreferenced files without reading the others.
+const orphanFilesQuery = `SELECT ` + fileColumns + ` FROM files f WHERE f.document_count = 0 AND f.updated_at < $1`
+
 // orphanFilesBefore lists files no document has referenced since cutoff.
 func orphanFilesBefore(ctx context.Context, q sqldb.Querier, cutoff time.Time) ([]File, error) {
-	rows, err := q.Query(ctx, `SELECT `+fileColumns+` FROM files f WHERE f.document_count = 0 AND f.updated_at < $1`, cutoff)
+	rows, err := q.Query(ctx, orphanFilesQuery, cutoff)
 	if err != nil {
 		return nil, err
 	}
@@ -355,8 +359,13 @@ func fileKeys(ctx context.Context, q sqldb.Querier) (map[string]File, error) {
 	return out, rows.Err()
 }
 
+// fileWithKeyQuery counts the files naming a storage key, from the index
+// files_storage_key: it runs once per blob the reconciler may remove or finds
+// missing, and on every file delete.
+const fileWithKeyQuery = `SELECT count(*) FROM files WHERE storage_key = $1`
+
 func fileExistsWithKey(ctx context.Context, q sqldb.Querier, key string) (bool, error) {
 	var n int
-	err := q.QueryRow(ctx, `SELECT count(*) FROM files WHERE storage_key = $1`, key).Scan(&n)
+	err := q.QueryRow(ctx, fileWithKeyQuery, key).Scan(&n)
 	return n > 0, err
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,6 +37,9 @@ const (
 // by several processes sharing the root.
 type BlobStore struct {
 	root string
+	// buffers recycles copy buffers between uploads, so that a busy server
+	// does not allocate one per upload.
+	buffers sync.Pool
 }
 
 // NewBlobStore returns the store keeping its objects under root, creating the
@@ -48,7 +52,12 @@ func NewBlobStore(root string) (*BlobStore, error) {
 	if err := os.MkdirAll(abs, dirMode); err != nil {
 		return nil, fmt.Errorf("localfs: create blob root: %w", err)
 	}
-	return &BlobStore{root: abs}, nil
+	s := &BlobStore{root: abs}
+	s.buffers.New = func() any {
+		b := make([]byte, copyBufferSize)
+		return &b
+	}
+	return s, nil
 }
 
 // path returns the file holding key, which must have been validated.
@@ -72,7 +81,10 @@ func (s *BlobStore) PutTemp(ctx context.Context, prefix string, r io.Reader) (st
 	if err != nil {
 		return "", 0, fmt.Errorf("localfs: create temp object: %w", err)
 	}
-	size, err := writeFile(ctx, f, r)
+	bufp := s.buffers.Get().(*[]byte)
+	size, err := writeFile(ctx, f, r, *bufp)
+	// Writes are synchronous: nothing holds the buffer any more.
+	s.buffers.Put(bufp)
 	if err != nil {
 		_ = os.Remove(p)
 		return "", 0, fmt.Errorf("localfs: write temp object: %w", err)
@@ -80,19 +92,50 @@ func (s *BlobStore) PutTemp(ctx context.Context, prefix string, r io.Reader) (st
 	return key, size, nil
 }
 
-// writeFile copies r into f, syncs and closes it.
-func writeFile(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
-	buf := make([]byte, copyBufferSize)
-	// Hiding *os.File's ReadFrom keeps io.CopyBuffer on buf rather than on
-	// a buffer of its own choosing.
-	size, err := io.CopyBuffer(struct{ io.Writer }{f}, blob.ContextReader(ctx, r), buf)
-	if err == nil {
-		err = f.Sync()
+// writeFile copies r into f through buf, syncs and closes it. The buffer is
+// filled before each write: readers such as a multipart part hand out a few
+// KiB at a time, and writing each of those at once would cost a system call
+// apiece.
+func writeFile(ctx context.Context, f *os.File, r io.Reader, buf []byte) (int64, error) {
+	r = blob.ContextReader(ctx, r)
+	wb := newWriteback(f)
+	var size int64
+	var err error
+	for err == nil {
+		var n int
+		n, err = fill(r, buf)
+		if n > 0 {
+			if _, werr := f.Write(buf[:n]); werr != nil {
+				err = werr
+			}
+			size += int64(n)
+			wb.wrote(size)
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		if err = f.Sync(); err == nil {
+			wb.synced()
+		}
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	return size, err
+}
+
+// fill reads from r until buf is full or r fails, unlike io.ReadFull
+// passing r's own errors through as they are, io.EOF included, so that a
+// source's io.ErrUnexpectedEOF is never mistaken for the end of the body.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // Promote implements blob.Store.

@@ -2,9 +2,11 @@ package localfs_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"io/fs"
+	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -184,4 +186,37 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// Ensure a source handing out a few KiB at a time, as a multipart part does,
+// is stored whole and exact across many writes and writeback windows.
+func TestPutTempFromSmallReads(t *testing.T) {
+	t.Parallel()
+	s := mustOpenStore(t, t.TempDir())
+	const size = 20<<20 + 12345
+	want := sha256.New()
+	src := io.TeeReader(smallReads{io.LimitReader(mathrand.NewChaCha8([32]byte{7}), size)}, want)
+	tmp, n, err := s.PutTemp(t.Context(), "p/", src)
+	if err != nil || n != size {
+		t.Fatalf("PutTemp = %d, %v; want %d bytes", n, err, size)
+	}
+	rc, err := s.Open(t.Context(), tmp, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got := sha256.New()
+	if _, err := io.Copy(got, rc); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+		t.Fatal("the stored bytes differ from the source's")
+	}
+}
+
+// smallReads hands out at most an odd, small number of bytes per read.
+type smallReads struct{ r io.Reader }
+
+func (s smallReads) Read(p []byte) (int, error) {
+	return s.r.Read(p[:min(len(p), 4093)])
 }
