@@ -7,6 +7,10 @@ type Principal struct {
 	UserID        string
 	SessionID     string
 	PlatformAdmin bool
+	// User is the caller's account as read when the request was
+	// authenticated, so that answering with it costs no second lookup.
+	// Treat it as read-only: the principal is shared by the whole request.
+	User *User
 }
 
 type principalKey struct{}

@@ -302,13 +302,8 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 		} else if err != nil {
 			return err
 		}
-		switch {
-		case st.userID != claims.UserID:
-			return errTokenInvalid
-		case st.revoked:
-			return errTokenRevoked
-		case !st.userActive:
-			return errInactive
+		if err := st.admits(claims.UserID); err != nil {
+			return err
 		}
 		rotated, err := rotateRefresh(ctx, tx, claims.SessionID, claims.ID, next, now, now.Add(s.tokens.RefreshTTL()))
 		if err != nil {
@@ -341,7 +336,8 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 
 // Authenticate verifies an access token and that its session still stands:
 // one indexed lookup per request, which is what makes logout immediate
-// everywhere.
+// everywhere. The same lookup reads the caller's account, which the
+// principal carries.
 func (s *Service) Authenticate(ctx context.Context, raw string) (tenantry.Principal, error) {
 	claims, err := s.tokens.Parse(raw, token.Access)
 	if errors.Is(err, token.ErrExpired) {
@@ -355,15 +351,10 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (tenantry.Princi
 	} else if err != nil {
 		return tenantry.Principal{}, err
 	}
-	switch {
-	case st.userID != claims.UserID:
-		return tenantry.Principal{}, errTokenInvalid
-	case st.revoked:
-		return tenantry.Principal{}, errTokenRevoked
-	case !st.userActive:
-		return tenantry.Principal{}, errInactive
+	if err := st.admits(claims.UserID); err != nil {
+		return tenantry.Principal{}, err
 	}
-	return tenantry.Principal{UserID: claims.UserID, SessionID: claims.SessionID, PlatformAdmin: st.platformAdmin}, nil
+	return tenantry.Principal{UserID: claims.UserID, SessionID: claims.SessionID, PlatformAdmin: st.user.PlatformAdmin, User: &st.user}, nil
 }
 
 func principal(ctx context.Context) (tenantry.Principal, error) {
@@ -395,11 +386,16 @@ func (s *Service) Logout(ctx context.Context) error {
 	return err
 }
 
-// Me returns the caller's profile.
+// Me returns the caller's profile, as read when the request was
+// authenticated.
 func (s *Service) Me(ctx context.Context) (*tenantry.User, error) {
 	p, err := principal(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if p.User != nil {
+		u := *p.User
+		return &u, nil
 	}
 	return findUser(ctx, s.db, p.UserID)
 }

@@ -197,23 +197,38 @@ func revokeUserSessions(ctx context.Context, q sqldb.Querier, userID, keep, reas
 		WHERE user_id = $1 AND revoked_at IS NULL AND id <> $4`, userID, now, reason, keep)
 }
 
-// standing is what each authenticated request learns about its session, in
-// one indexed lookup.
+// standing is what each authenticated request learns about its session and
+// its account, in one indexed lookup.
 type standing struct {
-	userID        string
-	revoked       bool
-	expiresAt     time.Time
-	userActive    bool
-	platformAdmin bool
+	user      tenantry.User
+	revoked   bool
+	expiresAt time.Time
+}
+
+// admits refuses a session that does not belong to userID, was revoked, or
+// whose account was deactivated.
+func (st *standing) admits(userID string) error {
+	switch {
+	case st.user.ID != userID:
+		return errTokenInvalid
+	case st.revoked:
+		return errTokenRevoked
+	case !st.user.IsActive:
+		return errInactive
+	}
+	return nil
 }
 
 func sessionStanding(ctx context.Context, q sqldb.Querier, sessionID string) (*standing, error) {
 	var st standing
 	var revokedAt *time.Time
+	u := &st.user
 	err := q.QueryRow(ctx, `
-		SELECT s.user_id, s.revoked_at, s.expires_at, u.is_active, u.is_platform_admin
+		SELECT s.revoked_at, s.expires_at,
+		       u.id, u.email, u.first_name, u.last_name, u.is_active, u.is_platform_admin, u.created_at, u.updated_at
 		FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.id = $1`, sessionID).Scan(&st.userID, &revokedAt, &st.expiresAt, &st.userActive, &st.platformAdmin)
+		WHERE s.id = $1`, sessionID).
+		Scan(&revokedAt, &st.expiresAt, &u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin, &u.CreatedAt, &u.UpdatedAt)
 	if err != nil {
 		return nil, err
 	}

@@ -56,6 +56,7 @@ type Issuer struct {
 	accessTTL  time.Duration
 	refreshTTL time.Duration
 	parser     *jwt.Parser
+	verified   verified
 }
 
 // NewIssuer returns an Issuer signing with key.
@@ -109,6 +110,26 @@ func (i *Issuer) Issue(kind Kind, userID, sessionID, id string, now time.Time) (
 // It returns ErrExpired for a genuine token past its expiry and ErrInvalid for
 // anything else that is wrong with it.
 func (i *Issuer) Parse(raw string, kind Kind) (Claims, error) {
+	if c, ok := i.verified.get(raw); ok {
+		if c.Kind != kind {
+			return Claims{}, ErrInvalid
+		}
+		// As the parser decides: a token is expired from its exp second on.
+		if !time.Now().Before(c.ExpiresAt) {
+			return Claims{}, ErrExpired
+		}
+		return c, nil
+	}
+	c, err := i.parse(raw, kind)
+	// Refresh tokens are used once each: remembering them would only evict
+	// access tokens.
+	if err == nil && kind == Access {
+		i.verified.put(raw, c)
+	}
+	return c, err
+}
+
+func (i *Issuer) parse(raw string, kind Kind) (Claims, error) {
 	var c jwtClaims
 	_, err := i.parser.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return i.key, nil })
 	if errors.Is(err, jwt.ErrTokenExpired) {

@@ -3,6 +3,7 @@ package token_test
 import (
 	"encoding/base64"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,51 @@ func TestForgeries(t *testing.T) {
 	} {
 		if _, err := iss.Parse(raw, token.Access); !errors.Is(err, token.ErrInvalid) {
 			t.Errorf("%s: Parse = %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+// Ensure a token verified once, and so remembered, is still refused as the
+// other kind, and still expires.
+func TestRememberedTokenStillChecked(t *testing.T) {
+	t.Parallel()
+	iss := token.NewIssuer(key, time.Minute, time.Hour)
+	// Expiry is in whole seconds: this token expires at the start of the
+	// second after next.
+	now := time.Now()
+	issued := now.Add(-time.Minute + 2*time.Second - time.Duration(now.Nanosecond()))
+	raw, exp, err := iss.Issue(token.Access, "u", "s", "j", issued)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if c, err := iss.Parse(raw, token.Access); err != nil || c.UserID != "u" {
+			t.Fatalf("Parse = %+v, %v", c, err)
+		}
+		if _, err := iss.Parse(raw, token.Refresh); !errors.Is(err, token.ErrInvalid) {
+			t.Fatalf("a remembered access token was accepted as a refresh token: %v", err)
+		}
+	}
+	time.Sleep(time.Until(exp))
+	if _, err := iss.Parse(raw, token.Access); !errors.Is(err, token.ErrExpired) {
+		t.Fatalf("Parse after expiry = %v, want ErrExpired", err)
+	}
+}
+
+// Ensure the cache of verified tokens stays bounded and keeps serving the
+// tokens in use while many others pass through it.
+func TestManyTokens(t *testing.T) {
+	t.Parallel()
+	iss := token.NewIssuer(key, time.Minute, time.Hour)
+	now := time.Now()
+	hot, _, _ := iss.Issue(token.Access, "hot", "s", "j", now)
+	for i := range 20000 {
+		raw, _, _ := iss.Issue(token.Access, "u"+strconv.Itoa(i), "s", "j", now)
+		if c, err := iss.Parse(raw, token.Access); err != nil || c.UserID != "u"+strconv.Itoa(i) {
+			t.Fatalf("token %d: Parse = %+v, %v", i, c, err)
+		}
+		if c, err := iss.Parse(hot, token.Access); err != nil || c.UserID != "hot" {
+			t.Fatalf("hot token after %d others: Parse = %+v, %v", i, c, err)
 		}
 	}
 }
