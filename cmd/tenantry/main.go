@@ -16,12 +16,14 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/app"
 	"github.com/tenantry/tenantry/config"
+	"github.com/tenantry/tenantry/logbuf"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -104,11 +106,31 @@ func describe(err error) string {
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: parseLevel(level)}))
+}
+
+func parseLevel(level string) slog.Level {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	return l
+}
+
+// Log lines of the long-running commands are batched: up to logBufferSize
+// bytes, written out at least every logFlushInterval, and at once from
+// warnings up.
+const (
+	logBufferSize    = 64 << 10
+	logFlushInterval = 100 * time.Millisecond
+)
+
+// serverLogger returns the logger of a long-running command, writing to
+// stderr through a buffer that close writes out.
+func (c *cli) serverLogger(level string) (logger *slog.Logger, sink *logbuf.Writer) {
+	sink = logbuf.NewWriter(c.stderr, logBufferSize, logFlushInterval)
+	h := slog.NewJSONHandler(sink, &slog.HandlerOptions{Level: parseLevel(level)})
+	return slog.New(logbuf.Handler(h, sink, slog.LevelWarn)), sink
 }
 
 func (c *cli) loadConfig() (config.Config, error) {
@@ -129,7 +151,8 @@ func (c *cli) serveCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			logger := newLogger(cfg.LogLevel, c.stderr)
+			logger, logs := c.serverLogger(cfg.LogLevel)
+			defer logs.Close()
 			ctx := cmd.Context()
 			a, err := app.New(ctx, cfg, logger, version)
 			if err != nil {
@@ -146,6 +169,8 @@ func (c *cli) serveCommand() *cobra.Command {
 				attrs = append(attrs, "data_dir", dir)
 			}
 			logger.Info("tenantry listening", attrs...)
+			// Whoever waits for this line need not wait for the next flush.
+			_ = logs.Flush()
 			return a.Serve(ctx, ln)
 		},
 	}
@@ -167,7 +192,8 @@ func (c *cli) workerCommand() *cobra.Command {
 			if cfg.Shape() == config.Embedded {
 				return errors.New("the embedded shape runs jobs and events inside `tenantry serve`; set DATABASE_URL to run workers")
 			}
-			logger := newLogger(cfg.LogLevel, c.stderr)
+			logger, logs := c.serverLogger(cfg.LogLevel)
+			defer logs.Close()
 			ctx := cmd.Context()
 			a, err := app.New(ctx, cfg, logger, version, app.AsWorker())
 			if err != nil {
