@@ -402,9 +402,9 @@ func (l *Log) List(ctx context.Context, chain string, f Filter) ([]Entry, int64,
 		return []Entry{}, total, nil
 	}
 	n := len(args)
-	args = append(args, perPage, (page-1)*perPage)
+	args = append(args, (page-1)*perPage)
 	entries, err := scanEntries(l.db.Query(ctx, `SELECT `+entryColumns+` FROM audit_log WHERE `+where+`
-		ORDER BY seq DESC LIMIT $`+strconv.Itoa(n+1)+` OFFSET $`+strconv.Itoa(n+2), args...))
+		ORDER BY seq DESC `+sqldb.Limit(perPage)+` OFFSET $`+strconv.Itoa(n+1), args...))
 	if err != nil {
 		return nil, 0, fmt.Errorf("list audit entries: %w", err)
 	}
@@ -486,7 +486,7 @@ func (l *Log) walk(ctx context.Context, chain string, w *chainWalk) (int64, erro
 	var read int64
 	for {
 		page, err := scanEntries(l.db.Query(ctx, `SELECT `+entryColumns+` FROM audit_log
-			WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3`, chain, w.lastSeq, verifyPage))
+			WHERE chain = $1 AND seq > $2 ORDER BY seq `+sqldb.Limit(verifyPage), chain, w.lastSeq))
 		if err != nil {
 			return read, err
 		}

@@ -213,14 +213,14 @@ func listDocuments(ctx context.Context, q sqldb.Querier, filename, sort string, 
 	if !ok {
 		order = sortOrders["-created_at"]
 	}
-	where, args := "", []any{limit, offset}
+	where, args := "", []any{offset}
 	if filename != "" {
-		where = `WHERE d.filename_key LIKE $3 ESCAPE '\'`
+		where = `WHERE d.filename_key LIKE $2 ESCAPE '\'`
 		args = append(args, "%"+likeEscaper.Replace(strings.ToLower(filename))+"%")
 	}
 	rows, err := q.Query(ctx, `
 		SELECT `+documentColumns+` FROM documents d `+where+`
-		ORDER BY `+order+` LIMIT $1 OFFSET $2`, args...)
+		ORDER BY `+order+` `+sqldb.Limit(limit)+` OFFSET $1`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -266,7 +266,7 @@ func deleteDocument(ctx context.Context, q sqldb.Querier, id string) (bool, erro
 }
 
 func listFiles(ctx context.Context, q sqldb.Querier, limit, offset int) ([]File, error) {
-	rows, err := q.Query(ctx, `SELECT `+fileColumns+` FROM files f ORDER BY f.created_at DESC, f.id DESC LIMIT $1 OFFSET $2`, limit, offset)
+	rows, err := q.Query(ctx, `SELECT `+fileColumns+` FROM files f ORDER BY f.created_at DESC, f.id DESC `+sqldb.Limit(limit)+` OFFSET $1`, offset)
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ type Published struct {
 func Feed(ctx context.Context, q sqldb.Querier, after int64, limit int) ([]Published, error) {
 	rows, err := q.Query(ctx, `
 		SELECT position, payload FROM outbox
-		WHERE position > $1 ORDER BY position LIMIT $2`, after, limit)
+		WHERE position > $1 ORDER BY position `+sqldb.Limit(limit), after)
 	if err != nil {
 		return nil, err
 	}

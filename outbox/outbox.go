@@ -150,7 +150,7 @@ func dueStreams(ctx context.Context, q sqldb.Querier, now time.Time, limit int) 
 	rows, err := q.Query(ctx, `
 		SELECT stream, database_name, version FROM outbox_pending
 		WHERE claim_expires_at IS NULL OR claim_expires_at < $1
-		ORDER BY marked_at, stream LIMIT $2`, now, limit)
+		ORDER BY marked_at, stream `+sqldb.Limit(limit), now)
 	if err != nil {
 		return nil, err
 	}

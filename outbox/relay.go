@@ -174,7 +174,7 @@ type pendingRow struct {
 }
 
 func readPending(ctx context.Context, q sqldb.Querier, limit int) ([]pendingRow, error) {
-	rows, err := q.Query(ctx, `SELECT seq, payload FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1`, limit)
+	rows, err := q.Query(ctx, `SELECT seq, payload FROM outbox WHERE published_at IS NULL ORDER BY seq `+sqldb.Limit(limit))
 	if err != nil {
 		return nil, err
 	}

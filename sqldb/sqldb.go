@@ -8,6 +8,7 @@ package sqldb
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -81,3 +82,10 @@ type DB interface {
 func Now() time.Time {
 	return time.Now().UTC().Truncate(time.Microsecond)
 }
+
+// Limit renders a LIMIT clause with n written into the statement instead of
+// bound to it. SQLite plans a statement whose LIMIT is a parameter for that
+// parameter's value, and so prepares it again each time the parameter is
+// bound: a cached statement would cost a full prepare on every execution.
+// Limits are few and small, so the statements stay few.
+func Limit(n int) string { return "LIMIT " + strconv.Itoa(n) }

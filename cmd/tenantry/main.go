@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -125,6 +126,22 @@ const (
 	logFlushInterval = 100 * time.Millisecond
 )
 
+// serverGCPercent is the garbage collector's target for serve and worker
+// when GOGC does not set one: the heap may grow to five times what is live
+// before a collection. A server's live heap is small and its requests
+// allocate briskly, so at Go's default of 100 it collects so often that the
+// collector takes a fifth of a listing's CPU; at 400 it takes a few percent,
+// for a heap of tens of MiB.
+const serverGCPercent = 400
+
+// tuneGC applies serverGCPercent unless the operator chose a GOGC, which
+// the runtime reads from the process environment.
+func tuneGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(serverGCPercent)
+	}
+}
+
 // serverLogger returns the logger of a long-running command, writing to
 // stderr through a buffer that close writes out.
 func (c *cli) serverLogger(level string) (logger *slog.Logger, sink *logbuf.Writer) {
@@ -151,6 +168,7 @@ func (c *cli) serveCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			tuneGC()
 			logger, logs := c.serverLogger(cfg.LogLevel)
 			defer logs.Close()
 			ctx := cmd.Context()
@@ -192,6 +210,7 @@ func (c *cli) workerCommand() *cobra.Command {
 			if cfg.Shape() == config.Embedded {
 				return errors.New("the embedded shape runs jobs and events inside `tenantry serve`; set DATABASE_URL to run workers")
 			}
+			tuneGC()
 			logger, logs := c.serverLogger(cfg.LogLevel)
 			defer logs.Close()
 			ctx := cmd.Context()
