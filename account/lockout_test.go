@@ -16,19 +16,6 @@ import (
 	"github.com/tenantry/tenantry/sqldb"
 )
 
-// failureRow reads an email's failed-login accounting and whether it has a
-// row at all.
-func failureRow(t *testing.T, db sqldb.DB, email string) (failures int, found bool) {
-	t.Helper()
-	err := db.QueryRow(context.Background(), `SELECT failures FROM login_failures WHERE email = $1`, email).Scan(&failures)
-	if errors.Is(err, sqldb.ErrNoRows) {
-		return 0, false
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return failures, true
-}
-
 // Ensure pruning deletes the accounting rows that hold nothing any more and
 // keeps those that do: a lock in force, or a recent failure.
 func TestDeleteStaleLoginFailures(t *testing.T) {
@@ -62,13 +49,13 @@ func TestDeleteStaleLoginFailures(t *testing.T) {
 		if err != nil || n != 1 {
 			t.Fatalf("first pruning deleted %d rows (%v), want 1", n, err)
 		}
-		if _, found := failureRow(t, db, "stale@example.com"); found {
+		if _, found := env.LoginFailures(t, "stale@example.com"); found {
 			t.Fatal("a stale row survived pruning")
 		}
-		if n, found := failureRow(t, db, "recent@example.com"); !found || n != 1 {
+		if n, found := env.LoginFailures(t, "recent@example.com"); !found || n != 1 {
 			t.Fatalf("recent row: %d failures (found %v)", n, found)
 		}
-		if n, found := failureRow(t, db, "locked@example.com"); !found || n != 5 {
+		if n, found := env.LoginFailures(t, "locked@example.com"); !found || n != 5 {
 			t.Fatalf("locked row: %d failures (found %v)", n, found)
 		}
 		fail("locked@example.com", tenantry.EAccountLocked)

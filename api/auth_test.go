@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
-	"github.com/tenantry/tenantry/sqldb"
 )
 
 type userJSON struct {
@@ -329,25 +327,11 @@ func TestExpiredAccessToken(t *testing.T) {
 }
 
 // failedLogins is the failure count on record for an email, registered or
-// not; an email with no row has none.
+// not; an email with no record has none.
 func failedLogins(t *testing.T, env *apptest.Env, email string) int {
 	t.Helper()
-	n, _ := failureRow(t, env, email)
+	n, _ := env.LoginFailures(t, email)
 	return n
-}
-
-// failureRow reads an email's failed-login accounting and whether it has a
-// row at all.
-func failureRow(t *testing.T, env *apptest.Env, email string) (int, bool) {
-	t.Helper()
-	var n int
-	err := env.App.Engines.Control.QueryRow(context.Background(), "SELECT failures FROM login_failures WHERE email = $1", email).Scan(&n)
-	if errors.Is(err, sqldb.ErrNoRows) {
-		return 0, false
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return n, true
 }
 
 func TestLockout(t *testing.T) {
@@ -458,15 +442,15 @@ func TestSuccessClearsFailures(t *testing.T) {
 		for range 3 {
 			env.Do(t, post("/api/auth/login", map[string]string{"email": u.Email, "password": "Wrong-pass-1"})).Expect(t, 401, "INVALID_CREDENTIALS")
 		}
-		if n, found := failureRow(t, env, u.Email); !found || n != 3 {
+		if n, found := env.LoginFailures(t, u.Email); !found || n != 3 {
 			t.Fatalf("failures on record = %d (row %v), want 3", n, found)
 		}
 		env.Login(t, u)
-		if _, found := failureRow(t, env, u.Email); found {
+		if _, found := env.LoginFailures(t, u.Email); found {
 			t.Fatal("a success left the failures row in place")
 		}
 		env.Login(t, u)
-		if _, found := failureRow(t, env, u.Email); found {
+		if _, found := env.LoginFailures(t, u.Email); found {
 			t.Fatal("a success with no failures on record wrote a row")
 		}
 	})
@@ -484,12 +468,12 @@ func TestCleanupPrunesStaleLoginFailures(t *testing.T) {
 		env := apptest.Start(t, cfg)
 		email := "ghost.cleanup@example.com"
 		env.Do(t, post("/api/auth/login", map[string]string{"email": email, "password": "Wrong-pass-1"})).Expect(t, 401, "INVALID_CREDENTIALS")
-		if _, found := failureRow(t, env, email); !found {
+		if _, found := env.LoginFailures(t, email); !found {
 			t.Fatal("a failure for an unknown email left no row")
 		}
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			if _, found := failureRow(t, env, email); !found {
+			if _, found := env.LoginFailures(t, email); !found {
 				return
 			}
 			if time.Now().After(deadline) {

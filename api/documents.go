@@ -147,25 +147,32 @@ type signedDownloadInput struct {
 }
 
 // multipartRequest documents the upload body; the handler reads it itself.
-var multipartRequest = &huma.RequestBody{ //nolint:gochecknoglobals // read-only documentation
-	Required: true,
-	Content: map[string]*huma.MediaType{"multipart/form-data": {Schema: &huma.Schema{
-		Type:     "object",
-		Required: []string{"file"},
-		Properties: map[string]*huma.Schema{
-			"file":      {Type: "string", Format: "binary", Description: "The content; streamed, never buffered whole."},
-			"filename":  {Type: "string", Description: "Name to file it under; defaults to the part's filename."},
-			"mime_type": {Type: "string", Description: "type/subtype; defaults to the part's Content-Type."},
-		},
-	}}},
+// Each operation gets its own: huma completes what it is given as it
+// registers an operation, and servers may be built concurrently.
+func multipartRequest() *huma.RequestBody {
+	return &huma.RequestBody{
+		Required: true,
+		Content: map[string]*huma.MediaType{"multipart/form-data": {Schema: &huma.Schema{
+			Type:     "object",
+			Required: []string{"file"},
+			Properties: map[string]*huma.Schema{
+				"file":      {Type: "string", Format: "binary", Description: "The content; streamed, never buffered whole."},
+				"filename":  {Type: "string", Description: "Name to file it under; defaults to the part's filename."},
+				"mime_type": {Type: "string", Description: "type/subtype; defaults to the part's Content-Type."},
+			},
+		}}},
+	}
 }
 
-// binaryResponses documents a streamed download.
-var binaryResponses = map[string]*huma.Response{ //nolint:gochecknoglobals // read-only documentation
-	"200": {Description: "The content.", Content: map[string]*huma.MediaType{"application/octet-stream": {Schema: &huma.Schema{Type: "string", Format: "binary"}}}},
-	"206": {Description: "The requested byte range."},
-	"304": {Description: "Not modified (If-None-Match)."},
-	"416": {Description: "The range lies outside the content."},
+// binaryResponses documents a streamed download, afresh for each operation:
+// huma adds the operation's error responses to the map it is given.
+func binaryResponses() map[string]*huma.Response {
+	return map[string]*huma.Response{
+		"200": {Description: "The content.", Content: map[string]*huma.MediaType{"application/octet-stream": {Schema: &huma.Schema{Type: "string", Format: "binary"}}}},
+		"206": {Description: "The requested byte range."},
+		"304": {Description: "Not modified (If-None-Match)."},
+		"416": {Description: "The range lies outside the content."},
+	}
 }
 
 func (s *Server) registerDocuments() {
@@ -204,7 +211,7 @@ func (s *Server) registerDocuments() {
 	})
 	// Documented after registration: a request schema given to huma would
 	// make it read and decode the body itself, which the upload must not.
-	s.api.OpenAPI().Paths[base].Post.RequestBody = multipartRequest
+	s.api.OpenAPI().Paths[base].Post.RequestBody = multipartRequest()
 
 	huma.Register(s.api, huma.Operation{
 		OperationID: "documents-health", Method: http.MethodGet, Path: base + "/health", Tags: tags,
@@ -255,7 +262,7 @@ func (s *Server) registerDocuments() {
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "download-document", Method: http.MethodGet, Path: base + "/{document_id}/download", Tags: tags,
 		Summary:   "Download a document",
-		Responses: binaryResponses,
+		Responses: binaryResponses(),
 		Errors:    []int{http.StatusBadRequest, http.StatusNotFound},
 	}), func(ctx context.Context, in *DownloadInput) (*huma.StreamResponse, error) {
 		d, err := s.svc.Documents.Get(ctx, in.id(ctx), strings.ToLower(in.DocumentID))
@@ -291,7 +298,7 @@ func (s *Server) registerDocuments() {
 		OperationID: "download-document-by-link", Method: http.MethodGet, Path: base + "/{document_id}/content", Tags: tags,
 		Summary:     "Download a document through a signed link",
 		Description: "The target of the links download-url returns on local storage. Needs no credentials; a tampered or expired link is refused (403).",
-		Responses:   binaryResponses,
+		Responses:   binaryResponses(),
 		Errors:      []int{http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound},
 	}, func(ctx context.Context, in *signedDownloadInput) (*huma.StreamResponse, error) {
 		d, err := s.svc.Documents.SignedDocument(ctx, in.id(ctx), strings.ToLower(in.DocumentID), in.Expires, in.Signature)

@@ -60,7 +60,7 @@ func TestChangePassword(t *testing.T) {
 			t.Fatalf("revoked_sessions = %d, want 1", out.RevokedSessions)
 		}
 		// The wrong attempt before it is forgotten.
-		if _, found := failureRow(t, env, u.Email); found {
+		if _, found := env.LoginFailures(t, u.Email); found {
 			t.Fatal("a password change left the failures on record")
 		}
 		// This session goes on, the other one is over.

@@ -40,8 +40,12 @@ func TestHealthAndReadiness(t *testing.T) {
 		}
 
 		// With the control database gone, readiness fails and says which
-		// dependency, while liveness still answers.
-		env.App.Engines.Control.Close()
+		// dependency, while liveness still answers. Closing the app stops
+		// the job queue before it closes the database, which the queue
+		// would otherwise keep trying to reach.
+		if err := env.App.Close(); err != nil {
+			t.Fatal(err)
+		}
 		res := env.Get(t, "/ready", "").Expect(t, 503, "SERVICE_UNAVAILABLE")
 		var body struct {
 			Error struct {

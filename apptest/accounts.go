@@ -1,11 +1,15 @@
 package apptest
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/tenantry/tenantry/sqldb"
 )
 
 // Password is the password of every account the helpers register.
@@ -76,4 +80,17 @@ func (e *Env) AddMember(t testing.TB, admin *User, tenantID string, member *User
 	t.Helper()
 	e.Do(t, Request{Method: http.MethodPost, Path: "/api/tenants/" + tenantID + "/users", Token: admin.AccessToken,
 		Body: map[string]string{"user_id": member.ID, "role": role}}).Expect(t, http.StatusCreated, "")
+}
+
+// LoginFailures reads the failed sign-ins on record for an email,
+// registered or not, and whether it has a record at all.
+func (e *Env) LoginFailures(t testing.TB, email string) (failures int, found bool) {
+	t.Helper()
+	err := e.App.Engines.Control.QueryRow(context.Background(), `SELECT failures FROM login_failures WHERE email = $1`, email).Scan(&failures)
+	if errors.Is(err, sqldb.ErrNoRows) {
+		return 0, false
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return failures, true
 }

@@ -137,6 +137,10 @@ func (q *queue[TTx]) Start(ctx context.Context) error {
 	return q.client.Start(ctx)
 }
 
+// cancelGrace is how long cancelled jobs have to return once the deadline
+// of a stop has passed.
+const cancelGrace = 5 * time.Second
+
 func (q *queue[TTx]) Stop(ctx context.Context) error {
 	if !q.works {
 		return nil
@@ -144,8 +148,12 @@ func (q *queue[TTx]) Stop(ctx context.Context) error {
 	err := q.client.Stop(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		// Jobs still running past the deadline are cancelled; River
-		// retries them later.
-		return q.client.StopAndCancel(context.Background())
+		// retries them later. That too is bounded, so that a queue that
+		// cannot stop, its database gone say, does not hold the process
+		// open forever.
+		cancelCtx, cancel := context.WithTimeout(context.Background(), cancelGrace)
+		defer cancel()
+		return q.client.StopAndCancel(cancelCtx)
 	}
 	return err
 }
