@@ -169,7 +169,7 @@ func TestReconcilerQueriesUseIndexes(t *testing.T) {
 			arg                any
 		}{
 			{"file with key", document.FileWithKeyQuery, "files_storage_key", b.prefix + "files/00/00/00"},
-			{"orphan files", document.OrphanFilesQuery, "files_orphaned", time.Now()},
+			{"orphan files", document.OrphanFilesQuery(lease.DB().Dialect()), "files_orphaned", time.Now()},
 		} {
 			if plan := explain(t, lease.DB(), c.query, c.arg); !strings.Contains(plan, c.index) {
 				t.Errorf("%s: plan does not use %s:\n%s", c.name, c.index, plan)

@@ -268,15 +268,7 @@ func (s *Service) List(ctx context.Context, tenantID string, q ListQuery) (*List
 		return nil, err
 	}
 	defer lease.Release()
-	docs, err := listDocuments(ctx, lease.DB(), q.Filename, q.Sort, q.PerPage, (q.Page-1)*q.PerPage)
-	if err != nil {
-		return nil, err
-	}
-	total, err := countDocuments(ctx, lease.DB(), q.Filename)
-	if err != nil {
-		return nil, err
-	}
-	return &Listing{Documents: docs, Total: total}, nil
+	return listDocuments(ctx, lease.DB(), q.Filename, q.Sort, q.PerPage, (q.Page-1)*q.PerPage)
 }
 
 // open authorizes the caller on a tenant and leases its database.

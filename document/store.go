@@ -41,18 +41,26 @@ type Document struct {
 	File *File
 }
 
-const fileColumns = `f.id, f.sha256_hash, f.md5_hash, f.file_size, f.storage_key, f.file_metadata, f.document_count,
-	f.created_at, f.updated_at, COALESCE(CAST(f.created_by AS TEXT), '')`
+// fileColumns and documentColumns are the select lists fileDest and
+// documentDest scan.
+func fileColumns(d sqldb.Dialect) string {
+	return `f.id, f.sha256_hash, f.md5_hash, f.file_size, f.storage_key, f.file_metadata, f.document_count, ` +
+		d.Time("f.created_at") + `, ` + d.Time("f.updated_at") + `, COALESCE(CAST(f.created_by AS TEXT), '')`
+}
 
-const documentColumns = `d.id, d.filename, d.mime_type, d.file_id, d.user_id, d.created_at, d.updated_at,
-	COALESCE(CAST(d.created_by AS TEXT), '')`
+func documentColumns(d sqldb.Dialect) string {
+	return `d.id, d.filename, d.mime_type, d.file_id, d.user_id, ` +
+		d.Time("d.created_at") + `, ` + d.Time("d.updated_at") + `, COALESCE(CAST(d.created_by AS TEXT), '')`
+}
 
 func fileDest(f *File, meta *string) []any {
-	return []any{&f.ID, &f.SHA256, &f.MD5, &f.Size, &f.StorageKey, meta, &f.DocumentCount, &f.CreatedAt, &f.UpdatedAt, &f.CreatedBy}
+	return []any{&f.ID, &f.SHA256, &f.MD5, &f.Size, &f.StorageKey, meta, &f.DocumentCount,
+		sqldb.ScanTime(&f.CreatedAt), sqldb.ScanTime(&f.UpdatedAt), &f.CreatedBy}
 }
 
 func documentDest(d *Document) []any {
-	return []any{&d.ID, &d.Filename, &d.MimeType, &d.FileID, &d.UserID, &d.CreatedAt, &d.UpdatedAt, &d.CreatedBy}
+	return []any{&d.ID, &d.Filename, &d.MimeType, &d.FileID, &d.UserID,
+		sqldb.ScanTime(&d.CreatedAt), sqldb.ScanTime(&d.UpdatedAt), &d.CreatedBy}
 }
 
 func scanFile(row sqldb.Row) (*File, error) {
@@ -90,11 +98,11 @@ func nullable(s string) any {
 }
 
 func findFileBySHA(ctx context.Context, q sqldb.Querier, sha string) (*File, error) {
-	return scanFile(q.QueryRow(ctx, `SELECT `+fileColumns+` FROM files f WHERE f.sha256_hash = $1`, sha))
+	return scanFile(q.QueryRow(ctx, `SELECT `+fileColumns(q.Dialect())+` FROM files f WHERE f.sha256_hash = $1`, sha))
 }
 
 func findFile(ctx context.Context, q sqldb.Querier, id string) (*File, error) {
-	f, err := scanFile(q.QueryRow(ctx, `SELECT `+fileColumns+` FROM files f WHERE f.id = $1`, id))
+	f, err := scanFile(q.QueryRow(ctx, `SELECT `+fileColumns(q.Dialect())+` FROM files f WHERE f.id = $1`, id))
 	if errors.Is(err, sqldb.ErrNoRows) {
 		return nil, errFileNotFound
 	}
@@ -178,7 +186,7 @@ func findDocument(ctx context.Context, q sqldb.Querier, id string) (*Document, e
 	var meta string
 	dest := append(documentDest(&d), fileDest(&f, &meta)...)
 	err := q.QueryRow(ctx, `
-		SELECT `+documentColumns+`, `+fileColumns+`
+		SELECT `+documentColumns(q.Dialect())+`, `+fileColumns(q.Dialect())+`
 		FROM documents d JOIN files f ON f.id = d.file_id
 		WHERE d.id = $1`, id).Scan(dest...)
 	if errors.Is(err, sqldb.ErrNoRows) {
@@ -208,32 +216,51 @@ var sortOrders = map[string]string{ //nolint:gochecknoglobals // read-only table
 // likeEscaper makes % and _ literal in a LIKE pattern.
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`) //nolint:gochecknoglobals // stateless
 
-func listDocuments(ctx context.Context, q sqldb.Querier, filename, sort string, limit, offset int) ([]Document, error) {
+// listDocuments returns a page of documents and how many match in all.
+// Without a filename filter the total is the documents counter, read by
+// the listing statement itself: one statement instead of two on the
+// busiest read, and the page and its total come from one snapshot. A page
+// past the end has no row to carry the total, so it is read on its own.
+func listDocuments(ctx context.Context, q sqldb.Querier, filename, sort string, limit, offset int) (*Listing, error) {
 	order, ok := sortOrders[sort]
 	if !ok {
 		order = sortOrders["-created_at"]
 	}
-	where, args := "", []any{offset}
-	if filename != "" {
+	l := &Listing{Documents: make([]Document, 0, limit), Total: -1}
+	var d Document
+	dest := documentDest(&d)
+	columns, where, args := documentColumns(q.Dialect()), "", []any{offset}
+	if filename == "" {
+		columns += `, (SELECT value FROM counters WHERE name = 'documents')`
+		dest = append(dest, &l.Total)
+	} else {
 		where = `WHERE d.filename_key LIKE $2 ESCAPE '\'`
-		args = append(args, "%"+likeEscaper.Replace(strings.ToLower(filename))+"%")
+		args = append(args, likePattern(filename))
 	}
 	rows, err := q.Query(ctx, `
-		SELECT `+documentColumns+` FROM documents d `+where+`
+		SELECT `+columns+` FROM documents d `+where+`
 		ORDER BY `+order+` `+sqldb.Limit(limit)+` OFFSET $1`, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []Document{}
 	for rows.Next() {
-		var d Document
-		if err := rows.Scan(documentDest(&d)...); err != nil {
+		d = Document{}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
-		out = append(out, d)
+		l.Documents = append(l.Documents, d)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	if l.Total < 0 {
+		if l.Total, err = countDocuments(ctx, q, filename); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
 }
 
 func countDocuments(ctx context.Context, q sqldb.Querier, filename string) (int64, error) {
@@ -243,8 +270,14 @@ func countDocuments(ctx context.Context, q sqldb.Querier, filename string) (int6
 	}
 	var n int64
 	err := q.QueryRow(ctx, `SELECT count(*) FROM documents d WHERE d.filename_key LIKE $1 ESCAPE '\'`,
-		"%"+likeEscaper.Replace(strings.ToLower(filename))+"%").Scan(&n)
+		likePattern(filename)).Scan(&n)
 	return n, err
+}
+
+// likePattern matches filenames containing filename, case-insensitively,
+// with its % and _ taken literally.
+func likePattern(filename string) string {
+	return "%" + likeEscaper.Replace(strings.ToLower(filename)) + "%"
 }
 
 func updateDocument(ctx context.Context, q sqldb.Querier, id string, filename, mimeType *string, now time.Time) error {
@@ -266,7 +299,7 @@ func deleteDocument(ctx context.Context, q sqldb.Querier, id string) (bool, erro
 }
 
 func listFiles(ctx context.Context, q sqldb.Querier, limit, offset int) ([]File, error) {
-	rows, err := q.Query(ctx, `SELECT `+fileColumns+` FROM files f ORDER BY f.created_at DESC, f.id DESC `+sqldb.Limit(limit)+` OFFSET $1`, offset)
+	rows, err := q.Query(ctx, `SELECT `+fileColumns(q.Dialect())+` FROM files f ORDER BY f.created_at DESC, f.id DESC `+sqldb.Limit(limit)+` OFFSET $1`, offset)
 	if err != nil {
 		return nil, err
 	}
@@ -319,11 +352,13 @@ func deleteOrphanFile(ctx context.Context, q sqldb.Querier, id string) (bool, er
 
 // orphanFilesQuery is served by the partial index files_orphaned, so the
 // reconciler finds the few unreferenced files without reading the others.
-const orphanFilesQuery = `SELECT ` + fileColumns + ` FROM files f WHERE f.document_count = 0 AND f.updated_at < $1`
+func orphanFilesQuery(d sqldb.Dialect) string {
+	return `SELECT ` + fileColumns(d) + ` FROM files f WHERE f.document_count = 0 AND f.updated_at < $1`
+}
 
 // orphanFilesBefore lists files no document has referenced since cutoff.
 func orphanFilesBefore(ctx context.Context, q sqldb.Querier, cutoff time.Time) ([]File, error) {
-	rows, err := q.Query(ctx, orphanFilesQuery, cutoff)
+	rows, err := q.Query(ctx, orphanFilesQuery(q.Dialect()), cutoff)
 	if err != nil {
 		return nil, err
 	}

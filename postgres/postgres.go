@@ -132,6 +132,9 @@ type tx struct{ tx pgx.Tx }
 
 func (t tx) Driver() any { return t.tx }
 
+// Dialect implements sqldb.Querier.
+func (t tx) Dialect() sqldb.Dialect { return sqldb.Postgres }
+
 func (t tx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	tag, err := t.tx.Exec(ctx, query, args...)
 	return tag.RowsAffected(), translate(err)

@@ -37,6 +37,8 @@ type Querier interface {
 	Exec(ctx context.Context, query string, args ...any) (rowsAffected int64, err error)
 	Query(ctx context.Context, query string, args ...any) (Rows, error)
 	QueryRow(ctx context.Context, query string, args ...any) Row
+	// Dialect names the engine, for the rare query that must differ.
+	Dialect() Dialect
 }
 
 // Rows iterates over a result set. Close must be called, usually deferred.
@@ -67,7 +69,6 @@ type DB interface {
 	// InTx runs fn in a transaction, committing when fn returns nil and
 	// rolling back otherwise.
 	InTx(ctx context.Context, fn func(tx Tx) error) error
-	Dialect() Dialect
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// OpenConnections reports how many connections the handle holds now.

@@ -18,11 +18,6 @@ import (
 	"github.com/tenantry/tenantry/sqldb"
 )
 
-// timeLayout is how timestamps are stored: fixed width, UTC and microsecond
-// precision, so that text comparison orders them like time does and values
-// match what PostgreSQL stores.
-const timeLayout = "2006-01-02T15:04:05.000000Z"
-
 var _ sqldb.DB = (*DB)(nil)
 
 // DB is an open SQLite database. Writes go through a single connection, which
@@ -224,6 +219,9 @@ type tx struct {
 
 func (t tx) Driver() any { return t.tx }
 
+// Dialect implements sqldb.Querier.
+func (t tx) Dialect() sqldb.Dialect { return sqldb.SQLite }
+
 func (t tx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	return exec(ctx, t.stmts.inTx(ctx, t.tx, query), query, args)
 }
@@ -260,10 +258,10 @@ func convertArgs(args []any) []any {
 		var converted any
 		switch v := a.(type) {
 		case time.Time:
-			converted = v.UTC().Format(timeLayout)
+			converted = v.UTC().Format(sqldb.TimeLayout)
 		case *time.Time:
 			if v != nil {
-				converted = v.UTC().Format(timeLayout)
+				converted = v.UTC().Format(sqldb.TimeLayout)
 			}
 		default:
 			if out != nil {
