@@ -221,18 +221,18 @@ func (st *standing) admits(userID string) error {
 
 func sessionStanding(ctx context.Context, q sqldb.Querier, sessionID string) (*standing, error) {
 	var st standing
-	var revokedAt *time.Time
 	u := &st.user
+	d := q.Dialect()
 	err := q.QueryRow(ctx, `
-		SELECT s.revoked_at, s.expires_at,
-		       u.id, u.email, u.first_name, u.last_name, u.is_active, u.is_platform_admin, u.created_at, u.updated_at
+		SELECT s.revoked_at IS NOT NULL, `+d.Time("s.expires_at")+`,
+		       u.id, u.email, u.first_name, u.last_name, u.is_active, u.is_platform_admin, `+d.Time("u.created_at")+`, `+d.Time("u.updated_at")+`
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.id = $1`, sessionID).
-		Scan(&revokedAt, &st.expiresAt, &u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin, &u.CreatedAt, &u.UpdatedAt)
+		Scan(&st.revoked, sqldb.ScanTime(&st.expiresAt), &u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin,
+			sqldb.ScanTime(&u.CreatedAt), sqldb.ScanTime(&u.UpdatedAt))
 	if err != nil {
 		return nil, err
 	}
-	st.revoked = revokedAt != nil
 	return &st, nil
 }
 

@@ -96,7 +96,19 @@ func FindProvisioned(ctx context.Context, q sqldb.Querier, id string) (*tenantry
 
 const activeTenant = `t.is_active AND t.provisioned_at IS NOT NULL`
 
-const prefixedTenantColumns = `t.id, t.name, t.database_name, t.is_active, t.created_at, t.updated_at, COALESCE(CAST(t.created_by AS TEXT), '')`
+// memberTenantColumns is the select list memberTenantDest scans, over
+// tenants t and memberships m. Authorizing a request reads it, so its
+// timestamps are selected for the cheap decoding of sqldb.ScanTime.
+func memberTenantColumns(d sqldb.Dialect) string {
+	return `t.id, t.name, t.database_name, t.is_active, ` + d.Time("t.created_at") + `, ` + d.Time("t.updated_at") +
+		`, COALESCE(CAST(t.created_by AS TEXT), ''), m.role, ` + d.Time("m.joined_at")
+}
+
+func memberTenantDest(mt *MemberTenant) []any {
+	t := &mt.Tenant
+	return []any{&t.ID, &t.Name, &t.DatabaseName, &t.IsActive, sqldb.ScanTime(&t.CreatedAt), sqldb.ScanTime(&t.UpdatedAt),
+		&t.CreatedBy, &mt.Role, sqldb.ScanTime(&mt.JoinedAt)}
+}
 
 // MemberTenant is a tenant seen by one of its members.
 type MemberTenant struct {
@@ -114,7 +126,7 @@ type Member struct {
 
 func listMemberTenants(ctx context.Context, q sqldb.Querier, userID string) ([]MemberTenant, error) {
 	rows, err := q.Query(ctx, `
-		SELECT `+prefixedTenantColumns+`, m.role, m.joined_at
+		SELECT `+memberTenantColumns(q.Dialect())+`
 		FROM memberships m JOIN tenants t ON t.id = m.tenant_id
 		WHERE m.user_id = $1 AND `+activeTenant+`
 		ORDER BY m.joined_at DESC, t.id`, userID)
@@ -125,8 +137,7 @@ func listMemberTenants(ctx context.Context, q sqldb.Querier, userID string) ([]M
 	out := []MemberTenant{}
 	for rows.Next() {
 		var mt MemberTenant
-		t := &mt.Tenant
-		if err := rows.Scan(&t.ID, &t.Name, &t.DatabaseName, &t.IsActive, &t.CreatedAt, &t.UpdatedAt, &t.CreatedBy, &mt.Role, &mt.JoinedAt); err != nil {
+		if err := rows.Scan(memberTenantDest(&mt)...); err != nil {
 			return nil, err
 		}
 		out = append(out, mt)
@@ -138,12 +149,11 @@ func listMemberTenants(ctx context.Context, q sqldb.Querier, userID string) ([]M
 // ErrNoRows when the user is not a member or the tenant is not active.
 func findAccess(ctx context.Context, q sqldb.Querier, tenantID, userID string) (*MemberTenant, error) {
 	var mt MemberTenant
-	t := &mt.Tenant
 	err := q.QueryRow(ctx, `
-		SELECT `+prefixedTenantColumns+`, m.role, m.joined_at
+		SELECT `+memberTenantColumns(q.Dialect())+`
 		FROM tenants t JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2
 		WHERE t.id = $1 AND `+activeTenant, tenantID, userID).
-		Scan(&t.ID, &t.Name, &t.DatabaseName, &t.IsActive, &t.CreatedAt, &t.UpdatedAt, &t.CreatedBy, &mt.Role, &mt.JoinedAt)
+		Scan(memberTenantDest(&mt)...)
 	if err != nil {
 		return nil, err
 	}
