@@ -48,8 +48,19 @@ const TempDir = "tmp/"
 type Info struct {
 	Key  string
 	Size int64
-	// ModTime is when the object was written or last promoted to its key.
+	// ModTime is when the object was written or last promoted to its key,
+	// as precisely as the store keeps it: S3 reports whole seconds, so it
+	// may be up to ModTimeResolution earlier than the write.
 	ModTime time.Time
+}
+
+// ModTimeResolution is the coarsest ModTime a store reports.
+const ModTimeResolution = time.Second
+
+// WrittenBefore reports whether the object was surely written or promoted
+// before t, however coarse its ModTime.
+func (i Info) WrittenBefore(t time.Time) bool {
+	return i.ModTime.Add(ModTimeResolution).Before(t)
 }
 
 // Store keeps objects by key. Implementations are safe for concurrent use.

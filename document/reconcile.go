@@ -118,7 +118,7 @@ func (r *Reconciler) Tenant(ctx context.Context, t *tenantry.Tenant) (Report, er
 	err = r.blobs.List(ctx, prefix, func(info blob.Info) error {
 		seen[info.Key] = true
 		_, named := rows[info.Key]
-		if !named && info.ModTime.Before(cutoff) {
+		if !named && info.WrittenBefore(cutoff) {
 			stale = append(stale, info.Key)
 		}
 		return nil

@@ -596,7 +596,7 @@ func removeBlobIfUnreferenced(ctx context.Context, q sqldb.Querier, blobs blob.S
 	} else if err != nil {
 		return false, err
 	}
-	if !info.ModTime.Before(cutoff) {
+	if !info.WrittenBefore(cutoff) {
 		return false, nil
 	}
 	if referenced, err := fileExistsWithKey(ctx, q, key); err != nil || referenced {
