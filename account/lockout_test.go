@@ -10,6 +10,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/account"
 	"github.com/tenantry/tenantry/app"
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
@@ -201,4 +202,42 @@ func sameTime(a, b *time.Time) bool {
 		return a == b
 	}
 	return a.Equal(*b)
+}
+
+// Ensure a success does not lift a lock that other attempts set while its
+// own password was being checked, and does lift one it set itself.
+func TestSuccessKeepsALockOthersSet(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		env := apptest.StartShape(t, shape)
+		ctx := context.Background()
+		accounts, db := env.App.Accounts, env.App.Engines.Control
+		u := env.Register(t, "Owner")
+
+		mine, err := accounts.Reserve(ctx, u.Email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var last *account.Attempt
+		for range 4 {
+			if last, err = accounts.Reserve(ctx, u.Email); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := accounts.Reserve(ctx, u.Email); tenantry.ErrorCode(err) != tenantry.EAccountLocked {
+			t.Fatalf("a sixth attempt: %v, want the address locked", err)
+		}
+		if err := accounts.Succeeded(ctx, db, mine); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := accounts.Login(ctx, u.Email, apptest.Password); tenantry.ErrorCode(err) != tenantry.EAccountLocked {
+			t.Fatalf("login after an earlier attempt succeeded under a lock others set: %v, want still locked", err)
+		}
+		if err := accounts.Succeeded(ctx, db, last); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := accounts.Login(ctx, u.Email, apptest.Password); err != nil {
+			t.Fatalf("login after the attempt that set the lock succeeded: %v", err)
+		}
+	})
 }

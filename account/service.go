@@ -146,9 +146,10 @@ type LoginResult struct {
 }
 
 // Login checks a password and opens a session. Unknown addresses and wrong
-// passwords cost the same and answer the same, lockout included: failures
+// passwords cost the same and answer the same, lockout included: attempts
 // are counted per address, whether or not an account has it, and a success
-// clears the count.
+// clears the count. Each attempt is counted before its password is checked,
+// so however many arrive at once, no more than the limit are ever checked.
 func (s *Service) Login(ctx context.Context, emailAddr, pw string) (*LoginResult, error) {
 	errs := tenantry.FieldErrors{}
 	e := email(errs, emailAddr)
@@ -156,8 +157,7 @@ func (s *Service) Login(ctx context.Context, emailAddr, pw string) (*LoginResult
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}
-	now := sqldb.Now()
-	hadFailures, err := s.checkLock(ctx, e, now)
+	at, err := s.reserve(ctx, e)
 	if err != nil {
 		return nil, err
 	}
@@ -179,65 +179,84 @@ func (s *Service) Login(ctx context.Context, emailAddr, pw string) (*LoginResult
 		audit.SetActor(ctx, userID)
 	}
 	if !match {
-		if err := s.failed(ctx, e, userID); err != nil {
-			return nil, err
-		}
+		s.failed(ctx, at, userID)
 		return nil, errInvalidCredentials
+	}
+	if err := s.succeeded(ctx, s.db, at); err != nil {
+		return nil, err
 	}
 	if !c.user.IsActive {
 		return nil, errInactive
 	}
-	if hadFailures {
-		if err := clearFailures(ctx, s.db, e); err != nil {
-			return nil, err
-		}
-	}
 	if rehash {
 		s.upgradeHash(ctx, userID, pw)
 	}
-	tokens, err := s.openSession(ctx, userID, now)
+	tokens, err := s.openSession(ctx, userID, sqldb.Now())
 	if err != nil {
 		return nil, err
 	}
 	return &LoginResult{Tokens: *tokens, User: &c.user}, nil
 }
 
-// checkLock refuses an email whose failures locked it, with the same answer
-// whether or not an account has it. It reports whether the email has
-// failures on record, which a success must then clear.
-func (s *Service) checkLock(ctx context.Context, emailAddr string, now time.Time) (bool, error) {
-	found, until, err := failureLock(ctx, s.db, emailAddr)
-	if err != nil {
-		return false, err
-	}
-	if until != nil && until.After(now) {
-		return found, lockedError(until.Sub(now))
-	}
-	return found, nil
+// attempt is one password check counted against an email's limit before it
+// is made.
+type attempt struct {
+	email string
+	// place is the attempt's place in the count; the one at the limit set
+	// the lock.
+	place int
+	until time.Time
 }
 
-// failed counts a failure against an email, with the same write whether or
-// not an account has it (userID is empty when none does), and notes in the
-// audit record when it starts a lockout.
-func (s *Service) failed(ctx context.Context, emailAddr, userID string) error {
+// reserve counts an attempt against an email, with the same write whether
+// or not an account has it, and refuses it when the email is locked. The
+// count and the check are one statement, so concurrent attempts cannot all
+// pass the check before any is counted.
+func (s *Service) reserve(ctx context.Context, emailAddr string) (*attempt, error) {
 	now := sqldb.Now()
-	until := now.Add(s.cfg.LockoutDuration)
-	n, err := recordFailure(ctx, s.db, emailAddr, s.cfg.MaxFailedLogins, now, until)
+	at := &attempt{email: emailAddr, until: now.Add(s.cfg.LockoutDuration)}
+	n, err := reserveAttempt(ctx, s.db, emailAddr, s.cfg.MaxFailedLogins, now, at.until)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	audit.Annotate(ctx, "failed_logins", n)
-	if n == s.cfg.MaxFailedLogins {
-		audit.Annotate(ctx, "locked_until", until)
-		// An address nobody registered stays out of the logs: it may be a
-		// mistyped one, or someone's password typed into the wrong field.
-		if userID != "" {
-			s.logger.WarnContext(ctx, "account locked after repeated failed logins", "user_id", userID)
-		} else {
-			s.logger.WarnContext(ctx, "unregistered email locked after repeated failed logins")
-		}
+	if n > 0 {
+		at.place = n
+		return at, nil
 	}
-	return nil
+	_, until, err := failureLock(ctx, s.db, emailAddr)
+	if err != nil {
+		return nil, err
+	}
+	remaining := s.cfg.LockoutDuration
+	if until != nil && until.After(now) {
+		remaining = until.Sub(now)
+	}
+	return nil, lockedError(remaining)
+}
+
+// failed notes in the audit record a failure already counted by reserve,
+// and when it was the one that started a lockout.
+func (s *Service) failed(ctx context.Context, at *attempt, userID string) {
+	audit.Annotate(ctx, "failed_logins", at.place)
+	if at.place < s.cfg.MaxFailedLogins {
+		return
+	}
+	audit.Annotate(ctx, "locked_until", at.until)
+	// An address nobody registered stays out of the logs: it may be a
+	// mistyped one, or someone's password typed into the wrong field.
+	if userID != "" {
+		s.logger.WarnContext(ctx, "account locked after repeated failed logins", "user_id", userID)
+	} else {
+		s.logger.WarnContext(ctx, "unregistered email locked after repeated failed logins")
+	}
+}
+
+// succeeded clears the count after the right password. A lock that other
+// attempts set while this one was being checked stays: they were guesses,
+// and this success must not hand their sender a fresh allowance. A lock
+// this attempt set itself, by being the last one allowed, is lifted.
+func (s *Service) succeeded(ctx context.Context, q sqldb.Querier, at *attempt) error {
+	return clearFailures(ctx, q, at.email, at.place >= s.cfg.MaxFailedLogins, sqldb.Now())
 }
 
 // upgradeHash replaces a legacy or outdated hash after a successful login,
@@ -468,8 +487,8 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (int
 	if err != nil {
 		return 0, err
 	}
-	now := sqldb.Now()
-	if _, err := s.checkLock(ctx, u.Email, now); err != nil {
+	at, err := s.reserve(ctx, u.Email)
+	if err != nil {
 		return 0, err
 	}
 	currentHash, err := passwordHash(ctx, s.db, p.UserID)
@@ -481,9 +500,7 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (int
 		return 0, err
 	}
 	if !match {
-		if err := s.failed(ctx, u.Email, p.UserID); err != nil {
-			return 0, err
-		}
+		s.failed(ctx, at, p.UserID)
 		return 0, &tenantry.Error{Code: tenantry.EValidation, Message: "Validation failed",
 			Details: map[string][]string{"current_password": {"Current password is incorrect"}}}
 	}
@@ -492,11 +509,13 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (int
 		return 0, err
 	}
 	var revoked int64
+	now := sqldb.Now()
 	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
 		if err := setPasswordHash(ctx, tx, p.UserID, hash, now); err != nil {
 			return err
 		}
-		if err := clearFailures(ctx, tx, u.Email); err != nil {
+		// A new password makes every earlier guess moot.
+		if err := clearFailures(ctx, tx, u.Email, true, now); err != nil {
 			return err
 		}
 		if revoked, err = revokeUserSessions(ctx, tx, p.UserID, p.SessionID, reasonPasswordChanged, now); err != nil {

@@ -96,14 +96,15 @@ func failureLock(ctx context.Context, q sqldb.Querier, email string) (found bool
 	return err == nil, lockedUntil, err
 }
 
-// recordFailure counts one failed login against an email, whether or not an
-// account has it: one statement either way, so that both cost the same. A
-// lock that has run out starts the count over. The count only grows while
-// the email is not locked, in a single statement, so concurrent failures
-// can never record more than max; the failure that reaches max sets the
-// lock. It returns the new count, or 0 when this failure was not counted.
-func recordFailure(ctx context.Context, q sqldb.Querier, email string, max int, now, lockUntil time.Time) (int, error) {
-	// The lock a first failure sets, which only a limit of one does.
+// reserveAttempt counts one password attempt against an email before the
+// password is checked, whether or not an account has it: one statement
+// either way, so that both cost the same. A lock that has run out starts the
+// count over. The count only grows while the email is not locked, in a
+// single statement, so concurrent attempts can never count more than max;
+// the attempt that reaches max sets the lock. It returns the attempt's place
+// in the count, or 0 when the email is locked and the attempt refused.
+func reserveAttempt(ctx context.Context, q sqldb.Querier, email string, max int, now, lockUntil time.Time) (int, error) {
+	// The lock a first attempt sets, which only a limit of one does.
 	var firstLock *time.Time
 	if max <= 1 {
 		firstLock = &lockUntil
@@ -127,8 +128,14 @@ func recordFailure(ctx context.Context, q sqldb.Querier, email string, max int, 
 	return n, err
 }
 
-func clearFailures(ctx context.Context, q sqldb.Querier, email string) error {
-	_, err := q.Exec(ctx, `DELETE FROM login_failures WHERE email = $1`, email)
+// clearFailures deletes an email's count. Unless lift is set, a lock in
+// force at now stays.
+func clearFailures(ctx context.Context, q sqldb.Querier, email string, lift bool, now time.Time) error {
+	if lift {
+		_, err := q.Exec(ctx, `DELETE FROM login_failures WHERE email = $1`, email)
+		return err
+	}
+	_, err := q.Exec(ctx, `DELETE FROM login_failures WHERE email = $1 AND (locked_until IS NULL OR locked_until <= $2)`, email, now)
 	return err
 }
 

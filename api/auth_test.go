@@ -433,7 +433,7 @@ func TestUnknownEmailLocksOutLikeARegisteredOne(t *testing.T) {
 }
 
 // Ensure a success deletes the failures on record, and that an address with
-// none costs the success no write.
+// none is left with no record either.
 func TestSuccessClearsFailures(t *testing.T) {
 	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
 		t.Parallel()
