@@ -15,6 +15,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/validation"
 
 	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/sqldb"
 )
 
 // statusByCode is the one map from error codes to HTTP statuses.
@@ -54,6 +55,10 @@ var codeByStatus = map[int]string{ //nolint:gochecknoglobals // read-only table
 }
 
 const internalMessage = "An internal error occurred"
+
+// unavailableRetryAfter is the Retry-After, in seconds, of a 503 caused by a
+// database that cannot serve.
+const unavailableRetryAfter = 5
 
 // apiError is an error ready to be written: the envelope's error object and
 // its status. It satisfies huma.StatusError so that huma writes it as is.
@@ -122,6 +127,18 @@ func toAPIError(ctx context.Context, logger *slog.Logger, err error) *apiError {
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		// The client went away; nobody will read this answer.
 		return &apiError{status: 499, code: tenantry.EBadRequest, message: "Request cancelled"}
+	}
+	switch {
+	case errors.Is(err, sqldb.ErrInvalidValue):
+		// The database refused a value the request carried, one that
+		// validation let through: the input is at fault, so say so,
+		// and log it to find the missing validation.
+		logger.WarnContext(ctx, "database refused a request value", "error", err)
+		return &apiError{status: http.StatusBadRequest, code: tenantry.EBadRequest, message: "A value in the request cannot be stored"}
+	case errors.Is(err, sqldb.ErrUnavailable):
+		logger.WarnContext(ctx, "database unavailable", "error", err)
+		return &apiError{status: http.StatusServiceUnavailable, code: tenantry.EUnavailable,
+			message: "The service is temporarily unavailable; try again later", retryAfter: unavailableRetryAfter}
 	}
 	logger.ErrorContext(ctx, "internal error", "error", err)
 	return &apiError{status: http.StatusInternalServerError, code: tenantry.EInternal, message: internalMessage}

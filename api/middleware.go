@@ -146,7 +146,9 @@ func (s *Server) logRequest(r *http.Request, info *requestInfo, rec *statusRecor
 		attrs = append(attrs, slog.String("user_id", info.userID))
 	}
 	level := slog.LevelInfo
-	if status >= 500 {
+	// A 503 is a dependency's outage, logged once where it is detected,
+	// not once per request that meets it.
+	if status >= 500 && status != http.StatusServiceUnavailable {
 		level = slog.LevelError
 	}
 	info.logger.LogAttrs(r.Context(), level, "request", attrs...)

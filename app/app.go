@@ -121,6 +121,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		MaxConns:    cfg.TenantDBMaxConns,
 		ConnsPerDB:  cfg.TenantDBConnsPerTenant,
 		IdleTimeout: cfg.TenantDBIdleTimeout,
+		RetryAfter:  cfg.TenantDBRetryAfter,
 		Logger:      logger,
 	})
 	if err != nil {

@@ -72,6 +72,9 @@ type Config struct {
 	TenantDBMaxConns       int           `env:"TENANTRY_TENANT_DB_MAX_CONNS"`
 	TenantDBConnsPerTenant int           `env:"TENANTRY_TENANT_DB_CONNS_PER_TENANT"`
 	TenantDBIdleTimeout    time.Duration `env:"TENANTRY_TENANT_DB_IDLE_TIMEOUT" envDefault:"5m"`
+	// TenantDBRetryAfter is how long a tenant database that failed is
+	// left alone: its requests answer 503 at once meanwhile.
+	TenantDBRetryAfter time.Duration `env:"TENANTRY_TENANT_DB_RETRY_AFTER" envDefault:"5s"`
 
 	JWTSecretKey    string  `env:"JWT_SECRET_KEY"`
 	AccessTokenTTL  Seconds `env:"JWT_ACCESS_TOKEN_EXPIRES" envDefault:"900"`
@@ -209,6 +212,9 @@ func (c Config) Validate() error {
 	}
 	if c.TenantDBConnsPerTenant < 1 || c.TenantDBMaxConns < c.TenantDBConnsPerTenant {
 		errs = append(errs, errors.New("TENANTRY_TENANT_DB_MAX_CONNS must be at least TENANTRY_TENANT_DB_CONNS_PER_TENANT, itself at least 1"))
+	}
+	if c.TenantDBRetryAfter < time.Second {
+		errs = append(errs, errors.New("TENANTRY_TENANT_DB_RETRY_AFTER must be at least 1s"))
 	}
 	if c.ControlDBMaxConns < 2 {
 		errs = append(errs, errors.New("TENANTRY_CONTROL_DB_MAX_CONNS must be at least 2"))

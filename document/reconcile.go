@@ -64,7 +64,11 @@ func (r *Reconciler) Run(ctx context.Context) (Report, error) {
 			return total, ctx.Err()
 		}
 		rep, err := r.Tenant(ctx, t)
-		if err != nil {
+		if tenantdb.IsUnavailable(err) {
+			// Its outage is logged where it was detected; the next
+			// run gets to it.
+			continue
+		} else if err != nil {
 			r.logger.ErrorContext(ctx, "reconciling a tenant's storage", "tenant_id", t.ID, "error", err)
 			continue
 		}

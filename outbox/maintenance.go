@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -30,15 +31,12 @@ func Sweep(ctx context.Context, control sqldb.DB, dbs *tenantdb.Manager, tenants
 		}
 		marked++
 	}
+	var errs []error
 	for _, t := range tenants {
-		lease, err := dbs.Acquire(ctx, t.DatabaseName)
+		n, err := onTenant(ctx, dbs, t, func(db sqldb.DB) (int64, error) { return unpublished(ctx, db) })
 		if err != nil {
-			return marked, fmt.Errorf("tenant %s: %w", t.ID, err)
-		}
-		n, err := unpublished(ctx, lease.DB())
-		lease.Release()
-		if err != nil {
-			return marked, fmt.Errorf("tenant %s: %w", t.ID, err)
+			errs = append(errs, err)
+			continue
 		}
 		if n > 0 {
 			if err := Mark(ctx, control, t.ID, t.DatabaseName); err != nil {
@@ -47,7 +45,27 @@ func Sweep(ctx context.Context, control sqldb.DB, dbs *tenantdb.Manager, tenants
 			marked++
 		}
 	}
-	return marked, nil
+	return marked, errors.Join(errs...)
+}
+
+// onTenant runs fn on a tenant's database. A tenant whose database cannot
+// serve is skipped without an error, so that one tenant's outage holds up
+// no other tenant's maintenance; the next run gets to it.
+func onTenant(ctx context.Context, dbs *tenantdb.Manager, t *tenantry.Tenant, fn func(sqldb.DB) (int64, error)) (int64, error) {
+	lease, err := dbs.Acquire(ctx, t.DatabaseName)
+	if tenantdb.IsUnavailable(err) {
+		return 0, nil
+	} else if err != nil {
+		return 0, fmt.Errorf("tenant %s: %w", t.ID, err)
+	}
+	defer lease.Release()
+	n, err := fn(lease.DB())
+	if tenantdb.IsUnavailable(err) {
+		return 0, nil
+	} else if err != nil {
+		return 0, fmt.Errorf("tenant %s: %w", t.ID, err)
+	}
+	return n, nil
 }
 
 // Prune deletes events published before cutoff from the control outbox and
@@ -64,19 +82,15 @@ func Prune(ctx context.Context, control sqldb.DB, dbs *tenantdb.Manager, tenants
 		return total, err
 	}
 	total += n
+	var errs []error
 	for _, t := range tenants {
-		lease, err := dbs.Acquire(ctx, t.DatabaseName)
+		n, err := onTenant(ctx, dbs, t, func(db sqldb.DB) (int64, error) { return db.Exec(ctx, published, cutoff) })
 		if err != nil {
-			return total, fmt.Errorf("tenant %s: %w", t.ID, err)
-		}
-		n, err := lease.DB().Exec(ctx, published, cutoff)
-		lease.Release()
-		if err != nil {
-			return total, fmt.Errorf("tenant %s: %w", t.ID, err)
+			errs = append(errs, err)
 		}
 		total += n
 	}
-	return total, nil
+	return total, errors.Join(errs...)
 }
 
 // Consume records that consumer handled the event, in the transaction of

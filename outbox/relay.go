@@ -116,7 +116,9 @@ func (r *Relay) Pass(ctx context.Context) (bool, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		if err := r.drain(ctx, s); err != nil {
+		// A tenant whose database cannot serve is retried after the
+		// delay; its outage was logged once, where it was detected.
+		if err := r.drain(ctx, s); err != nil && !tenantdb.IsUnavailable(err) {
 			errs = append(errs, fmt.Errorf("stream %s: %w", s.stream, err))
 		}
 	}
@@ -285,10 +287,7 @@ func (r *Relay) forward(ctx context.Context, tenantID string, events []tenantry.
 // the next position of the tenant's stream.
 func (r *Relay) drainTenant(ctx context.Context, s streamRow) error {
 	lease, err := r.dbs.Acquire(ctx, s.databaseName)
-	if errors.Is(err, tenantdb.ErrNotExist) {
-		r.cfg.Logger.WarnContext(ctx, "pending stream of a tenant database that does not exist", "tenant_id", s.stream)
-		return nil
-	} else if err != nil {
+	if err != nil {
 		return err
 	}
 	defer lease.Release()

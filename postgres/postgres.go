@@ -9,6 +9,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -172,14 +175,43 @@ func translate(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sqldb.ErrNoRows
 	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "23505":
+		switch {
+		case pgErr.Code == "23505":
 			return fmt.Errorf("%w: %v", sqldb.ErrUniqueViolation, err)
-		case "23503":
+		case pgErr.Code == "23503":
 			return fmt.Errorf("%w: %v", sqldb.ErrForeignKeyViolation, err)
+		case strings.HasPrefix(pgErr.Code, "22"):
+			// Data exceptions: a NUL in text, a malformed value, a
+			// number out of range.
+			return fmt.Errorf("%w: %v", sqldb.ErrInvalidValue, err)
+		case unavailableCode(pgErr.Code):
+			return fmt.Errorf("%w: %v", sqldb.ErrUnavailable, err)
 		}
+		return err
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	if errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %v", sqldb.ErrUnavailable, err)
 	}
 	return err
+}
+
+// unavailableCode reports the SQLSTATEs of a server that cannot serve the
+// database now: connection exceptions, a database that does not exist (it
+// was dropped, or is being moved), a server shutting down or starting, too
+// many connections.
+func unavailableCode(code string) bool {
+	switch {
+	case strings.HasPrefix(code, "08"), strings.HasPrefix(code, "57P"):
+		return true
+	case code == "3D000", code == "53300":
+		return true
+	}
+	return false
 }

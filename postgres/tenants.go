@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -46,13 +47,27 @@ func NewTenantDatabases(admin *DB, controlURL, urlTemplate string) (*TenantDatab
 	return t, nil
 }
 
+// tenantConnectTimeout bounds a connection attempt to a tenant database
+// whose URL sets none: a server that does not answer must make its tenants
+// unavailable quickly, not hold their requests for the operating system's
+// TCP timeout.
+const tenantConnectTimeout = 10 * time.Second
+
 func (t *TenantDatabases) config(name string) (*pgxpool.Config, error) {
+	var c *pgxpool.Config
 	if t.template == "" {
-		c := t.base.Copy()
+		c = t.base.Copy()
 		c.ConnConfig.Database = name
-		return c, nil
+	} else {
+		var err error
+		if c, err = ParseURL(strings.ReplaceAll(t.template, "{database_name}", name)); err != nil {
+			return nil, err
+		}
 	}
-	return ParseURL(strings.ReplaceAll(t.template, "{database_name}", name))
+	if c.ConnConfig.ConnectTimeout == 0 {
+		c.ConnConfig.ConnectTimeout = tenantConnectTimeout
+	}
+	return c, nil
 }
 
 func checkName(name string) error {

@@ -29,6 +29,15 @@ var (
 	ErrUniqueViolation = errors.New("sqldb: unique constraint violated")
 	// ErrForeignKeyViolation is returned when a write breaks a foreign key.
 	ErrForeignKeyViolation = errors.New("sqldb: foreign key constraint violated")
+	// ErrUnavailable is returned when the database cannot serve at the
+	// moment: it cannot be reached, the connection was lost, it no longer
+	// exists, its storage fails, or it stayed busy. Retrying later may
+	// succeed; the statement's input is not at fault.
+	ErrUnavailable = errors.New("sqldb: database unavailable")
+	// ErrInvalidValue is returned when the engine refuses a value a
+	// statement carries (text it cannot store, a number out of range): the
+	// input is at fault, not the server.
+	ErrInvalidValue = errors.New("sqldb: value refused by the database")
 )
 
 // Querier runs statements. DB and Tx both satisfy it, so a store function can

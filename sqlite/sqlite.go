@@ -42,11 +42,15 @@ type Options struct {
 	// ReadIdleTimeout closes a read-only connection unused for this long;
 	// zero keeps them open.
 	ReadIdleTimeout time.Duration
+	// MustExist refuses to create the file: every connection, including
+	// those opened later, fails if it has gone, rather than starting an
+	// empty database in its place.
+	MustExist bool
 }
 
-// Open opens (creating if needed) the database file at path.
+// Open opens the database file at path, creating it unless opts.MustExist.
 func Open(path string, opts Options) (*DB, error) {
-	write, err := sql.Open("sqlite", dsn(path, false))
+	write, err := sql.Open("sqlite", dsn(path, false, opts.MustExist))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -60,10 +64,10 @@ func Open(path string, opts Options) (*DB, error) {
 	// at open time rather than on the first query.
 	if err := write.Ping(); err != nil {
 		_ = write.Close()
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		return nil, fmt.Errorf("open sqlite %s: %w", path, translate(err))
 	}
 	if opts.ReadConns > 0 {
-		read, err := sql.Open("sqlite", dsn(path, true))
+		read, err := sql.Open("sqlite", dsn(path, true, opts.MustExist))
 		if err != nil {
 			_ = write.Close()
 			return nil, fmt.Errorf("open sqlite %s for reading: %w", path, err)
@@ -76,8 +80,11 @@ func Open(path string, opts Options) (*DB, error) {
 	return db, nil
 }
 
-func dsn(path string, readOnly bool) string {
+func dsn(path string, readOnly, mustExist bool) string {
 	q := url.Values{}
+	if mustExist {
+		q.Set("mode", "rw")
+	}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(1)")
@@ -297,6 +304,15 @@ func translate(err error) error {
 			return fmt.Errorf("%w: %v", sqldb.ErrUniqueViolation, err)
 		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 			return fmt.Errorf("%w: %v", sqldb.ErrForeignKeyViolation, err)
+		}
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT,
+			sqlite3.SQLITE_FULL, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			// The file is gone, unreadable or damaged, the disk is
+			// full, or writers stayed busy past the timeout.
+			return fmt.Errorf("%w: %v", sqldb.ErrUnavailable, err)
+		case sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH:
+			return fmt.Errorf("%w: %v", sqldb.ErrInvalidValue, err)
 		}
 	}
 	return err

@@ -2,9 +2,13 @@ package sqlite_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/sqlite"
 )
 
@@ -33,5 +37,44 @@ func TestWritesThatReturnRowsUseTheWriter(t *testing.T) {
 	}
 	if _, err := db.Query(ctx, `INSERT INTO c VALUES ('b', 5) RETURNING value`); err != nil {
 		t.Fatalf("INSERT ... RETURNING through Query: %v", err)
+	}
+}
+
+// Ensure a database that must exist is never recreated empty: not at open,
+// and not by a connection opened after its file went away.
+func TestMustExistNeverCreatesTheFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tenant.db")
+	if _, err := sqlite.Open(path, sqlite.Options{MustExist: true}); !errors.Is(err, sqldb.ErrUnavailable) {
+		t.Fatalf("opening a missing file: %v, want ErrUnavailable", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("opening a missing file created it (%v)", err)
+	}
+
+	created, err := sqlite.Open(path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := created.Exec(ctx, `CREATE TABLE t (v INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	created.Close()
+	db, err := sqlite.Open(path, sqlite.Options{ReadConns: 1, MustExist: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := os.Rename(path, path+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	// The read connection opens only now, after the file left.
+	var n int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&n); !errors.Is(err, sqldb.ErrUnavailable) {
+		t.Fatalf("reading after the file went away: %d, %v; want ErrUnavailable", n, err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a later connection recreated the file (%v)", err)
 	}
 }

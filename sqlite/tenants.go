@@ -97,7 +97,7 @@ func (t *TenantDatabases) Open(ctx context.Context, name string, maxConns int) (
 		return nil, tenantdb.ErrNotExist
 	}
 	p, _ := t.path(name)
-	return Open(p, Options{ReadConns: max(maxConns-1, 0), ReadIdleTimeout: readIdleTimeout})
+	return Open(p, Options{ReadConns: max(maxConns-1, 0), ReadIdleTimeout: readIdleTimeout, MustExist: true})
 }
 
 // Migrations implements tenantdb.Engine.

@@ -24,7 +24,10 @@ type Config struct {
 	// IdleTimeout closes a database nobody has used for this long. Zero
 	// keeps idle databases open until the cap needs their slots.
 	IdleTimeout time.Duration
-	Logger      *slog.Logger
+	// RetryAfter is how long a database that failed is left alone before
+	// it is tried again; zero means the package's RetryAfter.
+	RetryAfter time.Duration
+	Logger     *slog.Logger
 }
 
 // Manager opens tenant databases on demand, migrates each to the latest tenant
@@ -42,6 +45,7 @@ type Manager struct {
 	waiters  int
 	changed  chan struct{} // closed and replaced when slots may have freed
 	migrated map[string]bool
+	outages  map[string]*outage
 	closed   bool
 
 	stop chan struct{}
@@ -56,6 +60,9 @@ type entry struct {
 	lastUsed time.Time
 	elem     *list.Element
 	ready    chan struct{}
+	// broken marks a database that failed to serve: it is handed out no
+	// more, and closed when its last lease ends.
+	broken bool
 }
 
 // Lease is a tenant database held open for the duration of some work.
@@ -97,6 +104,9 @@ func NewManager(engine Engine, cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = RetryAfter
+	}
 	m := &Manager{
 		engine:   engine,
 		cfg:      cfg,
@@ -104,6 +114,7 @@ func NewManager(engine Engine, cfg Config) (*Manager, error) {
 		idle:     list.New(),
 		changed:  make(chan struct{}),
 		migrated: make(map[string]bool),
+		outages:  make(map[string]*outage),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -115,7 +126,10 @@ func NewManager(engine Engine, cfg Config) (*Manager, error) {
 func (m *Manager) Engine() Engine { return m.engine }
 
 // Acquire returns the named tenant database, opening and migrating it if this
-// process does not hold it open. The caller must Release the lease.
+// process does not hold it open. The caller must Release the lease. A
+// database that cannot serve, now or when it last failed less than
+// RetryAfter ago, is refused at once with an error that IsUnavailable
+// recognises and that clients see as 503 SERVICE_UNAVAILABLE.
 func (m *Manager) Acquire(ctx context.Context, name string) (*Lease, error) {
 	m.mu.Lock()
 	for {
@@ -123,7 +137,17 @@ func (m *Manager) Acquire(ctx context.Context, name string) (*Lease, error) {
 			m.mu.Unlock()
 			return nil, errors.New("tenant database manager is closed")
 		}
+		if o, ok := m.outages[name]; ok {
+			if wait := time.Until(o.retryAt); wait > 0 {
+				m.mu.Unlock()
+				return nil, unavailable(o.cause, wait)
+			}
+		}
 		if e, ok := m.entries[name]; ok {
+			if e.broken {
+				m.mu.Unlock()
+				return nil, unavailable(errors.New("the database failed to serve"), m.cfg.RetryAfter)
+			}
 			e.refs++
 			if e.elem != nil {
 				m.idle.Remove(e.elem)
@@ -157,13 +181,21 @@ func (m *Manager) Acquire(ctx context.Context, name string) (*Lease, error) {
 	cancel()
 
 	m.mu.Lock()
-	e.db, e.err = db, err
 	if err != nil {
+		e.err = unavailable(err, m.cfg.RetryAfter)
+		m.outageLocked(name, err)
 		delete(m.entries, name)
 		m.reserved -= m.cfg.ConnsPerDB
 		m.broadcastLocked()
-	} else if needMigrate {
-		m.migrated[name] = true
+	} else {
+		e.db = &guarded{DB: db, m: m, e: e}
+		if needMigrate {
+			m.migrated[name] = true
+		}
+		if _, ok := m.outages[name]; ok {
+			delete(m.outages, name)
+			m.cfg.Logger.Info("tenant database available again", "database", name)
+		}
 	}
 	close(e.ready)
 	m.mu.Unlock()
@@ -210,13 +242,38 @@ func Migrate(ctx context.Context, engine Engine, db sqldb.DB) error {
 	return nil
 }
 
+// outageLocked records that the named database failed, logging it only
+// when it starts an outage: a tenant whose database is down would otherwise
+// fill the log with one line per request.
+func (m *Manager) outageLocked(name string, cause error) {
+	// Whatever brought it back (a restore, a move) may have left another
+	// schema version: check it again when it next opens.
+	delete(m.migrated, name)
+	if _, ok := m.outages[name]; !ok {
+		m.cfg.Logger.Error("tenant database unavailable", "database", name, "error", cause,
+			"retry_after", m.cfg.RetryAfter.String())
+	}
+	m.outages[name] = &outage{cause: cause, retryAt: time.Now().Add(m.cfg.RetryAfter)}
+}
+
+// broke marks an open database that failed to serve a leased request.
+func (m *Manager) broke(e *entry, cause error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e.broken || m.entries[e.name] != e {
+		return
+	}
+	e.broken = true
+	m.outageLocked(e.name, cause)
+}
+
 func (m *Manager) release(e *entry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e.refs--
 	e.lastUsed = time.Now()
 	if e.refs == 0 && e.err == nil && m.entries[e.name] == e {
-		if m.closed {
+		if m.closed || e.broken {
 			m.evictLocked(e)
 			return
 		}
@@ -271,6 +328,7 @@ func (m *Manager) Forget(ctx context.Context, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.migrated, name)
+	delete(m.outages, name)
 	for {
 		e, ok := m.entries[name]
 		if !ok {
