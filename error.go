@@ -27,6 +27,7 @@ const (
 	EUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
 	EAccountLocked        = "ACCOUNT_LOCKED"
 	ERateLimited          = "RATE_LIMITED"
+	ERequestTimeout       = "REQUEST_TIMEOUT"
 	EInternal             = "INTERNAL_ERROR"
 	EUnavailable          = "SERVICE_UNAVAILABLE"
 )

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -428,6 +429,9 @@ func bodyError(err error) error {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return tenantry.Errorf(tenantry.EPayloadTooLarge, "Request body too large")
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return tenantry.Errorf(tenantry.ERequestTimeout, "The request body stopped arriving")
 	}
 	var te *tenantry.Error
 	if errors.As(err, &te) {

@@ -35,6 +35,7 @@ var statusByCode = map[string]int{ //nolint:gochecknoglobals // read-only table
 	tenantry.EUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	tenantry.EAccountLocked:        http.StatusLocked,
 	tenantry.ERateLimited:          http.StatusTooManyRequests,
+	tenantry.ERequestTimeout:       http.StatusRequestTimeout,
 	tenantry.EInternal:             http.StatusInternalServerError,
 	tenantry.EUnavailable:          http.StatusServiceUnavailable,
 }
@@ -43,6 +44,7 @@ var statusByCode = map[string]int{ //nolint:gochecknoglobals // read-only table
 var codeByStatus = map[int]string{ //nolint:gochecknoglobals // read-only table
 	http.StatusBadRequest:            tenantry.EBadRequest,
 	http.StatusUnauthorized:          tenantry.EUnauthorized,
+	http.StatusRequestTimeout:        tenantry.ERequestTimeout,
 	http.StatusForbidden:             tenantry.EForbidden,
 	http.StatusNotFound:              tenantry.ENotFound,
 	http.StatusMethodNotAllowed:      tenantry.EMethodNotAllowed,
@@ -55,6 +57,14 @@ var codeByStatus = map[int]string{ //nolint:gochecknoglobals // read-only table
 }
 
 const internalMessage = "An internal error occurred"
+
+// statusClientClosedRequest is the status the access log records for a
+// request whose client went away before the answer (nginx's convention).
+const statusClientClosedRequest = 499
+
+// humaBodyReadFailure is huma's message when reading a request body fails
+// for any reason but a timeout.
+const humaBodyReadFailure = "cannot read request body"
 
 // unavailableRetryAfter is the Retry-After, in seconds, of a 503 caused by a
 // database that cannot serve.
@@ -124,9 +134,12 @@ func toAPIError(ctx context.Context, logger *slog.Logger, err error) *apiError {
 		}
 		return &apiError{status: status, code: te.Code, message: te.Message, details: te.Details, retryAfter: te.RetryAfter}
 	}
-	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		// The client went away; nobody will read this answer.
-		return &apiError{status: 499, code: tenantry.EBadRequest, message: "Request cancelled"}
+	if ctx.Err() != nil {
+		// The client went away, and whatever failed most likely failed
+		// because its request was cancelled. Nobody will read this
+		// answer; the access log records it as 499.
+		logger.InfoContext(ctx, "request abandoned by the client", "error", err)
+		return &apiError{status: statusClientClosedRequest, code: tenantry.EBadRequest, message: "Request cancelled"}
 	}
 	switch {
 	case errors.Is(err, sqldb.ErrInvalidValue):
@@ -156,6 +169,11 @@ func fromHuma(ctx context.Context, logger *slog.Logger, status int, msg string, 
 		}
 	}
 	switch {
+	case status == http.StatusInternalServerError && msg == humaBodyReadFailure:
+		// Reading the body can only fail on the client's side of the
+		// connection: it hung up, or sent less than it announced.
+		logger.InfoContext(ctx, "request body could not be read", "error", errors.Join(errs...))
+		return &apiError{status: http.StatusBadRequest, code: tenantry.EBadRequest, message: "The request body could not be read"}
 	case status >= 500:
 		logger.ErrorContext(ctx, "internal error", "message", msg, "error", errors.Join(errs...))
 		return &apiError{status: http.StatusInternalServerError, code: tenantry.EInternal, message: internalMessage}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -44,8 +45,12 @@ type Config struct {
 	// signs; otherwise each request's own address is used.
 	PublicURL      string
 	MaxUploadBytes int64
-	Logger         *slog.Logger
-	Readiness      []ReadinessCheck
+	// BodyIdleTimeout cuts a request body that sends nothing for this
+	// long; a body other than an upload must arrive whole within it.
+	// Zero disables it.
+	BodyIdleTimeout time.Duration
+	Logger          *slog.Logger
+	Readiness       []ReadinessCheck
 }
 
 // Services are the use cases the handlers call.
@@ -123,7 +128,7 @@ func NewServer(cfg Config, svc Services) *Server {
 	s.mux.Handle("GET "+docsPath, docs)
 	s.mux.Handle("GET "+docsPath+"/", docs)
 
-	s.handler = s.observe(secureHeaders(cors(cfg.CORSOrigins, http.HandlerFunc(s.route))))
+	s.handler = s.observe(limitBodies(cfg.BodyIdleTimeout, secureHeaders(cors(cfg.CORSOrigins, http.HandlerFunc(s.route)))))
 	return s
 }
 

@@ -175,13 +175,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	}
 
 	a.Server = api.NewServer(api.Config{
-		Version:        version,
-		CORSOrigins:    cfg.CORSOrigins,
-		TrustedProxies: cfg.TrustedProxies,
-		PublicURL:      cfg.PublicURL,
-		MaxUploadBytes: cfg.MaxUploadMB << 20,
-		Logger:         logger,
-		Readiness:      a.readinessChecks(),
+		Version:         version,
+		CORSOrigins:     cfg.CORSOrigins,
+		TrustedProxies:  cfg.TrustedProxies,
+		PublicURL:       cfg.PublicURL,
+		MaxUploadBytes:  cfg.MaxUploadMB << 20,
+		BodyIdleTimeout: cfg.BodyIdleTimeout,
+		Logger:          logger,
+		Readiness:       a.readinessChecks(),
 	}, api.Services{
 		Accounts:        a.Accounts,
 		Tenants:         a.TenantSvc,

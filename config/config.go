@@ -99,13 +99,16 @@ type Config struct {
 
 	// PublicURL is the address clients reach tenantry at, for the download
 	// links it signs itself; by default it is taken from each request.
-	PublicURL     string        `env:"TENANTRY_PUBLIC_URL"`
-	MaxUploadMB   int64         `env:"TENANTRY_MAX_UPLOAD_MB" envDefault:"100"`
-	BlobGrace     time.Duration `env:"TENANTRY_BLOB_GRACE_PERIOD" envDefault:"1h"`
-	S3EndpointURL string        `env:"S3_ENDPOINT_URL"`
-	S3PublicURL   string        `env:"S3_PUBLIC_URL"`
-	S3AccessKeyID string        `env:"S3_ACCESS_KEY_ID"`
-	S3SecretKey   string        `env:"S3_SECRET_ACCESS_KEY"`
+	PublicURL   string `env:"TENANTRY_PUBLIC_URL"`
+	MaxUploadMB int64  `env:"TENANTRY_MAX_UPLOAD_MB" envDefault:"100"`
+	// BodyIdleTimeout cuts a request body that sends nothing for this
+	// long, without limiting a slow upload that keeps moving.
+	BodyIdleTimeout time.Duration `env:"TENANTRY_BODY_IDLE_TIMEOUT" envDefault:"60s"`
+	BlobGrace       time.Duration `env:"TENANTRY_BLOB_GRACE_PERIOD" envDefault:"1h"`
+	S3EndpointURL   string        `env:"S3_ENDPOINT_URL"`
+	S3PublicURL     string        `env:"S3_PUBLIC_URL"`
+	S3AccessKeyID   string        `env:"S3_ACCESS_KEY_ID"`
+	S3SecretKey     string        `env:"S3_SECRET_ACCESS_KEY"`
 	// S3Bucket selects S3-compatible storage for blobs; S3_BUCKET_NAME is
 	// the original platform's other name for it.
 	S3Bucket     string `env:"S3_BUCKET"`
@@ -240,6 +243,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("TENANTRY_DATA_DIR must not be empty"))
+	}
+	if c.BodyIdleTimeout < time.Second {
+		errs = append(errs, errors.New("TENANTRY_BODY_IDLE_TIMEOUT must be at least 1s"))
 	}
 	if c.MaxUploadMB < 1 {
 		errs = append(errs, errors.New("TENANTRY_MAX_UPLOAD_MB must be at least 1"))
