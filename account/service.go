@@ -30,6 +30,17 @@ type Config struct {
 	MaxFailedLogins int
 	// LockoutDuration is how long a locked account stays locked.
 	LockoutDuration time.Duration
+	// Metrics, when set, counts refused sign-ins and lockouts.
+	Metrics Metrics
+}
+
+// Metrics records the outcomes of password checks.
+type Metrics interface {
+	// SignInFailed records a refused attempt: reason is
+	// invalid_credentials or locked.
+	SignInFailed(reason string)
+	// LockedOut records an address locked by its failures.
+	LockedOut()
 }
 
 // Service implements the account use cases.
@@ -223,6 +234,9 @@ func (s *Service) reserve(ctx context.Context, emailAddr string) (*attempt, erro
 		at.place = n
 		return at, nil
 	}
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.SignInFailed("locked")
+	}
 	_, until, err := failureLock(ctx, s.db, emailAddr)
 	if err != nil {
 		return nil, err
@@ -238,8 +252,14 @@ func (s *Service) reserve(ctx context.Context, emailAddr string) (*attempt, erro
 // and when it was the one that started a lockout.
 func (s *Service) failed(ctx context.Context, at *attempt, userID string) {
 	audit.Annotate(ctx, "failed_logins", at.place)
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.SignInFailed("invalid_credentials")
+	}
 	if at.place < s.cfg.MaxFailedLogins {
 		return
+	}
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.LockedOut()
 	}
 	audit.Annotate(ctx, "locked_until", at.until)
 	// An address nobody registered stays out of the logs: it may be a

@@ -208,6 +208,9 @@ func (s *Server) registerDocuments() {
 		if err != nil {
 			return nil, err
 		}
+		if s.cfg.Metrics != nil {
+			s.cfg.Metrics.Uploaded(doc.File.Size)
+		}
 		return created("Document uploaded successfully", viewDocument(doc)), nil
 	})
 	// Documented after registration: a request schema given to huma would

@@ -145,6 +145,14 @@ func (s *Server) logRequest(r *http.Request, info *requestInfo, rec *statusRecor
 	if info.userID != "" {
 		attrs = append(attrs, slog.String("user_id", info.userID))
 	}
+	if s.cfg.Metrics != nil {
+		if route == "" {
+			// No route matched: the raw path is the client's to
+			// choose, and would make a new series of every typo.
+			route = "unmatched"
+		}
+		s.cfg.Metrics.ObserveRequest(route, r.Method, status, d)
+	}
 	level := slog.LevelInfo
 	// A 503 is a dependency's outage, logged once where it is detected,
 	// not once per request that meets it.

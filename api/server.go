@@ -49,8 +49,18 @@ type Config struct {
 	// long; a body other than an upload must arrive whole within it.
 	// Zero disables it.
 	BodyIdleTimeout time.Duration
-	Logger          *slog.Logger
-	Readiness       []ReadinessCheck
+	// Metrics, when set, records every request and upload.
+	Metrics   Metrics
+	Logger    *slog.Logger
+	Readiness []ReadinessCheck
+}
+
+// Metrics records what the HTTP layer observes.
+type Metrics interface {
+	// ObserveRequest records an answered request by its route template.
+	ObserveRequest(route, method string, status int, d time.Duration)
+	// Uploaded records the size of an uploaded file.
+	Uploaded(bytes int64)
 }
 
 // Services are the use cases the handlers call.

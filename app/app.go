@@ -28,6 +28,7 @@ import (
 	"github.com/tenantry/tenantry/events"
 	"github.com/tenantry/tenantry/jobs"
 	"github.com/tenantry/tenantry/kafka"
+	"github.com/tenantry/tenantry/metrics"
 	"github.com/tenantry/tenantry/migrate"
 	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/password"
@@ -56,6 +57,8 @@ type App struct {
 	Reconciler  *document.Reconciler
 	Redis       *redis.Client
 	Server      *api.Server
+	// Metrics is nil when TENANTRY_METRICS_ADDR is off.
+	Metrics *metrics.Metrics
 
 	// Streams records events; Dispatcher hands them to this process's
 	// consumers when there is no Kafka; Jobs is the job queue.
@@ -92,6 +95,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		}
 	}()
 
+	if cfg.Metrics() {
+		a.Metrics = metrics.New(logger)
+	}
 	a.Engines, err = OpenEngines(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -157,6 +163,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	a.Accounts = account.NewService(a.Engines.Control, hasher, tokens, a.Streams, account.Config{
 		MaxFailedLogins: cfg.LoginMaxFailures,
 		LockoutDuration: cfg.LoginLockout,
+		Metrics:         a.accountMetrics(),
 	}, logger)
 	a.TenantSvc = tenant.NewService(a.Engines.Control, a.Provisioner, a.Streams, logger)
 	a.Audit = audit.NewLog(a.Engines.Control, AuditKey(a.jwtKey), logger)
@@ -181,6 +188,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		PublicURL:       cfg.PublicURL,
 		MaxUploadBytes:  cfg.MaxUploadMB << 20,
 		BodyIdleTimeout: cfg.BodyIdleTimeout,
+		Metrics:         a.apiMetrics(),
 		Logger:          logger,
 		Readiness:       a.readinessChecks(),
 	}, api.Services{
@@ -193,6 +201,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		LoginLimiter:    a.limiter(cfg.RateLimitLogin, "login"),
 		RegisterLimiter: a.limiter(cfg.RateLimitRegister, "register"),
 	})
+	if a.Metrics != nil {
+		a.registerGauges()
+	}
 	return a, nil
 }
 

@@ -76,6 +76,8 @@ func Environ(t testing.TB, shape config.Shape) map[string]string {
 		"TENANTRY_TENANT_DB_MAX_CONNS":        "8",
 		"TENANTRY_TENANT_DB_CONNS_PER_TENANT": "2",
 		"TENANTRY_SHUTDOWN_TIMEOUT":           "5s",
+		// Processes of parallel tests must not compete for one port.
+		"TENANTRY_METRICS_ADDR": "127.0.0.1:0",
 		// Hashing cheaply keeps tests fast; limits are off unless a test
 		// is about them.
 		"TENANTRY_PASSWORD_HASH_MEMORY_KIB": "64",

@@ -8,6 +8,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -29,6 +30,12 @@ const (
 	// Production runs on PostgreSQL and the other configured engines.
 	Production Shape = "production"
 )
+
+// MetricsOff is the TENANTRY_METRICS_ADDR that turns metrics off.
+const MetricsOff = "off"
+
+// Metrics reports whether metrics are recorded and served.
+func (c Config) Metrics() bool { return c.MetricsAddr != MetricsOff }
 
 // MinJWTKeyBytes is the shortest signing key accepted, the HMAC-SHA256 output
 // size.
@@ -60,7 +67,13 @@ type Config struct {
 	DataDir         string        `env:"TENANTRY_DATA_DIR" envDefault:"./data"`
 	LogLevel        string        `env:"TENANTRY_LOG_LEVEL" envDefault:"info"`
 	ShutdownTimeout time.Duration `env:"TENANTRY_SHUTDOWN_TIMEOUT" envDefault:"30s"`
-	CORSOrigins     []string      `env:"CORS_ORIGINS" envSeparator:","`
+	// MetricsAddr is the private listener of /metrics, /health and
+	// /ready; "off" serves none and records no metrics. It defaults to
+	// loopback so that metrics are never public by accident.
+	MetricsAddr string `env:"TENANTRY_METRICS_ADDR" envDefault:"127.0.0.1:9464"`
+	// PProf serves net/http/pprof on the metrics listener.
+	PProf       bool     `env:"TENANTRY_PPROF"`
+	CORSOrigins []string `env:"CORS_ORIGINS" envSeparator:","`
 
 	// DatabaseURL selects the production shape: the PostgreSQL control
 	// database.
@@ -215,6 +228,13 @@ func (c Config) Validate() error {
 	}
 	if c.TenantDBConnsPerTenant < 1 || c.TenantDBMaxConns < c.TenantDBConnsPerTenant {
 		errs = append(errs, errors.New("TENANTRY_TENANT_DB_MAX_CONNS must be at least TENANTRY_TENANT_DB_CONNS_PER_TENANT, itself at least 1"))
+	}
+	if c.MetricsAddr != MetricsOff {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("TENANTRY_METRICS_ADDR: %q is neither host:port nor %q", c.MetricsAddr, MetricsOff))
+		}
+	} else if c.PProf {
+		errs = append(errs, errors.New("TENANTRY_PPROF needs TENANTRY_METRICS_ADDR: the profiler is served on the metrics listener"))
 	}
 	if c.TenantDBRetryAfter < time.Second {
 		errs = append(errs, errors.New("TENANTRY_TENANT_DB_RETRY_AFTER must be at least 1s"))

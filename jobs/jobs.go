@@ -176,3 +176,28 @@ func Every(interval time.Duration, args river.JobArgs) *river.PeriodicJob {
 		return args, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: interval}}
 	}, &river.PeriodicJobOpts{RunOnStart: true})
 }
+
+// Count is how many jobs of one kind are in one state.
+type Count struct {
+	Kind, State string
+	Jobs        int64
+}
+
+// Counts reports the queue's jobs by kind and state. River deletes
+// finished jobs after a day, so the table it reads stays small.
+func Counts(ctx context.Context, control sqldb.Querier) ([]Count, error) {
+	rows, err := control.Query(ctx, `SELECT kind, CAST(state AS TEXT), count(*) FROM river_job GROUP BY kind, state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Count
+	for rows.Next() {
+		var c Count
+		if err := rows.Scan(&c.Kind, &c.State, &c.Jobs); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

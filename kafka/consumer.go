@@ -41,9 +41,10 @@ const (
 // default); the Consumer commits what it has handled and hands over its
 // partitions when a rebalance is waiting, but cannot interrupt a handler.
 type Consumer struct {
-	client *kgo.Client
-	handle func(context.Context, tenantry.Event) error
-	log    *slog.Logger
+	client  *kgo.Client
+	handle  func(context.Context, tenantry.Event) error
+	log     *slog.Logger
+	metrics Metrics
 
 	// rebalanceWaiting is set by franz-go when a rebalance waits for the
 	// batch in hand; the rest of the batch is then left for later.
@@ -86,7 +87,7 @@ func NewConsumer(cfg Config, eventTypes []string, handle func(context.Context, t
 		return nil, errors.New("kafka: consumer needs at least one event type")
 	}
 
-	c := &Consumer{handle: handle, log: cfg.Logger, retries: make(map[partition]*retry)}
+	c := &Consumer{handle: handle, log: cfg.Logger, metrics: cfg.Metrics, retries: make(map[partition]*retry)}
 	opts := append(cfg.clientOpts(),
 		kgo.ConsumerGroup(cfg.GroupID),
 		kgo.ConsumeTopics(topics...),
@@ -150,6 +151,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if topic == "" && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 				return
 			}
+			c.metrics.ConsumeFailed()
 			c.log.Warn("kafka: fetch error", "topic", topic, "partition", partition, "error", err)
 		})
 		c.handleBatch(ctx, fetches)
@@ -208,6 +210,7 @@ func (c *Consumer) handleBatch(ctx context.Context, fetches kgo.Fetches) {
 			}
 			ev, err := decode(r)
 			if err != nil {
+				c.metrics.ConsumeFailed()
 				c.log.Error("kafka: skipping a record that is not an event",
 					"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "error", err)
 				handled[key] = r
@@ -266,6 +269,7 @@ func (c *Consumer) holdBack(key partition, r *kgo.Record, ev tenantry.Event, err
 	delay := backoff(h.attempts)
 	h.at = time.Now().Add(delay)
 	h.paused = true
+	c.metrics.ConsumeFailed()
 	c.log.Warn("kafka: event handler failed; will retry",
 		"event_id", ev.EventID, "event_type", ev.EventType, "tenant_id", ev.TenantID,
 		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
@@ -314,6 +318,7 @@ func (c *Consumer) commit(ctx context.Context, handled map[partition]*kgo.Record
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
 	if err := c.client.CommitRecords(cctx, records...); err != nil {
+		c.metrics.ConsumeFailed()
 		c.log.Warn("kafka: committing offsets failed; handled events may be delivered again", "error", err)
 	}
 }

@@ -416,6 +416,8 @@ func TestConsumerSkipsMalformedRecords(t *testing.T) {
 	cluster := newCluster(t, kfake.SeedTopics(1, topic))
 	cfg := testConfig(t, cluster)
 	cfg.Logger = nil // the skip is logged at error level, which is expected here
+	var failed failures
+	cfg.Metrics = &failed
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
 	if err != nil {
@@ -440,6 +442,9 @@ func TestConsumerSkipsMalformedRecords(t *testing.T) {
 	})
 	if all := got.all(); len(all) != 1 || all[0].EventID != ev.EventID {
 		t.Fatalf("consumed %v, want only %s", all, ev.EventID)
+	}
+	if n := failed.consumed.Load(); n != 3 {
+		t.Fatalf("%d consume failures counted, want one per malformed record, 3", n)
 	}
 }
 

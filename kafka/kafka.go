@@ -33,7 +33,25 @@ type Config struct {
 	// Logger receives the clients' log lines at info level and above, and
 	// the Consumer's reports of failed handlers; nil discards them.
 	Logger *slog.Logger
+	// Metrics, when set, counts what failed.
+	Metrics Metrics
 }
+
+// Metrics records the failures of publishing and consuming.
+type Metrics interface {
+	// ProduceFailed records event records the brokers did not
+	// acknowledge.
+	ProduceFailed(records int)
+	// ConsumeFailed records a failed fetch, an undecodable record, a
+	// failed handler or a failed offset commit.
+	ConsumeFailed()
+}
+
+// noMetrics records nothing.
+type noMetrics struct{}
+
+func (noMetrics) ProduceFailed(int) {}
+func (noMetrics) ConsumeFailed()    {}
 
 // TopicFor returns the topic that events of eventType are published to.
 func TopicFor(prefix, eventType string) string {
@@ -61,6 +79,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	return cfg, nil
 }

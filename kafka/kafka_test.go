@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -319,3 +320,11 @@ func tenantIDs(n int) []string {
 	}
 	return ids
 }
+
+// failures counts what a Publisher or Consumer reports as failed.
+type failures struct {
+	produced, consumed atomic.Int64
+}
+
+func (f *failures) ProduceFailed(records int) { f.produced.Add(int64(records)) }
+func (f *failures) ConsumeFailed()            { f.consumed.Add(1) }

@@ -28,8 +28,9 @@ const (
 // only within a partition of one topic: a consumer of several types may see
 // a tenant's events of different types in any order.
 type Publisher struct {
-	client *kgo.Client
-	prefix string
+	client  *kgo.Client
+	prefix  string
+	metrics Metrics
 }
 
 // NewPublisher returns a Publisher for cfg's cluster. It does not dial: an
@@ -56,7 +57,7 @@ func NewPublisher(cfg Config) (*Publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: creating producer: %w", err)
 	}
-	return &Publisher{client: client, prefix: cfg.TopicPrefix}, nil
+	return &Publisher{client: client, prefix: cfg.TopicPrefix, metrics: cfg.Metrics}, nil
 }
 
 // Publish sends events and returns nil only when the brokers have
@@ -106,10 +107,12 @@ func (p *Publisher) Publish(ctx context.Context, events []tenantry.Event) error 
 				}
 			}
 		case <-ctx.Done():
+			p.metrics.ProduceFailed(failed + pending)
 			return fmt.Errorf("kafka: %d of %d events not acknowledged: %w", failed+pending, len(records), ctx.Err())
 		}
 	}
 	if failed > 0 {
+		p.metrics.ProduceFailed(failed)
 		return fmt.Errorf("kafka: %d of %d events not acknowledged: %w", failed, len(records), firstErr)
 	}
 	return nil

@@ -183,6 +183,8 @@ func TestPublishBrokerDown(t *testing.T) {
 	t.Parallel()
 	cluster := newCluster(t)
 	cfg := testConfig(t, cluster)
+	var failed failures
+	cfg.Metrics = &failed
 	pub := newPublisher(t, cfg)
 	if err := pub.Ping(t.Context()); err != nil {
 		t.Fatalf("Ping of a live cluster: %v", err)
@@ -200,6 +202,9 @@ func TestPublishBrokerDown(t *testing.T) {
 	case err := <-done:
 		if err == nil {
 			t.Fatal("Publish to a closed cluster succeeded")
+		}
+		if n := failed.produced.Load(); n != 1 {
+			t.Fatalf("%d records counted as not acknowledged, want the 1 sent to the closed cluster", n)
 		}
 	case <-time.After(waitTimeout):
 		t.Fatal("Publish to a closed cluster did not return after its context ended")

@@ -277,3 +277,20 @@ func (s *Streams) Committed() {
 		s.wake.Notify()
 	}
 }
+
+// Backlog reports the streams waiting for a relay and how long the oldest
+// of them has waited: zero when none does.
+func Backlog(ctx context.Context, control sqldb.Querier, now time.Time) (streams int64, oldest time.Duration, err error) {
+	if err := control.QueryRow(ctx, `SELECT count(*) FROM outbox_pending`).Scan(&streams); err != nil {
+		return 0, 0, err
+	}
+	var marked time.Time
+	err = control.QueryRow(ctx, `SELECT `+control.Dialect().Time("marked_at")+` FROM outbox_pending ORDER BY marked_at `+sqldb.Limit(1)).
+		Scan(sqldb.ScanTime(&marked))
+	if errors.Is(err, sqldb.ErrNoRows) {
+		return streams, 0, nil
+	} else if err != nil {
+		return 0, 0, err
+	}
+	return streams, max(now.Sub(marked), 0), nil
+}

@@ -177,6 +177,9 @@ func (c *cli) serveCommand() *cobra.Command {
 				return err
 			}
 			defer a.Close()
+			if err := c.servePrivate(ctx, a, logger); err != nil {
+				return err
+			}
 			ln, err := net.Listen("tcp", cfg.Addr)
 			if err != nil {
 				return err
@@ -219,6 +222,9 @@ func (c *cli) workerCommand() *cobra.Command {
 				return err
 			}
 			defer a.Close()
+			if err := c.servePrivate(ctx, a, logger); err != nil {
+				return err
+			}
 			if err := a.Start(ctx); err != nil {
 				return err
 			}
@@ -228,4 +234,25 @@ func (c *cli) workerCommand() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// servePrivate serves the App's private handler (metrics, health, and the
+// profiler when asked) on TENANTRY_METRICS_ADDR until ctx ends, unless
+// metrics are off.
+func (c *cli) servePrivate(ctx context.Context, a *app.App, logger *slog.Logger) error {
+	h := a.PrivateHandler()
+	if h == nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", a.Config.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("TENANTRY_METRICS_ADDR %s: %w (choose a free address, or off)", a.Config.MetricsAddr, err)
+	}
+	logger.Info("metrics listening", "addr", ln.Addr().String(), "pprof", a.Config.PProf)
+	go func() {
+		if err := app.Serve(ctx, ln, h, time.Second, logger); err != nil {
+			logger.Error("metrics listener stopped", "error", err)
+		}
+	}()
+	return nil
 }
