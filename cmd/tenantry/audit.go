@@ -27,7 +27,7 @@ func (c *cli) auditCommand() *cobra.Command {
 			"or out of place. The exit status is non-zero if any chain is broken.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := c.loadConfig()
+			cfg, err := c.loadAdminConfig(false)
 			if err != nil {
 				return err
 			}
@@ -35,7 +35,7 @@ func (c *cli) auditCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return c.withEngines(cmd.Context(), func(e *app.Engines) error {
+			return c.withEnginesOf(cmd.Context(), cfg, func(e *app.Engines) error {
 				return verifyAudit(cmd.Context(), c.stdout, e, app.AuditKey(jwtKey), tenantID)
 			})
 		},

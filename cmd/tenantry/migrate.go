@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/app"
+	"github.com/tenantry/tenantry/config"
 	"github.com/tenantry/tenantry/migrate"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/tenant"
@@ -72,16 +76,50 @@ func addModeFlags(cmd *cobra.Command, f *migrateFlags) {
 }
 
 func (c *cli) withEngines(ctx context.Context, fn func(*app.Engines) error) error {
-	cfg, err := c.loadConfig()
+	cfg, err := c.loadAdminConfig(false)
 	if err != nil {
 		return err
 	}
+	return c.withEnginesOf(ctx, cfg, fn)
+}
+
+func (c *cli) withEnginesOf(ctx context.Context, cfg config.Config, fn func(*app.Engines) error) error {
 	e, err := app.OpenEngines(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer e.Close()
 	return fn(e)
+}
+
+// loadAdminConfig loads the configuration of an administrative command and
+// refuses it when the data directory it would use does not exist: only
+// serve (and worker) create it, so that a command run from the wrong
+// directory says so instead of working on a new, empty one. In the
+// production shape the data directory holds only blobs kept on local disk,
+// which only commands that build the whole application (storesBlobs) open.
+func (c *cli) loadAdminConfig(storesBlobs bool) (config.Config, error) {
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return cfg, err
+	}
+	if cfg.Shape() == config.Production && !(storesBlobs && cfg.Bucket() == "") {
+		return cfg, nil
+	}
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return cfg, fmt.Errorf("TENANTRY_DATA_DIR: %w", err)
+	}
+	switch info, err := os.Stat(dir); {
+	case errors.Is(err, fs.ErrNotExist):
+		return cfg, fmt.Errorf("TENANTRY_DATA_DIR: the data directory %s does not exist; run this command where "+
+			"tenantry's data is, or set TENANTRY_DATA_DIR to it (only `tenantry serve` creates one)", dir)
+	case err != nil:
+		return cfg, fmt.Errorf("TENANTRY_DATA_DIR: %w", err)
+	case !info.IsDir():
+		return cfg, fmt.Errorf("TENANTRY_DATA_DIR: %s is not a directory", dir)
+	}
+	return cfg, nil
 }
 
 // runMigrator applies, lists or reports the migrations of one database,
