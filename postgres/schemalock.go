@@ -24,7 +24,10 @@ const unlockTimeout = 10 * time.Second
 // The lock is held by a connection of its own, opened for it outside the
 // pool: the pool may be as small as the one connection the migrations run
 // on, and a lock held by a pooled connection would outlive an unlock that
-// failed. Ending this session releases the lock whatever happens.
+// failed. Ending this session releases the lock whatever happens. While a
+// tenant database is migrated nothing else uses it, so with two connections
+// per tenant database (the default) the lock's and the migration's stay
+// within the database's share of the tenant connection cap.
 func (db *DB) LockSchema(ctx context.Context) (unlock func() error, err error) {
 	conn, err := pgx.ConnectConfig(ctx, db.pool.Config().ConnConfig.Copy())
 	if err != nil {
