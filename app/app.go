@@ -29,7 +29,6 @@ import (
 	"github.com/tenantry/tenantry/jobs"
 	"github.com/tenantry/tenantry/kafka"
 	"github.com/tenantry/tenantry/metrics"
-	"github.com/tenantry/tenantry/migrate"
 	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/password"
 	"github.com/tenantry/tenantry/ratelimit"
@@ -108,19 +107,18 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		return nil, err
 	}
 
-	mig, err := migrate.New(a.Engines.Control, a.Engines.ControlMigrations)
+	mig, err := a.Engines.ControlMigrator()
 	if err != nil {
 		return nil, err
 	}
-	applied, err := mig.Up(ctx)
+	results, err := mig.Up(ctx)
+	for _, r := range results {
+		for _, m := range r.Migrations {
+			logger.Info("applied control migration", "set", r.Set, "migration", m.Name)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("migrate control database: %w", err)
-	}
-	for _, m := range applied {
-		logger.Info("applied control migration", "migration", m.Name)
-	}
-	if err := jobs.Migrate(ctx, a.Engines.Control); err != nil {
-		return nil, err
 	}
 
 	a.Tenants, err = tenantdb.NewManager(a.Engines.Tenants, tenantdb.Config{

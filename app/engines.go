@@ -13,7 +13,9 @@ import (
 
 	"github.com/tenantry/tenantry/blob"
 	"github.com/tenantry/tenantry/config"
+	"github.com/tenantry/tenantry/jobs"
 	"github.com/tenantry/tenantry/localfs"
+	"github.com/tenantry/tenantry/migrate"
 	"github.com/tenantry/tenantry/postgres"
 	"github.com/tenantry/tenantry/s3"
 	"github.com/tenantry/tenantry/sqldb"
@@ -28,6 +30,22 @@ type Engines struct {
 	Control           sqldb.DB
 	ControlMigrations fs.FS
 	Tenants           tenantdb.Engine
+}
+
+// ControlMigrator returns the migrator of the control database: tenantry's
+// own migrations, then the job queue's, all under the database's one schema
+// lock. Serve and worker apply it as they start, and `tenantry migrate` on
+// demand, so that any number of them may start at once.
+func (e *Engines) ControlMigrator() (*migrate.Migrator, error) {
+	own, err := migrate.Files(e.Control, "control database", e.ControlMigrations)
+	if err != nil {
+		return nil, err
+	}
+	queue, err := jobs.Migrations(e.Control)
+	if err != nil {
+		return nil, err
+	}
+	return migrate.New(e.Control, own, queue), nil
 }
 
 // controlReadConns is the number of read connections beside the single

@@ -23,7 +23,6 @@ import (
 
 	"github.com/tenantry/tenantry/app"
 	"github.com/tenantry/tenantry/config"
-	"github.com/tenantry/tenantry/migrate"
 )
 
 // PostgresEnv is the variable naming the PostgreSQL server for tests, as a
@@ -213,7 +212,7 @@ func Engines(t testing.TB, cfg config.Config) *app.Engines {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.Close() })
-	mig, err := migrate.New(e.Control, e.ControlMigrations)
+	mig, err := e.ControlMigrator()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,11 +6,15 @@
 package config
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +58,7 @@ func (s *Seconds) UnmarshalText(b []byte) error {
 	}
 	d, err := time.ParseDuration(text)
 	if err != nil {
-		return fmt.Errorf("%q is neither a number of seconds nor a duration", text)
+		return fmt.Errorf("%q is neither a number of seconds nor a duration such as 900 or 15m", text)
 	}
 	*s = Seconds(d)
 	return nil
@@ -167,19 +171,133 @@ func FromEnv() (Config, error) {
 	return Parse(nil)
 }
 
-// Parse reads the configuration from environ ("KEY=value" entries), or from
-// the process environment when environ is nil.
-func Parse(environ map[string]string) (Config, error) {
-	var c Config
-	opts := env.Options{}
-	if environ != nil {
-		opts.Environment = environ
+// Load reads the configuration like Parse and validates it, reporting every
+// problem at once, values that do not parse and values that are not
+// allowed, each once, as an *Error.
+func Load(environ map[string]string) (Config, error) {
+	c, err := Parse(environ)
+	var parseErr *Error
+	if err != nil && !errors.As(err, &parseErr) {
+		return c, err
 	}
-	if err := env.ParseWithOptions(&c, opts); err != nil {
+	return c, joinErrors(parseErr, c.Validate())
+}
+
+// Parse reads the configuration from environ ("KEY=value" entries), or from
+// the process environment when environ is nil. A value that does not parse
+// is reported as an *Error naming its variable; the configuration returned
+// with it holds that variable's default instead, so that Validate reports
+// only the other problems.
+func Parse(environ map[string]string) (Config, error) {
+	if environ == nil {
+		environ = env.ToMap(os.Environ())
+	}
+	c, err := parse(environ)
+	var agg env.AggregateError
+	if err == nil || !errors.As(err, &agg) {
+		return c, err
+	}
+	var (
+		problems []string
+		failed   = map[string]bool{}
+	)
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if !errors.As(e, &pe) || envName(pe.Name) == "" {
+			return c, fmt.Errorf("configuration: %w", err)
+		}
+		name := envName(pe.Name)
+		problems = append(problems, parseProblem(name, environ[name], pe))
+		failed[name] = true
+	}
+	rest := make(map[string]string, len(environ))
+	for k, v := range environ {
+		if !failed[k] {
+			rest[k] = v
+		}
+	}
+	c, err = parse(rest)
+	if err != nil {
 		return c, fmt.Errorf("configuration: %w", err)
+	}
+	return c, &Error{Problems: problems}
+}
+
+func parse(environ map[string]string) (Config, error) {
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
+		return c, err
 	}
 	c.WithDefaults()
 	return c, nil
+}
+
+// envName returns the variable a field of Config is read from.
+func envName(field string) string {
+	f, ok := reflect.TypeFor[Config]().FieldByName(field)
+	if !ok {
+		return ""
+	}
+	name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+	return name
+}
+
+// parseProblem says why value, read from the variable name, did not parse,
+// in the variable's terms rather than the Go field's.
+func parseProblem(name, value string, pe env.ParseError) string {
+	if pe.Type == reflect.TypeFor[time.Duration]() {
+		return fmt.Sprintf("%s: %q is not a duration such as 30s or 5m", name, value)
+	}
+	if reflect.PointerTo(pe.Type).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
+		// Our own types say what they accept.
+		return name + ": " + pe.Err.Error()
+	}
+	if errors.Is(pe.Err, strconv.ErrRange) {
+		return fmt.Sprintf("%s: %q is too large", name, value)
+	}
+	switch pe.Type.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return fmt.Sprintf("%s: %q is not a whole number", name, value)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return fmt.Sprintf("%s: %q is not a whole number of 0 or more", name, value)
+	case reflect.Float32, reflect.Float64:
+		return fmt.Sprintf("%s: %q is not a number", name, value)
+	case reflect.Bool:
+		return fmt.Sprintf("%s: %q is not true or false", name, value)
+	}
+	return fmt.Sprintf("%s: %q: %v", name, value, pe.Err)
+}
+
+// Error is a configuration that cannot be used, with every problem found,
+// each naming its variable.
+type Error struct {
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	if len(e.Problems) == 1 {
+		return "invalid configuration: " + e.Problems[0]
+	}
+	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+// joinErrors merges the problems of configuration errors, either of which
+// may be nil.
+func joinErrors(a *Error, b error) error {
+	if b == nil {
+		if a == nil {
+			return nil
+		}
+		return a
+	}
+	var be *Error
+	if a == nil {
+		return b
+	}
+	if !errors.As(b, &be) {
+		return errors.Join(a, b)
+	}
+	return &Error{Problems: append(slices.Clip(a.Problems), be.Problems...)}
 }
 
 // Shape reports which engines this configuration selects.
@@ -214,14 +332,20 @@ func (c *Config) WithDefaults() {
 	}
 }
 
-// Validate reports every problem that must stop the server from starting.
+// Validate reports every problem that must stop the server from starting,
+// as an *Error.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Shape() == Production && len(c.JWTSecretKey) < MinJWTKeyBytes {
-		errs = append(errs, fmt.Errorf("JWT_SECRET_KEY must be set to at least %d bytes in the production shape", MinJWTKeyBytes))
-	}
-	if c.JWTSecretKey != "" && len(c.JWTSecretKey) < MinJWTKeyBytes {
+	switch {
+	case c.JWTSecretKey == "" && c.Shape() == Production:
+		errs = append(errs, fmt.Errorf("JWT_SECRET_KEY must be set in the production shape, to at least %d bytes", MinJWTKeyBytes))
+	case c.JWTSecretKey != "" && len(c.JWTSecretKey) < MinJWTKeyBytes:
 		errs = append(errs, fmt.Errorf("JWT_SECRET_KEY must be at least %d bytes", MinJWTKeyBytes))
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("TENANTRY_LOG_LEVEL: %q is not one of debug, info, warn or error", c.LogLevel))
 	}
 	if c.TenantDatabaseURLTemplate != "" && !strings.Contains(c.TenantDatabaseURLTemplate, "{database_name}") {
 		errs = append(errs, errors.New("TENANT_DATABASE_URL_TEMPLATE must contain {database_name}"))
@@ -294,7 +418,19 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New("TENANTRY_PUBLIC_URL must be an http(s) URL"))
 		}
 	}
-	return errors.Join(errs...)
+	return problems(errs)
+}
+
+// problems returns errs as an *Error, or nil when there are none.
+func problems(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	e := &Error{}
+	for _, err := range errs {
+		e.Problems = append(e.Problems, err.Error())
+	}
+	return e
 }
 
 // Summary describes the configuration for a startup log line, without any

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,6 +24,7 @@ import (
 	"riverqueue.com/riverui"
 	"riverqueue.com/riverui/uiendpoints"
 
+	"github.com/tenantry/tenantry/migrate"
 	"github.com/tenantry/tenantry/postgres"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/sqlite"
@@ -54,26 +56,124 @@ type Config struct {
 	Logger            *slog.Logger
 }
 
-// Migrate brings River's tables in the control database up to date.
-func Migrate(ctx context.Context, control sqldb.DB) error {
+// Migrations returns the job queue's own migrations, River's, which keep
+// its tables in the control database. They are applied with the control
+// database's, under the same schema lock (see app.ControlMigrator).
+func Migrations(control sqldb.DB) (migrate.Set, error) {
 	switch db := control.(type) {
 	case *sqlite.DB:
-		return migrate(ctx, riversqlite.New(db.SQL()))
+		return newMigrations(riversqlite.New(db.SQL()), control)
 	case *postgres.DB:
-		return migrate(ctx, riverpgxv5.New(db.Pool()))
+		return newMigrations(riverpgxv5.New(db.Pool()), control)
 	}
-	return fmt.Errorf("jobs: unsupported database %T", control)
+	return nil, fmt.Errorf("jobs: unsupported database %T", control)
 }
 
-func migrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx]) error {
-	m, err := rivermigrate.New(driver, nil)
+type migrations[TTx any] struct {
+	migrator *rivermigrate.Migrator[TTx]
+	db       sqldb.DB
+}
+
+func newMigrations[TTx any](driver riverdriver.Driver[TTx], db sqldb.DB) (*migrations[TTx], error) {
+	// What it applied is reported by the caller; River's own log lines
+	// would go to standard output, which is the migrate command's report.
+	m, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		return fmt.Errorf("jobs: %w", err)
+		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return fmt.Errorf("jobs: migrate: %w", err)
+	return &migrations[TTx]{migrator: m, db: db}, nil
+}
+
+func (m *migrations[TTx]) Name() string { return "job queue" }
+
+func (m *migrations[TTx]) Up(ctx context.Context) ([]migrate.Migration, error) {
+	before, err := m.migrator.ExistingVersions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	return nil
+	res, err := m.migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		// River reports nothing of a partial run, but each of its
+		// migrations commits on its own: what was applied is what is
+		// recorded now and was not before.
+		var applied []migrate.Migration
+		if after, lerr := m.migrator.ExistingVersions(ctx); lerr == nil && len(after) >= len(before) {
+			applied = riverMigrations(after[len(before):], time.Now().UTC())
+		}
+		return applied, fmt.Errorf("jobs: %w", err)
+	}
+	out := make([]migrate.Migration, 0, len(res.Versions))
+	now := time.Now().UTC()
+	for _, v := range res.Versions {
+		out = append(out, riverMigration(v.Version, v.Name, now))
+	}
+	return out, nil
+}
+
+func (m *migrations[TTx]) Pending(ctx context.Context) ([]migrate.Migration, error) {
+	existing, err := m.migrator.ExistingVersions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	applied := make(map[int]bool, len(existing))
+	for _, e := range existing {
+		applied[e.Version] = true
+	}
+	var pending []rivermigrate.Migration
+	for _, v := range m.migrator.AllVersions() {
+		if !applied[v.Version] {
+			pending = append(pending, v)
+		}
+	}
+	return riverMigrations(pending, time.Time{}), nil
+}
+
+func (m *migrations[TTx]) History(ctx context.Context) ([]migrate.Migration, error) {
+	existing, err := m.migrator.ExistingVersions(ctx)
+	if err != nil || len(existing) == 0 {
+		return nil, err
+	}
+	// River's API names the applied versions but not when each was.
+	rows, err := m.db.Query(ctx, `SELECT version, created_at FROM river_migration`)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: migration history: %w", err)
+	}
+	defer rows.Close()
+	appliedAt := make(map[int]time.Time, len(existing))
+	for rows.Next() {
+		var version int
+		var at time.Time
+		if err := rows.Scan(&version, sqldb.ScanTime(&at)); err != nil {
+			return nil, fmt.Errorf("jobs: migration history: %w", err)
+		}
+		appliedAt[version] = at.UTC()
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("jobs: migration history: %w", err)
+	}
+	out := make([]migrate.Migration, 0, len(existing))
+	for _, e := range existing {
+		out = append(out, riverMigration(e.Version, e.Name, appliedAt[e.Version]))
+	}
+	return out, nil
+}
+
+func riverMigrations(versions []rivermigrate.Migration, appliedAt time.Time) []migrate.Migration {
+	out := make([]migrate.Migration, 0, len(versions))
+	for _, v := range versions {
+		out = append(out, riverMigration(v.Version, v.Name, appliedAt))
+	}
+	return out
+}
+
+// riverMigration names a River migration after its file, as tenantry's own
+// are: 004_pending_and_more.
+func riverMigration(version int, name string, appliedAt time.Time) migrate.Migration {
+	return migrate.Migration{
+		Version:   int64(version),
+		Name:      fmt.Sprintf("%03d_%s", version, strings.ReplaceAll(name, " ", "_")),
+		AppliedAt: appliedAt,
+	}
 }
 
 // New returns a queue on the control database.

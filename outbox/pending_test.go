@@ -22,7 +22,7 @@ func TestPendingStreamClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	mig, err := migrate.New(db, sqlite.ControlMigrations())
+	mig, err := migrate.NewFiles(db, "control database", sqlite.ControlMigrations())
 	if err != nil {
 		t.Fatal(err)
 	}

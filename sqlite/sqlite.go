@@ -24,6 +24,7 @@ var _ sqldb.DB = (*DB)(nil)
 // is SQLite's own concurrency model; reads may use a separate pool of
 // read-only connections, which WAL mode lets run beside the writer.
 type DB struct {
+	path  string
 	write *sql.DB
 	read  *sql.DB
 	// Statements are prepared once per pool and reused: parsing and
@@ -58,7 +59,7 @@ func Open(path string, opts Options) (*DB, error) {
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxIdleTime(0)
 	write.SetConnMaxLifetime(0)
-	db := &DB{write: write, read: write, writeStmts: newStatements(write)}
+	db := &DB{path: path, write: write, read: write, writeStmts: newStatements(write)}
 	db.readStmts = db.writeStmts
 	// Force the file and WAL mode into existence now, so that errors surface
 	// at open time rather than on the first query.

@@ -60,7 +60,7 @@ func (t *TenantDatabases) Drop(ctx context.Context, name string) error {
 	}
 	// The main file goes last: while it exists the database is still
 	// considered present, so a failed drop can be retried.
-	for _, f := range []string{p + "-wal", p + "-shm", p} {
+	for _, f := range []string{p + "-wal", p + "-shm", p + SchemaLockSuffix, p} {
 		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("drop tenant database %s: %w", name, err)
 		}

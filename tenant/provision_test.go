@@ -13,7 +13,6 @@ import (
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
-	"github.com/tenantry/tenantry/migrate"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
@@ -264,12 +263,17 @@ func TestProvision(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer lease.Release()
-		mig, err := migrate.New(lease.DB(), b.real.Migrations())
+		mig, err := tenantdb.Migrator(b.real, lease.DB())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if current, latest, err := mig.Versions(ctx); err != nil || current != latest || current == 0 {
-			t.Fatalf("tenant schema at %d of %d: %v", current, latest, err)
+		pending, err := mig.Pending(ctx)
+		if err != nil || len(pending) != 1 || len(pending[0].Migrations) != 0 {
+			t.Fatalf("tenant schema: %v pending, %v", pending, err)
+		}
+		applied, err := mig.History(ctx)
+		if err != nil || len(applied) != 1 || len(applied[0].Migrations) == 0 {
+			t.Fatalf("tenant schema: %v applied, %v", applied, err)
 		}
 	})
 }

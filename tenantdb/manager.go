@@ -230,9 +230,10 @@ func (m *Manager) open(ctx context.Context, name string, needMigrate bool) (sqld
 	return db, nil
 }
 
-// Migrate brings db to the latest tenant schema of engine.
+// Migrate brings db to the latest tenant schema of engine, under the
+// database's schema lock: other processes may be opening the same tenant.
 func Migrate(ctx context.Context, engine Engine, db sqldb.DB) error {
-	mig, err := migrate.New(db, engine.Migrations())
+	mig, err := Migrator(engine, db)
 	if err != nil {
 		return err
 	}
@@ -265,6 +266,11 @@ func (m *Manager) broke(e *entry, cause error) {
 	}
 	e.broken = true
 	m.outageLocked(e.name, cause)
+}
+
+// Migrator returns the migrator of db, a tenant database of engine.
+func Migrator(engine Engine, db sqldb.DB) (*migrate.Migrator, error) {
+	return migrate.NewFiles(db, "tenant database", engine.Migrations())
 }
 
 func (m *Manager) release(e *entry) {

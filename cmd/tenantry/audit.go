@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/tenantry/tenantry/app"
 	"github.com/tenantry/tenantry/audit"
-	"github.com/tenantry/tenantry/migrate"
 	"github.com/tenantry/tenantry/tenant"
 )
 
@@ -29,7 +27,7 @@ func (c *cli) auditCommand() *cobra.Command {
 			"or out of place. The exit status is non-zero if any chain is broken.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := c.loadConfig()
+			cfg, err := c.loadAdminConfig(false)
 			if err != nil {
 				return err
 			}
@@ -37,7 +35,7 @@ func (c *cli) auditCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return c.withEngines(cmd.Context(), func(e *app.Engines) error {
+			return c.withEnginesOf(cmd.Context(), cfg, func(e *app.Engines) error {
 				return verifyAudit(cmd.Context(), c.stdout, e, app.AuditKey(jwtKey), tenantID)
 			})
 		},
@@ -48,14 +46,8 @@ func (c *cli) auditCommand() *cobra.Command {
 }
 
 func verifyAudit(ctx context.Context, w io.Writer, e *app.Engines, key []byte, tenantID string) error {
-	mig, err := migrate.New(e.Control, e.ControlMigrations)
-	if err != nil {
+	if err := requireMigratedControl(ctx, e); err != nil {
 		return err
-	}
-	if current, latest, err := mig.Versions(ctx); err != nil {
-		return err
-	} else if current < latest {
-		return errors.New("the control database is not migrated: run `tenantry migrate` first")
 	}
 
 	log := audit.NewLog(e.Control, key, nil)
@@ -70,6 +62,7 @@ func verifyAudit(ctx context.Context, w io.Writer, e *app.Engines, key []byte, t
 		}
 		chains = []string{t.ID}
 	} else {
+		var err error
 		if chains, err = log.Chains(ctx); err != nil {
 			return err
 		}

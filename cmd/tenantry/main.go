@@ -151,11 +151,7 @@ func (c *cli) serverLogger(level string) (logger *slog.Logger, sink *logbuf.Writ
 }
 
 func (c *cli) loadConfig() (config.Config, error) {
-	cfg, err := config.Parse(c.environ)
-	if err != nil {
-		return cfg, err
-	}
-	return cfg, cfg.Validate()
+	return config.Load(c.environ)
 }
 
 func (c *cli) serveCommand() *cobra.Command {

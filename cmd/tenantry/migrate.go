@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/app"
+	"github.com/tenantry/tenantry/config"
 	"github.com/tenantry/tenantry/migrate"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/tenant"
@@ -28,15 +32,18 @@ func (c *cli) migrateCommand() *cobra.Command {
 	var f migrateFlags
 	cmd := &cobra.Command{
 		Use:   "migrate",
-		Short: "Migrate the control database",
-		Args:  cobra.NoArgs,
+		Short: "Migrate the control database, the job queue's tables included",
+		Long: "Applies the control database's pending migrations, then the job queue's, under the database's " +
+			"schema lock: serve and worker apply the same ones as they start, and wait for a migration in " +
+			"progress rather than collide with it.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return c.withEngines(cmd.Context(), func(e *app.Engines) error {
-				mig, err := migrate.New(e.Control, e.ControlMigrations)
+				mig, err := e.ControlMigrator()
 				if err != nil {
 					return err
 				}
-				return runMigrator(cmd.Context(), c.stdout, "control database", mig, f)
+				return runMigrator(cmd.Context(), c.stdout, mig, f, func(set string) string { return set })
 			})
 		},
 	}
@@ -69,10 +76,14 @@ func addModeFlags(cmd *cobra.Command, f *migrateFlags) {
 }
 
 func (c *cli) withEngines(ctx context.Context, fn func(*app.Engines) error) error {
-	cfg, err := c.loadConfig()
+	cfg, err := c.loadAdminConfig(false)
 	if err != nil {
 		return err
 	}
+	return c.withEnginesOf(ctx, cfg, fn)
+}
+
+func (c *cli) withEnginesOf(ctx context.Context, cfg config.Config, fn func(*app.Engines) error) error {
 	e, err := app.OpenEngines(ctx, cfg)
 	if err != nil {
 		return err
@@ -81,48 +92,73 @@ func (c *cli) withEngines(ctx context.Context, fn func(*app.Engines) error) erro
 	return fn(e)
 }
 
+// loadAdminConfig loads the configuration of an administrative command and
+// refuses it when the data directory it would use does not exist: only
+// serve (and worker) create it, so that a command run from the wrong
+// directory says so instead of working on a new, empty one. In the
+// production shape the data directory holds only blobs kept on local disk,
+// which only commands that build the whole application (storesBlobs) open.
+func (c *cli) loadAdminConfig(storesBlobs bool) (config.Config, error) {
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return cfg, err
+	}
+	if cfg.Shape() == config.Production && !(storesBlobs && cfg.Bucket() == "") {
+		return cfg, nil
+	}
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return cfg, fmt.Errorf("TENANTRY_DATA_DIR: %w", err)
+	}
+	switch info, err := os.Stat(dir); {
+	case errors.Is(err, fs.ErrNotExist):
+		return cfg, fmt.Errorf("TENANTRY_DATA_DIR: the data directory %s does not exist; run this command where "+
+			"tenantry's data is, or set TENANTRY_DATA_DIR to it (only `tenantry serve` creates one)", dir)
+	case err != nil:
+		return cfg, fmt.Errorf("TENANTRY_DATA_DIR: %w", err)
+	case !info.IsDir():
+		return cfg, fmt.Errorf("TENANTRY_DATA_DIR: %s is not a directory", dir)
+	}
+	return cfg, nil
+}
+
 // runMigrator applies, lists or reports the migrations of one database,
-// writing one line per migration prefixed with label.
-func runMigrator(ctx context.Context, w io.Writer, label string, mig *migrate.Migrator, f migrateFlags) error {
-	var lines []string
+// writing one line per migration, or per set with none, prefixed with the
+// set's label.
+func runMigrator(ctx context.Context, w io.Writer, mig *migrate.Migrator, f migrateFlags, label func(set string) string) error {
+	var (
+		results []migrate.Result
+		err     error
+		line    func(m migrate.Migration) string
+		none    string
+	)
 	switch {
 	case f.history:
-		applied, err := mig.History(ctx)
-		if err != nil {
-			return err
+		results, err = mig.History(ctx)
+		line = func(m migrate.Migration) string {
+			return fmt.Sprintf("%s applied at %s", m.Name, m.AppliedAt.Format("2006-01-02T15:04:05Z"))
 		}
-		for _, m := range applied {
-			lines = append(lines, fmt.Sprintf("%s: %s applied at %s", label, m.Name, m.AppliedAt.Format("2006-01-02T15:04:05Z")))
-		}
-		if len(applied) == 0 {
-			lines = append(lines, label+": no migrations applied")
-		}
+		none = "no migrations applied"
 	case f.dryRun:
-		pending, err := mig.Pending(ctx)
-		if err != nil {
-			return err
-		}
-		for _, m := range pending {
-			lines = append(lines, fmt.Sprintf("%s: would apply %s", label, m.Name))
-		}
-		if len(pending) == 0 {
-			lines = append(lines, label+": up to date")
-		}
+		results, err = mig.Pending(ctx)
+		line = func(m migrate.Migration) string { return "would apply " + m.Name }
+		none = "up to date"
 	default:
-		applied, err := mig.Up(ctx)
-		for _, m := range applied {
-			lines = append(lines, fmt.Sprintf("%s: applied %s", label, m.Name))
+		results, err = mig.Up(ctx)
+		line = func(m migrate.Migration) string { return "applied " + m.Name }
+		none = "up to date"
+	}
+	var lines []string
+	for _, r := range results {
+		for _, m := range r.Migrations {
+			lines = append(lines, label(r.Set)+": "+line(m))
 		}
-		if err != nil {
-			printLines(w, lines)
-			return err
-		}
-		if len(applied) == 0 {
-			lines = append(lines, label+": up to date")
+		if len(r.Migrations) == 0 && err == nil {
+			lines = append(lines, label(r.Set)+": "+none)
 		}
 	}
 	printLines(w, lines)
-	return nil
+	return err
 }
 
 // printMu keeps the lines of one tenant together when tenants migrate in
@@ -138,14 +174,8 @@ func printLines(w io.Writer, lines []string) {
 }
 
 func migrateTenants(ctx context.Context, w io.Writer, e *app.Engines, f migrateFlags) error {
-	control, err := migrate.New(e.Control, e.ControlMigrations)
-	if err != nil {
+	if err := requireMigratedControl(ctx, e); err != nil {
 		return err
-	}
-	if current, latest, err := control.Versions(ctx); err != nil {
-		return err
-	} else if current < latest {
-		return errors.New("the control database is not migrated: run `tenantry migrate` first")
 	}
 
 	var tenants []*tenantry.Tenant
@@ -155,8 +185,11 @@ func migrateTenants(ctx context.Context, w io.Writer, e *app.Engines, f migrateF
 			return fmt.Errorf("tenant %s: %w", f.tenantID, err)
 		}
 		tenants = []*tenantry.Tenant{t}
-	} else if tenants, err = tenant.ListProvisioned(ctx, e.Control); err != nil {
-		return err
+	} else {
+		var err error
+		if tenants, err = tenant.ListProvisioned(ctx, e.Control); err != nil {
+			return err
+		}
 	}
 
 	var (
@@ -192,9 +225,24 @@ func migrateTenant(ctx context.Context, w io.Writer, engine tenantdb.Engine, nam
 		return err
 	}
 	defer func(db sqldb.DB) { _ = db.Close() }(db)
-	mig, err := migrate.New(db, engine.Migrations())
+	mig, err := tenantdb.Migrator(engine, db)
 	if err != nil {
 		return err
 	}
-	return runMigrator(ctx, w, label, mig, f)
+	return runMigrator(ctx, w, mig, f, func(string) string { return label })
+}
+
+// requireMigratedControl refuses to work on a control database whose schema
+// is behind this release's.
+func requireMigratedControl(ctx context.Context, e *app.Engines) error {
+	mig, err := e.ControlMigrator()
+	if err != nil {
+		return err
+	}
+	if current, err := mig.Current(ctx); err != nil {
+		return err
+	} else if !current {
+		return errors.New("the control database is not migrated: run `tenantry migrate` first")
+	}
+	return nil
 }

@@ -63,6 +63,15 @@ type process struct {
 // says it is ready.
 func startProcess(t *testing.T, env map[string]string, ready string, args ...string) *process {
 	t.Helper()
+	p := launchProcess(t, env, args...)
+	p.awaitLog(t, ready)
+	return p
+}
+
+// launchProcess runs tenantry with args and env without waiting for it; the
+// process is killed when the test ends.
+func launchProcess(t *testing.T, env map[string]string, args ...string) *process {
+	t.Helper()
 	cmd := exec.Command(tenantryBinary(t), args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range env {
@@ -79,14 +88,26 @@ func startProcess(t *testing.T, env map[string]string, ready string, args ...str
 		_ = cmd.Process.Kill()
 		<-p.done
 	})
+	return p
+}
+
+// awaitLog waits until the process logs ready, and fails the test at once
+// if it exits first.
+func (p *process) awaitLog(t *testing.T, ready string) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(p.logs.String(), ready) {
+		select {
+		case err := <-p.done:
+			p.done <- err // for the cleanup
+			t.Fatalf("tenantry %s exited (%v) before it was ready:\n%s", p.cmd.Args[1], err, p.logs.String())
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("tenantry %s did not start:\n%s", args[0], p.logs.String())
+			t.Fatalf("tenantry %s did not start:\n%s", p.cmd.Args[1], p.logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return p
 }
 
 // startServe runs `tenantry serve` with env and waits until it listens.

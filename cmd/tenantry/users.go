@@ -118,7 +118,7 @@ func auditCLI(ctx context.Context, a *app.App, action, userID, email string) err
 // withApp builds the application (migrating the control database) without
 // serving HTTP, for administrative commands.
 func (c *cli) withApp(ctx context.Context, fn func(*app.App) error) error {
-	cfg, err := c.loadConfig()
+	cfg, err := c.loadAdminConfig(true)
 	if err != nil {
 		return err
 	}

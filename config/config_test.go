@@ -1,0 +1,120 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tenantry/tenantry/config"
+)
+
+const validKey = "0123456789abcdef0123456789abcdef"
+
+func TestLoadNamesTheVariableAndTheAcceptedValues(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"unknown log level", map[string]string{"TENANTRY_LOG_LEVEL": "verbose"},
+			`TENANTRY_LOG_LEVEL: "verbose" is not one of debug, info, warn or error`},
+		{"not a number", map[string]string{"TENANTRY_MAX_UPLOAD_MB": "ten"},
+			`TENANTRY_MAX_UPLOAD_MB: "ten" is not a whole number`},
+		{"negative where none may be", map[string]string{"TENANTRY_PASSWORD_HASH_MEMORY_KIB": "-5"},
+			`TENANTRY_PASSWORD_HASH_MEMORY_KIB: "-5" is not a whole number of 0 or more`},
+		{"too large", map[string]string{"TENANTRY_JOB_WORKERS": "99999999999999999999"},
+			`TENANTRY_JOB_WORKERS: "99999999999999999999" is too large`},
+		{"not a duration", map[string]string{"TENANTRY_SHUTDOWN_TIMEOUT": "soon"},
+			`TENANTRY_SHUTDOWN_TIMEOUT: "soon" is not a duration such as 30s or 5m`},
+		{"a duration without its unit", map[string]string{"TENANTRY_LOGIN_LOCKOUT": "15"},
+			`TENANTRY_LOGIN_LOCKOUT: "15" is not a duration such as 30s or 5m`},
+		{"neither seconds nor a duration", map[string]string{"JWT_ACCESS_TOKEN_EXPIRES": "soon"},
+			`JWT_ACCESS_TOKEN_EXPIRES: "soon" is neither a number of seconds nor a duration such as 900 or 15m`},
+		{"short key", map[string]string{"JWT_SECRET_KEY": "short"},
+			`JWT_SECRET_KEY must be at least 32 bytes`},
+		{"short key in the production shape", map[string]string{"DATABASE_URL": "postgres://db/tenantry", "JWT_SECRET_KEY": "short"},
+			`JWT_SECRET_KEY must be at least 32 bytes`},
+		{"no key in the production shape", map[string]string{"DATABASE_URL": "postgres://db/tenantry"},
+			`JWT_SECRET_KEY must be set in the production shape, to at least 32 bytes`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := config.Load(tc.env)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) {
+				t.Fatalf("error %q does not say %q", msg, tc.want)
+			}
+			name, _, _ := strings.Cut(tc.want, " ")
+			name = strings.TrimSuffix(name, ":")
+			if n := strings.Count(msg, name); n != 1 {
+				t.Fatalf("error names %s %d times, want once:\n%s", name, n, msg)
+			}
+			if strings.Contains(msg, "field") || strings.Contains(msg, "MaxUpload") || strings.Contains(msg, "strconv") {
+				t.Fatalf("error speaks of the Go code: %q", msg)
+			}
+		})
+	}
+}
+
+func TestLoadReportsEveryProblemOnce(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(map[string]string{
+		"DATABASE_URL":              "postgres://db/tenantry",
+		"JWT_SECRET_KEY":            "short",
+		"TENANTRY_LOG_LEVEL":        "verbose",
+		"TENANTRY_MAX_UPLOAD_MB":    "ten",
+		"TENANTRY_SHUTDOWN_TIMEOUT": "soon",
+		"TENANTRY_JOB_WORKERS":      "0",
+	})
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	msg := err.Error()
+	for _, name := range []string{"JWT_SECRET_KEY", "TENANTRY_LOG_LEVEL", "TENANTRY_MAX_UPLOAD_MB", "TENANTRY_SHUTDOWN_TIMEOUT", "TENANTRY_JOB_WORKERS"} {
+		if n := strings.Count(msg, name); n != 1 {
+			t.Errorf("%s is named %d times, want once", name, n)
+		}
+	}
+	if lines := strings.Count(msg, "\n"); lines != 5 {
+		t.Errorf("%d lines after the first, want one per problem", lines)
+	}
+	if t.Failed() {
+		t.Log(msg)
+	}
+}
+
+func TestLoadAcceptsLogLevelsInAnyCase(t *testing.T) {
+	t.Parallel()
+	for _, level := range []string{"debug", "info", "warn", "error", "DEBUG", "Warn", ""} {
+		cfg, err := config.Load(map[string]string{"TENANTRY_LOG_LEVEL": level})
+		if err != nil {
+			t.Errorf("TENANTRY_LOG_LEVEL=%q: %v", level, err)
+		}
+		if level == "" && cfg.LogLevel != "info" {
+			t.Errorf("default log level %q", cfg.LogLevel)
+		}
+	}
+}
+
+func TestLoadAcceptsTheDefaultsAndValidValues(t *testing.T) {
+	t.Parallel()
+	if _, err := config.Load(map[string]string{}); err != nil {
+		t.Fatalf("the defaults: %v", err)
+	}
+	cfg, err := config.Load(map[string]string{
+		"DATABASE_URL":             "postgres://db/tenantry",
+		"JWT_SECRET_KEY":           validKey,
+		"TENANTRY_MAX_UPLOAD_MB":   "10",
+		"JWT_ACCESS_TOKEN_EXPIRES": "15m",
+		"TENANTRY_LOGIN_LOCKOUT":   "1h",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxUploadMB != 10 || cfg.AccessTokenTTL != config.Seconds(15*60e9) || cfg.LoginLockout.String() != "1h0m0s" {
+		t.Fatalf("parsed %+v", cfg)
+	}
+}
