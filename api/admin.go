@@ -93,7 +93,7 @@ func safeNext(next string) string {
 
 func (s *Server) renderLogin(w http.ResponseWriter, status int, v loginView) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Cache-Control", noStore)
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
 	w.WriteHeader(status)
 	_ = loginPage.Execute(w, v)
@@ -127,6 +127,8 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, http.StatusForbidden, loginView{Error: "This account is not a platform administrator.", Next: next})
 		return
 	}
+	// The answer sets the access token as a cookie: no cache may keep it.
+	w.Header().Set("Cache-Control", noStore)
 	http.SetCookie(w, &http.Cookie{
 		Name: adminCookie, Value: res.AccessToken, Path: adminPrefix, MaxAge: res.ExpiresIn,
 		HttpOnly: true, Secure: strings.HasPrefix(s.publicBase(ctx), "https://"), SameSite: http.SameSiteStrictMode,

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/google/uuid"
 
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/audit"
@@ -124,7 +123,7 @@ func (s *Server) writeAudit(ctx context.Context, c *auditContext, rec *audit.Rec
 	// A tenant named by the route gets the entry only when the caller may
 	// see it: a stranger probing a tenant's URLs must not write into its
 	// chain, nor learn from it that the tenant exists.
-	routeTenant := strings.ToLower(c.Param("tenant_id"))
+	routeTenant, _ := canonicalID(c.Param("tenant_id"))
 	if routeTenant == "" && info != nil {
 		routeTenant = info.tenantID // a tenant the request created
 	}
@@ -132,7 +131,7 @@ func (s *Server) writeAudit(ctx context.Context, c *auditContext, rec *audit.Rec
 	hidden := false
 	if t := rec.TenantID(); t != "" {
 		e.Chain = t
-	} else if isUUID(routeTenant) {
+	} else if routeTenant != "" {
 		if status < 400 || s.mayAccess(c.Context(), routeTenant, e.ActorID) {
 			e.Chain = routeTenant
 		} else {
@@ -211,18 +210,16 @@ func (s *Server) mayAccess(ctx context.Context, tenantID, userID string) bool {
 func pathTarget(c huma.Context, tenantID string) (string, string) {
 	for _, t := range auditPathTargets {
 		if v := c.Param(t.param); v != "" {
-			return t.kind, strings.ToLower(v)
+			if id, ok := canonicalID(v); ok {
+				return t.kind, id
+			}
+			return t.kind, v // refused with 400; recorded as asked
 		}
 	}
 	if tenantID != "" {
 		return "tenant", tenantID
 	}
 	return "", ""
-}
-
-func isUUID(s string) bool {
-	_, err := uuid.Parse(s)
-	return err == nil && len(s) == 36
 }
 
 // humaContext names the embedded context without hiding its Context method
@@ -329,12 +326,11 @@ func (t *teeBody) Close() error {
 
 type auditListInput struct {
 	TenantPath
-	Actor   string    `query:"actor" format:"uuid" doc:"Only entries of this user's actions."`
-	Action  string    `query:"action" maxLength:"128" doc:"Only entries of this action, such as tenant.member.role_change." example:"auth.login"`
-	From    time.Time `query:"from" doc:"Only entries at or after this time (RFC 3339)."`
-	To      time.Time `query:"to" doc:"Only entries before this time (RFC 3339)."`
-	Page    int       `query:"page" minimum:"1" default:"1"`
-	PerPage int       `query:"per_page" minimum:"1" maximum:"100" default:"20"`
+	Paging
+	Actor  resourceID `query:"actor" doc:"Only entries of this user's actions."`
+	Action text       `query:"action" maxLength:"128" doc:"Only entries of this action, such as tenant.member.role_change." example:"auth.login"`
+	From   time.Time  `query:"from" doc:"Only entries at or after this time (RFC 3339)."`
+	To     time.Time  `query:"to" doc:"Only entries before this time (RFC 3339)."`
 }
 
 type auditEntryView struct {
@@ -361,9 +357,11 @@ type auditList struct {
 }
 
 type brokenView struct {
-	Seq    int64   `json:"seq"`
-	ID     *string `json:"id" doc:"The entry found wrong; null when it is missing altogether."`
-	Reason string  `json:"reason"`
+	// Null when the chain is intact.
+	_      struct{} `nullable:"true"`
+	Seq    int64    `json:"seq"`
+	ID     *string  `json:"id" doc:"The entry found wrong; null when it is missing altogether."`
+	Reason string   `json:"reason"`
 }
 
 type auditVerification struct {
@@ -408,7 +406,7 @@ func (s *Server) registerAudit() {
 			return nil, tenantry.Errorf(tenantry.EBadRequest, "from must be before to")
 		}
 		entries, total, err := s.svc.Audit.List(ctx, tenantID, audit.Filter{
-			ActorID: strings.ToLower(in.Actor), Action: in.Action, From: in.From, To: in.To, Page: in.Page, PerPage: in.PerPage,
+			ActorID: in.Actor.String(), Action: string(in.Action), From: in.From, To: in.To, Page: in.Page, PerPage: in.PerPage,
 		})
 		if err != nil {
 			return nil, err

@@ -93,25 +93,29 @@ func (s *Server) limit(ctx context.Context, limiter ratelimit.Limiter, action st
 
 type registerInput struct {
 	Body struct {
-		FirstName string `json:"first_name" doc:"1 to 100 characters; trimmed." example:"Ada"`
-		LastName  string `json:"last_name" doc:"1 to 100 characters; trimmed." example:"Lovelace"`
-		Email     string `json:"email" doc:"Lower-cased and trimmed; at most 255 characters." example:"ada@example.com"`
+		FirstName text   `json:"first_name" doc:"1 to 100 characters; trimmed; no control characters." example:"Ada"`
+		LastName  text   `json:"last_name" doc:"1 to 100 characters; trimmed; no control characters." example:"Lovelace"`
+		Email     text   `json:"email" doc:"Lower-cased and trimmed; at most 255 characters; no control characters." example:"ada@example.com"`
 		Password  string `json:"password" doc:"8 to 128 characters with at least one letter and one digit." example:"correct-horse-7"`
 	}
 }
 
 type userData struct {
-	User userView `json:"user"`
+	User UserView `json:"user"`
 }
 
 type loginInput struct {
 	Body struct {
-		Email    string `json:"email" example:"ada@example.com"`
+		Email    text   `json:"email" example:"ada@example.com"`
 		Password string `json:"password" example:"correct-horse-7"`
 	}
 }
 
-type tokensView struct {
+// TokensView is the credentials a login or a refresh hands out. It and the
+// other views embedded in larger ones are exported because huma documents
+// the fields of exported embedded structs only: an unexported one would be
+// sent by encoding/json yet missing from the OpenAPI document.
+type TokensView struct {
 	AccessToken  string `json:"access_token"`
 	RefreshToken string `json:"refresh_token"`
 	TokenType    string `json:"token_type" example:"Bearer"`
@@ -126,8 +130,8 @@ type loginTenant struct {
 }
 
 type loginData struct {
-	tokensView
-	User    userView      `json:"user"`
+	TokensView
+	User    UserView      `json:"user"`
 	Tenants []loginTenant `json:"tenants" doc:"Active tenants the user belongs to, with the user's role in each."`
 }
 
@@ -138,8 +142,8 @@ type refreshInput struct {
 	}
 }
 
-func tokens(t account.Tokens) tokensView {
-	return tokensView{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, TokenType: "Bearer", ExpiresIn: t.ExpiresIn}
+func tokens(t account.Tokens) TokensView {
+	return TokensView{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, TokenType: "Bearer", ExpiresIn: t.ExpiresIn}
 }
 
 type serviceHealth struct {
@@ -153,7 +157,9 @@ func (s *Server) registerAuth() {
 
 	huma.Register(s.api, huma.Operation{
 		OperationID: "register", Method: http.MethodPost, Path: "/api/auth/register", Tags: tags,
-		Summary:       "Create an account",
+		Summary: "Create an account",
+		Description: "Creates an active account; the password is kept only as a hash. An email already registered is a " +
+			"conflict (409). Does not sign in: log in afterwards.",
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusBadRequest, http.StatusConflict, http.StatusTooManyRequests},
 	}, func(ctx context.Context, in *registerInput) (*response[userData], error) {
@@ -161,7 +167,7 @@ func (s *Server) registerAuth() {
 			return nil, err
 		}
 		u, err := s.svc.Accounts.Register(ctx, account.Registration{
-			FirstName: in.Body.FirstName, LastName: in.Body.LastName, Email: in.Body.Email, Password: in.Body.Password,
+			FirstName: string(in.Body.FirstName), LastName: string(in.Body.LastName), Email: string(in.Body.Email), Password: in.Body.Password,
 		})
 		if err != nil {
 			return nil, err
@@ -174,11 +180,11 @@ func (s *Server) registerAuth() {
 		Summary:     "Log in with email and password",
 		Description: "Opens a session. Unknown emails and wrong passwords get the same answer. Consecutive failures lock the account for a while (423).",
 		Errors:      []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusLocked, http.StatusTooManyRequests},
-	}, func(ctx context.Context, in *loginInput) (*response[loginData], error) {
+	}, func(ctx context.Context, in *loginInput) (*credentialsResponse[loginData], error) {
 		if err := s.limit(ctx, s.svc.LoginLimiter, "login"); err != nil {
 			return nil, err
 		}
-		res, err := s.svc.Accounts.Login(ctx, in.Body.Email, in.Body.Password)
+		res, err := s.svc.Accounts.Login(ctx, string(in.Body.Email), in.Body.Password)
 		if err != nil {
 			return nil, err
 		}
@@ -194,7 +200,7 @@ func (s *Server) registerAuth() {
 		for i, m := range memberships {
 			ts[i] = loginTenant{ID: m.ID, Name: m.Name, DatabaseName: m.DatabaseName, Role: string(m.Role)}
 		}
-		return ok("Login successful", loginData{tokensView: tokens(res.Tokens), User: viewUser(res.User), Tenants: ts}), nil
+		return credentials("Login successful", loginData{TokensView: tokens(res.Tokens), User: viewUser(res.User), Tenants: ts}), nil
 	})
 
 	huma.Register(s.api, huma.Operation{
@@ -204,7 +210,7 @@ func (s *Server) registerAuth() {
 			"refresh token revokes the whole session.",
 		Security: bearerSecurity,
 		Errors:   []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden},
-	}, func(ctx context.Context, in *refreshInput) (*response[tokensView], error) {
+	}, func(ctx context.Context, in *refreshInput) (*credentialsResponse[TokensView], error) {
 		raw := ""
 		if in.Body != nil && in.Body.RefreshToken != "" {
 			raw = in.Body.RefreshToken
@@ -218,22 +224,24 @@ func (s *Server) registerAuth() {
 		if err != nil {
 			return nil, err
 		}
-		return ok("Token refreshed successfully", tokens(*t)), nil
+		return credentials("Token refreshed successfully", tokens(*t)), nil
 	})
 
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "logout", Method: http.MethodPost, Path: "/api/auth/logout", Tags: tags,
-		Summary: "Log out: revoke the session of the access token",
-	}), func(ctx context.Context, _ *struct{}) (*response[*struct{}], error) {
+		Summary:     "Log out: revoke the session of the access token",
+		Description: "Revokes the session the access token belongs to: its access and refresh tokens stop working at once.",
+	}), func(ctx context.Context, _ *struct{}) (*response[*noData], error) {
 		if err := s.svc.Accounts.Logout(ctx); err != nil {
 			return nil, err
 		}
-		return ok[*struct{}]("Logged out successfully", nil), nil
+		return done("Logged out successfully"), nil
 	})
 
 	huma.Register(s.api, huma.Operation{
 		OperationID: "auth-health", Method: http.MethodGet, Path: "/api/auth/health", Tags: tags,
-		Summary: "Authentication API health",
+		Summary:     "Authentication API health",
+		Description: "Answers 200 while the authentication API serves requests, listing its endpoints. Checks no dependency.",
 	}, func(ctx context.Context, _ *struct{}) (*response[serviceHealth], error) {
 		return ok("Authentication API is healthy", serviceHealth{Status: "healthy", Service: "authentication", Endpoints: map[string]string{
 			"register": "/api/auth/register (POST)",
@@ -244,7 +252,8 @@ func (s *Server) registerAuth() {
 	})
 }
 
-type userView struct {
+// UserView is an account as the API shows it.
+type UserView struct {
 	ID        string    `json:"id" format:"uuid"`
 	FirstName string    `json:"first_name"`
 	LastName  string    `json:"last_name"`
@@ -254,8 +263,8 @@ type userView struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-func viewUser(u *tenantry.User) userView {
-	return userView{
+func viewUser(u *tenantry.User) UserView {
+	return UserView{
 		ID: u.ID, FirstName: u.FirstName, LastName: u.LastName, Email: u.Email, IsActive: u.IsActive,
 		CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC(),
 	}

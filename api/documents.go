@@ -21,12 +21,6 @@ import (
 	"github.com/tenantry/tenantry/document"
 )
 
-// DocumentPath names one document of a tenant.
-type DocumentPath struct {
-	TenantPath
-	DocumentID string `path:"document_id" format:"uuid" doc:"Document id."`
-}
-
 type fileSummary struct {
 	ID        string    `json:"id" format:"uuid"`
 	SHA256    string    `json:"sha256_hash"`
@@ -84,9 +78,8 @@ type documentList struct {
 
 type listDocumentsInput struct {
 	TenantPath
-	Page     int    `query:"page" minimum:"1" default:"1"`
-	PerPage  int    `query:"per_page" minimum:"1" maximum:"100" default:"20"`
-	Filename string `query:"filename" maxLength:"255" doc:"Case-insensitive substring of the filename; % and _ match themselves."`
+	Paging
+	Filename text   `query:"filename" maxLength:"255" doc:"Case-insensitive substring of the filename; % and _ match themselves."`
 	Sort     string `query:"sort" enum:"-created_at,created_at,-filename,filename" default:"-created_at" doc:"Order; a leading - sorts descending."`
 }
 
@@ -107,8 +100,8 @@ func (u *uploadInput) Resolve(ctx huma.Context) []error {
 type updateDocumentInput struct {
 	DocumentPath
 	Body struct {
-		Filename *string `json:"filename,omitempty" doc:"1 to 255 characters, without path separators or control characters."`
-		MimeType *string `json:"mime_type,omitempty" doc:"type/subtype, without parameters."`
+		Filename *text `json:"filename,omitempty" doc:"1 to 255 characters, without path separators or control characters."`
+		MimeType *text `json:"mime_type,omitempty" doc:"type/subtype, without parameters."`
 	}
 }
 
@@ -158,8 +151,8 @@ func multipartRequest() *huma.RequestBody {
 			Required: []string{"file"},
 			Properties: map[string]*huma.Schema{
 				"file":      {Type: "string", Format: "binary", Description: "The content; streamed, never buffered whole."},
-				"filename":  {Type: "string", Description: "Name to file it under; defaults to the part's filename."},
-				"mime_type": {Type: "string", Description: "type/subtype; defaults to the part's Content-Type."},
+				"filename":  {Type: "string", Pattern: textPattern, Description: "Name to file it under; defaults to the part's filename. No control characters."},
+				"mime_type": {Type: "string", Pattern: textPattern, Description: "type/subtype; defaults to the part's Content-Type."},
 			},
 		}}},
 	}
@@ -168,11 +161,14 @@ func multipartRequest() *huma.RequestBody {
 // binaryResponses documents a streamed download, afresh for each operation:
 // huma adds the operation's error responses to the map it is given.
 func binaryResponses() map[string]*huma.Response {
+	// The content is sent with the type it was stored with, whatever that is.
+	content := func() map[string]*huma.MediaType {
+		return map[string]*huma.MediaType{"*/*": {Schema: &huma.Schema{Type: "string", Format: "binary"}}}
+	}
 	return map[string]*huma.Response{
-		"200": {Description: "The content.", Content: map[string]*huma.MediaType{"application/octet-stream": {Schema: &huma.Schema{Type: "string", Format: "binary"}}}},
-		"206": {Description: "The requested byte range."},
+		"200": {Description: "The content, with its stored MIME type.", Content: content()},
+		"206": {Description: "The requested byte range.", Content: content()},
 		"304": {Description: "Not modified (If-None-Match)."},
-		"416": {Description: "The range lies outside the content."},
 	}
 }
 
@@ -182,10 +178,11 @@ func (s *Server) registerDocuments() {
 
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "list-documents", Method: http.MethodGet, Path: base, Tags: tags,
-		Summary: "List the tenant's documents",
-		Errors:  []int{http.StatusBadRequest, http.StatusNotFound},
+		Summary:     "List the tenant's documents",
+		Description: "A page of the tenant's documents with their files, optionally filtered by filename, in the order asked. Any member may list.",
+		Errors:      []int{http.StatusBadRequest, http.StatusNotFound},
 	}), func(ctx context.Context, in *listDocumentsInput) (*response[documentList], error) {
-		l, err := s.svc.Documents.List(ctx, in.id(ctx), document.ListQuery{Page: in.Page, PerPage: in.PerPage, Filename: in.Filename, Sort: in.Sort})
+		l, err := s.svc.Documents.List(ctx, in.id(ctx), document.ListQuery{Page: in.Page, PerPage: in.PerPage, Filename: string(in.Filename), Sort: in.Sort})
 		if err != nil {
 			return nil, err
 		}
@@ -219,17 +216,19 @@ func (s *Server) registerDocuments() {
 
 	huma.Register(s.api, huma.Operation{
 		OperationID: "documents-health", Method: http.MethodGet, Path: base + "/health", Tags: tags,
-		Summary: "Documents API health",
+		Summary:     "Documents API health",
+		Description: "Answers 200 while the documents API serves requests. Needs no credentials and does not look the tenant up.",
 	}, func(ctx context.Context, in *TenantPath) (*response[serviceHealth], error) {
 		return ok("Documents API is healthy", serviceHealth{Status: "healthy", Service: "documents"}), nil
 	})
 
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "get-document", Method: http.MethodGet, Path: base + "/{document_id}", Tags: tags,
-		Summary: "A document with its file",
-		Errors:  []int{http.StatusBadRequest, http.StatusNotFound},
+		Summary:     "A document with its file",
+		Description: "The document's metadata and the file holding its content. Any member may read.",
+		Errors:      []int{http.StatusBadRequest, http.StatusNotFound},
 	}), func(ctx context.Context, in *DocumentPath) (*response[documentView], error) {
-		d, err := s.svc.Documents.Get(ctx, in.id(ctx), strings.ToLower(in.DocumentID))
+		d, err := s.svc.Documents.Get(ctx, in.id(ctx), in.DocumentID.String())
 		if err != nil {
 			return nil, err
 		}
@@ -242,7 +241,7 @@ func (s *Server) registerDocuments() {
 		Description: "Admins may change any document, users the ones they uploaded.",
 		Errors:      []int{http.StatusBadRequest, http.StatusNotFound},
 	}), func(ctx context.Context, in *updateDocumentInput) (*response[documentView], error) {
-		d, err := s.svc.Documents.Update(ctx, in.id(ctx), strings.ToLower(in.DocumentID), document.Update{Filename: in.Body.Filename, MimeType: in.Body.MimeType})
+		d, err := s.svc.Documents.Update(ctx, in.id(ctx), in.DocumentID.String(), document.Update{Filename: (*string)(in.Body.Filename), MimeType: (*string)(in.Body.MimeType)})
 		if err != nil {
 			return nil, err
 		}
@@ -256,7 +255,7 @@ func (s *Server) registerDocuments() {
 			"references it and a file delete or the reconciler removes it.",
 		Errors: []int{http.StatusBadRequest, http.StatusNotFound},
 	}), func(ctx context.Context, in *DocumentPath) (*response[deletedDocument], error) {
-		del, err := s.svc.Documents.Delete(ctx, in.id(ctx), strings.ToLower(in.DocumentID))
+		del, err := s.svc.Documents.Delete(ctx, in.id(ctx), in.DocumentID.String())
 		if err != nil {
 			return nil, err
 		}
@@ -265,11 +264,13 @@ func (s *Server) registerDocuments() {
 
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "download-document", Method: http.MethodGet, Path: base + "/{document_id}/download", Tags: tags,
-		Summary:   "Download a document",
+		Summary: "Download a document",
+		Description: "Streams the content with its stored MIME type. A single byte range (Range, If-Range) and " +
+			"If-None-Match are honoured. Any member may download.",
 		Responses: binaryResponses(),
-		Errors:    []int{http.StatusBadRequest, http.StatusNotFound},
+		Errors:    []int{http.StatusBadRequest, http.StatusNotFound, http.StatusRequestedRangeNotSatisfiable},
 	}), func(ctx context.Context, in *DownloadInput) (*huma.StreamResponse, error) {
-		d, err := s.svc.Documents.Get(ctx, in.id(ctx), strings.ToLower(in.DocumentID))
+		d, err := s.svc.Documents.Get(ctx, in.id(ctx), in.DocumentID.String())
 		if err != nil {
 			return nil, err
 		}
@@ -283,7 +284,7 @@ func (s *Server) registerDocuments() {
 			"itself. Anyone holding the link can download until it expires.",
 		Errors: []int{http.StatusBadRequest, http.StatusNotFound},
 	}), func(ctx context.Context, in *downloadURLInput) (*response[downloadURL], error) {
-		link, err := s.svc.Documents.DownloadLink(ctx, in.id(ctx), strings.ToLower(in.DocumentID), time.Duration(in.ExpiresIn)*time.Second)
+		link, err := s.svc.Documents.DownloadLink(ctx, in.id(ctx), in.DocumentID.String(), time.Duration(in.ExpiresIn)*time.Second)
 		if err != nil {
 			return nil, err
 		}
@@ -303,9 +304,9 @@ func (s *Server) registerDocuments() {
 		Summary:     "Download a document through a signed link",
 		Description: "The target of the links download-url returns on local storage. Needs no credentials; a tampered or expired link is refused (403).",
 		Responses:   binaryResponses(),
-		Errors:      []int{http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound},
+		Errors:      []int{http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound, http.StatusRequestedRangeNotSatisfiable},
 	}, func(ctx context.Context, in *signedDownloadInput) (*huma.StreamResponse, error) {
-		d, err := s.svc.Documents.SignedDocument(ctx, in.id(ctx), strings.ToLower(in.DocumentID), in.Expires, in.Signature)
+		d, err := s.svc.Documents.SignedDocument(ctx, in.id(ctx), in.DocumentID.String(), in.Expires, in.Signature)
 		if err != nil {
 			return nil, err
 		}

@@ -11,8 +11,8 @@ import (
 
 type streamInput struct {
 	TenantPath
-	After string `query:"after" doc:"Cursor returned by the previous page (next_cursor); omit to start at the oldest retained event."`
-	Limit int    `query:"limit" minimum:"1" maximum:"100" default:"50"`
+	After text `query:"after" doc:"Cursor returned by the previous page (next_cursor); omit to start at the oldest retained event."`
+	Limit int  `query:"limit" minimum:"1" maximum:"100" default:"50"`
 }
 
 type eventView struct {
@@ -40,7 +40,7 @@ func (s *Server) registerEvents() {
 			"with the same envelope as on Kafka. Page with the cursor of the last page; events are kept for the retention period.",
 		Errors: []int{http.StatusBadRequest, http.StatusNotFound},
 	}), func(ctx context.Context, in *streamInput) (*response[eventPage], error) {
-		page, err := s.svc.Events.Stream(ctx, in.id(ctx), in.After, in.Limit)
+		page, err := s.svc.Events.Stream(ctx, in.id(ctx), string(in.After), in.Limit)
 		if err != nil {
 			return nil, err
 		}

@@ -13,13 +13,8 @@ import (
 	"github.com/tenantry/tenantry/document"
 )
 
-// FilePath names one file of a tenant.
-type FilePath struct {
-	TenantPath
-	FileID string `path:"file_id" format:"uuid" doc:"File id."`
-}
-
-type fileView struct {
+// FileView is a stored content as the API shows it.
+type FileView struct {
 	ID            string          `json:"id" format:"uuid"`
 	SHA256        string          `json:"sha256_hash"`
 	MD5           string          `json:"md5_hash"`
@@ -33,12 +28,12 @@ type fileView struct {
 	CreatedBy     *string         `json:"created_by" format:"uuid"`
 }
 
-func viewFile(f *document.File) fileView {
+func viewFile(f *document.File) FileView {
 	meta := f.Metadata
 	if len(meta) == 0 {
 		meta = json.RawMessage("{}")
 	}
-	return fileView{
+	return FileView{
 		ID: f.ID, SHA256: f.SHA256, MD5: f.MD5, S3Path: f.StorageKey, FileSize: f.Size, FileMetadata: meta,
 		DocumentCount: f.DocumentCount, IsOrphaned: f.DocumentCount == 0,
 		CreatedAt: f.CreatedAt.UTC(), UpdatedAt: f.UpdatedAt.UTC(), CreatedBy: optional(f.CreatedBy),
@@ -52,15 +47,14 @@ type fileStats struct {
 }
 
 type fileList struct {
-	Files      []fileView `json:"files"`
+	Files      []FileView `json:"files"`
 	Pagination pagination `json:"pagination"`
 	Stats      *fileStats `json:"stats,omitempty" doc:"With include_stats=true."`
 }
 
 type listFilesInput struct {
 	TenantPath
-	Page         int  `query:"page" minimum:"1" default:"1"`
-	PerPage      int  `query:"per_page" minimum:"1" maximum:"100" default:"20"`
+	Paging
 	IncludeStats bool `query:"include_stats" doc:"Add the tenant's storage totals."`
 }
 
@@ -72,7 +66,7 @@ type fileDocument struct {
 }
 
 type fileDetail struct {
-	fileView
+	FileView
 	Documents []fileDocument `json:"documents"`
 }
 
@@ -111,13 +105,15 @@ func (s *Server) registerFiles() {
 		huma.Register(s.api, secured(huma.Operation{
 			OperationID: id("list-files"), Method: http.MethodGet, Path: base, Tags: tags, Deprecated: alias,
 			Summary: "List the tenant's distinct stored contents",
-			Errors:  []int{http.StatusBadRequest, http.StatusNotFound},
+			Description: "Each content is stored once however many documents share it; each file says how many do. " +
+				"include_stats adds the tenant's totals. Any member may list.",
+			Errors: []int{http.StatusBadRequest, http.StatusNotFound},
 		}), func(ctx context.Context, in *listFilesInput) (*response[fileList], error) {
 			page, err := s.svc.Documents.Files(ctx, in.id(ctx), in.Page, in.PerPage)
 			if err != nil {
 				return nil, err
 			}
-			out := fileList{Files: make([]fileView, len(page.Files)), Pagination: paginate(in.Page, in.PerPage, page.Total)}
+			out := fileList{Files: make([]FileView, len(page.Files)), Pagination: paginate(in.Page, in.PerPage, page.Total)}
 			for i := range page.Files {
 				out.Files[i] = viewFile(&page.Files[i])
 			}
@@ -130,14 +126,15 @@ func (s *Server) registerFiles() {
 
 		huma.Register(s.api, secured(huma.Operation{
 			OperationID: id("get-file"), Method: http.MethodGet, Path: base + "/{file_id}", Tags: tags, Deprecated: alias,
-			Summary: "A file with the documents that reference it",
-			Errors:  []int{http.StatusBadRequest, http.StatusNotFound},
+			Summary:     "A file with the documents that reference it",
+			Description: "The stored content's metadata and the tenant's documents that share it. Any member may read.",
+			Errors:      []int{http.StatusBadRequest, http.StatusNotFound},
 		}), func(ctx context.Context, in *FilePath) (*response[fileDetail], error) {
-			f, err := s.svc.Documents.File(ctx, in.id(ctx), strings.ToLower(in.FileID))
+			f, err := s.svc.Documents.File(ctx, in.id(ctx), in.FileID.String())
 			if err != nil {
 				return nil, err
 			}
-			out := fileDetail{fileView: viewFile(&f.File), Documents: make([]fileDocument, len(f.Documents))}
+			out := fileDetail{FileView: viewFile(&f.File), Documents: make([]fileDocument, len(f.Documents))}
 			for i, d := range f.Documents {
 				out.Documents[i] = fileDocument{ID: d.ID, Filename: d.Filename, MimeType: d.MimeType, CreatedAt: d.CreatedAt.UTC()}
 			}
@@ -150,7 +147,7 @@ func (s *Server) registerFiles() {
 			Description: "409 while documents still reference the file.",
 			Errors:      []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
 		}), func(ctx context.Context, in *FilePath) (*response[deletedFile], error) {
-			del, err := s.svc.Documents.DeleteFile(ctx, in.id(ctx), strings.ToLower(in.FileID))
+			del, err := s.svc.Documents.DeleteFile(ctx, in.id(ctx), in.FileID.String())
 			if err != nil {
 				return nil, err
 			}
@@ -163,8 +160,9 @@ func (s *Server) registerFiles() {
 
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "get-storage", Method: http.MethodGet, Path: "/api/tenants/{tenant_id}/storage", Tags: tags,
-		Summary: "The tenant's storage totals and deduplication savings",
-		Errors:  []int{http.StatusBadRequest, http.StatusNotFound},
+		Summary:     "The tenant's storage totals and deduplication savings",
+		Description: "Document and file counts, logical and physical bytes, and what deduplication saves. Any member may read.",
+		Errors:      []int{http.StatusBadRequest, http.StatusNotFound},
 	}), func(ctx context.Context, in *TenantPath) (*response[storageView], error) {
 		u, err := s.svc.Documents.Storage(ctx, in.id(ctx))
 		if err != nil {

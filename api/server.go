@@ -89,6 +89,8 @@ type Server struct {
 	mux     *http.ServeMux
 	api     huma.API
 	handler http.Handler
+	// document is the OpenAPI document as served, rendered on first use.
+	document openAPIDocument
 }
 
 // NewServer returns a server with every route registered.
@@ -105,8 +107,11 @@ func NewServer(cfg Config, svc Services) *Server {
 	hc.CreateHooks = nil
 	hc.DocsPath = ""
 	hc.SchemasPath = ""
-	hc.OpenAPIPath = openAPIPath
+	// The document is served by registerOpenAPI, once finished.
+	hc.OpenAPIPath = ""
+	hc.Components.Schemas = huma.NewMapRegistry("#/components/schemas/", schemaName)
 	hc.Info.Description = "Multi-tenant SaaS backend: accounts, tenants with isolated databases, members and roles, documents, events and audit."
+	hc.Info.Contact = &huma.Contact{Name: "The tenantry authors"}
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", BearerFormat: "JWT"},
 	}
@@ -134,6 +139,8 @@ func NewServer(cfg Config, svc Services) *Server {
 	if svc.Audit != nil && svc.Tenants != nil {
 		s.registerAudit()
 	}
+	s.finishDocument()
+	s.registerOpenAPI()
 	docs := v5emb.New("tenantry API", openAPIPath+".json", docsPath)
 	s.mux.Handle("GET "+docsPath, docs)
 	s.mux.Handle("GET "+docsPath+"/", docs)

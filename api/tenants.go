@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -12,30 +11,9 @@ import (
 	"github.com/tenantry/tenantry/tenant"
 )
 
-// TenantPath is the path parameter every tenant route starts with. It is
-// exported because huma only reads parameters from exported embedded
-// structs.
-type TenantPath struct {
-	TenantID string `path:"tenant_id" format:"uuid" doc:"Tenant id."`
-}
-
-// id returns the tenant id in canonical lower case and notes it for the
-// access log.
-func (p TenantPath) id(ctx context.Context) string {
-	id := strings.ToLower(p.TenantID)
-	if info := infoFrom(ctx); info != nil {
-		info.tenantID = id
-	}
-	return id
-}
-
-// MemberPath names one member of a tenant.
-type MemberPath struct {
-	TenantPath
-	UserID string `path:"user_id" format:"uuid" doc:"User id."`
-}
-
-type tenantView struct {
+// TenantView is a tenant as the API shows it, with the caller's role when
+// listed for a member.
+type TenantView struct {
 	ID           string     `json:"id" format:"uuid"`
 	Name         string     `json:"name"`
 	DatabaseName string     `json:"database_name"`
@@ -48,13 +26,13 @@ type tenantView struct {
 }
 
 type memberView struct {
-	userView
+	UserView
 	Role     string    `json:"role" enum:"admin,user,viewer"`
 	JoinedAt time.Time `json:"joined_at"`
 }
 
 type tenantDetail struct {
-	tenantView
+	TenantView
 	Members []memberView `json:"members"`
 }
 
@@ -65,8 +43,8 @@ type membershipView struct {
 	JoinedAt time.Time `json:"joined_at"`
 }
 
-func viewTenant(t *tenantry.Tenant) tenantView {
-	v := tenantView{
+func viewTenant(t *tenantry.Tenant) TenantView {
+	v := TenantView{
 		ID: t.ID, Name: t.Name, DatabaseName: t.DatabaseName, IsActive: t.IsActive,
 		CreatedAt: t.CreatedAt.UTC(), UpdatedAt: t.UpdatedAt.UTC(),
 	}
@@ -76,15 +54,15 @@ func viewTenant(t *tenantry.Tenant) tenantView {
 	return v
 }
 
-func viewMemberTenant(mt *tenant.MemberTenant) tenantView {
+func viewMemberTenant(mt *tenant.MemberTenant) TenantView {
 	v := viewTenant(&mt.Tenant)
 	joined := mt.JoinedAt.UTC()
 	v.Role, v.JoinedAt = string(mt.Role), &joined
 	return v
 }
 
-func viewMemberTenants(list []tenant.MemberTenant) []tenantView {
-	out := make([]tenantView, len(list))
+func viewMemberTenants(list []tenant.MemberTenant) []TenantView {
+	out := make([]TenantView, len(list))
 	for i := range list {
 		out[i] = viewMemberTenant(&list[i])
 	}
@@ -97,23 +75,23 @@ func viewMembership(m *tenantry.Membership) membershipView {
 
 type createTenantInput struct {
 	Body struct {
-		Name string `json:"name" doc:"1 to 255 characters; trimmed. Names need not be unique." example:"Acme Corporation"`
+		Name text `json:"name" doc:"1 to 255 characters; trimmed; no control characters. Names need not be unique." example:"Acme Corporation"`
 	}
 }
 
 type updateTenantInput struct {
 	TenantPath
 	Body struct {
-		Name     *string `json:"name,omitempty" doc:"1 to 255 characters; trimmed."`
-		IsActive *bool   `json:"is_active,omitempty" doc:"false deactivates the tenant, like DELETE."`
+		Name     *text `json:"name,omitempty" doc:"1 to 255 characters; trimmed; no control characters."`
+		IsActive *bool `json:"is_active,omitempty" doc:"false deactivates the tenant, like DELETE."`
 	}
 }
 
 type addMemberInput struct {
 	TenantPath
 	Body struct {
-		UserID string `json:"user_id" doc:"Id of an existing, active user."`
-		Role   string `json:"role" doc:"admin, user or viewer."`
+		UserID resourceID `json:"user_id" doc:"Id of an existing, active user."`
+		Role   string     `json:"role" doc:"admin, user or viewer."`
 	}
 }
 
@@ -130,8 +108,9 @@ func (s *Server) registerTenants() {
 
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "list-tenants", Method: http.MethodGet, Path: "/api/tenants", Tags: tags,
-		Summary: "Your active tenants, with your role in each",
-	}), func(ctx context.Context, _ *struct{}) (*response[[]tenantView], error) {
+		Summary:     "Your active tenants, with your role in each",
+		Description: "The active tenants you are a member of, each with your role and when you joined.",
+	}), func(ctx context.Context, _ *struct{}) (*response[[]TenantView], error) {
 		list, err := s.svc.Tenants.ListMine(ctx)
 		if err != nil {
 			return nil, err
@@ -145,8 +124,8 @@ func (s *Server) registerTenants() {
 		Description:   "Provisions the tenant's own database and makes you its admin.",
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusBadRequest},
-	}), func(ctx context.Context, in *createTenantInput) (*response[tenantView], error) {
-		mt, err := s.svc.Tenants.Create(ctx, in.Body.Name)
+	}), func(ctx context.Context, in *createTenantInput) (*response[TenantView], error) {
+		mt, err := s.svc.Tenants.Create(ctx, string(in.Body.Name))
 		if err != nil {
 			return nil, err
 		}
@@ -158,15 +137,17 @@ func (s *Server) registerTenants() {
 
 	huma.Register(s.api, huma.Operation{
 		OperationID: "tenants-health", Method: http.MethodGet, Path: "/api/tenants/health", Tags: tags,
-		Summary: "Tenants API health",
+		Summary:     "Tenants API health",
+		Description: "Answers 200 while the tenants API serves requests. Checks no dependency.",
 	}, func(ctx context.Context, _ *struct{}) (*response[serviceHealth], error) {
 		return ok("Tenants API is healthy", serviceHealth{Status: "healthy", Service: "tenants"}), nil
 	})
 
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "get-tenant", Method: http.MethodGet, Path: "/api/tenants/{tenant_id}", Tags: tags,
-		Summary: "A tenant you belong to, with its members",
-		Errors:  notFound,
+		Summary:     "A tenant you belong to, with its members",
+		Description: "The tenant, your role in it and its members with theirs. A tenant you are not a member of answers 404.",
+		Errors:      notFound,
 	}), func(ctx context.Context, in *TenantPath) (*response[tenantDetail], error) {
 		d, err := s.svc.Tenants.Get(ctx, in.id(ctx))
 		if err != nil {
@@ -174,17 +155,18 @@ func (s *Server) registerTenants() {
 		}
 		members := make([]memberView, len(d.Members))
 		for i, m := range d.Members {
-			members[i] = memberView{userView: viewUser(&m.User), Role: string(m.Role), JoinedAt: m.JoinedAt.UTC()}
+			members[i] = memberView{UserView: viewUser(&m.User), Role: string(m.Role), JoinedAt: m.JoinedAt.UTC()}
 		}
-		return ok("Tenant details retrieved successfully", tenantDetail{tenantView: viewMemberTenant(&d.MemberTenant), Members: members}), nil
+		return ok("Tenant details retrieved successfully", tenantDetail{TenantView: viewMemberTenant(&d.MemberTenant), Members: members}), nil
 	})
 
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "update-tenant", Method: http.MethodPut, Path: "/api/tenants/{tenant_id}", Tags: tags,
-		Summary: "Rename or deactivate a tenant (admins)",
-		Errors:  notFound,
-	}), func(ctx context.Context, in *updateTenantInput) (*response[tenantView], error) {
-		t, err := s.svc.Tenants.Update(ctx, in.id(ctx), tenant.Update{Name: in.Body.Name, IsActive: in.Body.IsActive})
+		Summary:     "Rename or deactivate a tenant (admins)",
+		Description: "Fields left out are unchanged. is_active false deactivates the tenant, like DELETE.",
+		Errors:      notFound,
+	}), func(ctx context.Context, in *updateTenantInput) (*response[TenantView], error) {
+		t, err := s.svc.Tenants.Update(ctx, in.id(ctx), tenant.Update{Name: (*string)(in.Body.Name), IsActive: in.Body.IsActive})
 		if err != nil {
 			return nil, err
 		}
@@ -196,20 +178,21 @@ func (s *Server) registerTenants() {
 		Summary:     "Deactivate a tenant (admins)",
 		Description: "The tenant's data is kept; afterwards the tenant answers 404.",
 		Errors:      notFound,
-	}), func(ctx context.Context, in *TenantPath) (*response[*struct{}], error) {
+	}), func(ctx context.Context, in *TenantPath) (*response[*noData], error) {
 		if err := s.svc.Tenants.Delete(ctx, in.id(ctx)); err != nil {
 			return nil, err
 		}
-		return ok[*struct{}]("Tenant deleted successfully", nil), nil
+		return done("Tenant deleted successfully"), nil
 	})
 
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "add-tenant-member", Method: http.MethodPost, Path: "/api/tenants/{tenant_id}/users", Tags: tags,
 		Summary:       "Add a user to a tenant (admins)",
+		Description:   "Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409).",
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
 	}), func(ctx context.Context, in *addMemberInput) (*response[membershipView], error) {
-		m, err := s.svc.Tenants.AddMember(ctx, in.id(ctx), in.Body.UserID, tenantry.Role(in.Body.Role))
+		m, err := s.svc.Tenants.AddMember(ctx, in.id(ctx), in.Body.UserID.String(), tenantry.Role(in.Body.Role))
 		if err != nil {
 			return nil, err
 		}
@@ -222,7 +205,7 @@ func (s *Server) registerTenants() {
 		Description: "The last admin of a tenant cannot be demoted (409).",
 		Errors:      []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
 	}), func(ctx context.Context, in *changeRoleInput) (*response[membershipView], error) {
-		m, err := s.svc.Tenants.ChangeRole(ctx, in.id(ctx), strings.ToLower(in.UserID), tenantry.Role(in.Body.Role))
+		m, err := s.svc.Tenants.ChangeRole(ctx, in.id(ctx), in.UserID.String(), tenantry.Role(in.Body.Role))
 		if err != nil {
 			return nil, err
 		}
@@ -234,10 +217,10 @@ func (s *Server) registerTenants() {
 		Summary:     "Remove a member (admins)",
 		Description: "The last admin of a tenant cannot be removed (409).",
 		Errors:      []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
-	}), func(ctx context.Context, in *MemberPath) (*response[*struct{}], error) {
-		if err := s.svc.Tenants.RemoveMember(ctx, in.id(ctx), strings.ToLower(in.UserID)); err != nil {
+	}), func(ctx context.Context, in *MemberPath) (*response[*noData], error) {
+		if err := s.svc.Tenants.RemoveMember(ctx, in.id(ctx), in.UserID.String()); err != nil {
 			return nil, err
 		}
-		return ok[*struct{}]("User removed from tenant successfully", nil), nil
+		return done("User removed from tenant successfully"), nil
 	})
 }

@@ -11,8 +11,8 @@ import (
 
 type updateMeInput struct {
 	Body struct {
-		FirstName *string `json:"first_name,omitempty" doc:"1 to 100 characters; trimmed."`
-		LastName  *string `json:"last_name,omitempty" doc:"1 to 100 characters; trimmed."`
+		FirstName *text `json:"first_name,omitempty" doc:"1 to 100 characters; trimmed; no control characters."`
+		LastName  *text `json:"last_name,omitempty" doc:"1 to 100 characters; trimmed; no control characters."`
 	}
 }
 
@@ -32,8 +32,9 @@ func (s *Server) registerUsers() {
 
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "get-me", Method: http.MethodGet, Path: "/api/users/me", Tags: tags,
-		Summary: "Your profile",
-	}), func(ctx context.Context, _ *struct{}) (*response[userView], error) {
+		Summary:     "Your profile",
+		Description: "Your account as stored.",
+	}), func(ctx context.Context, _ *struct{}) (*response[UserView], error) {
 		u, err := s.svc.Accounts.Me(ctx)
 		if err != nil {
 			return nil, err
@@ -43,10 +44,11 @@ func (s *Server) registerUsers() {
 
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "update-me", Method: http.MethodPut, Path: "/api/users/me", Tags: tags,
-		Summary: "Change your names",
-		Errors:  []int{http.StatusBadRequest},
-	}), func(ctx context.Context, in *updateMeInput) (*response[userView], error) {
-		u, err := s.svc.Accounts.UpdateMe(ctx, account.ProfileUpdate{FirstName: in.Body.FirstName, LastName: in.Body.LastName})
+		Summary:     "Change your names",
+		Description: "Changes your first or last name; fields left out are unchanged.",
+		Errors:      []int{http.StatusBadRequest},
+	}), func(ctx context.Context, in *updateMeInput) (*response[UserView], error) {
+		u, err := s.svc.Accounts.UpdateMe(ctx, account.ProfileUpdate{FirstName: (*string)(in.Body.FirstName), LastName: (*string)(in.Body.LastName)})
 		if err != nil {
 			return nil, err
 		}
@@ -68,8 +70,9 @@ func (s *Server) registerUsers() {
 
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "list-my-tenants", Method: http.MethodGet, Path: "/api/users/me/tenants", Tags: tags,
-		Summary: "Your active tenants, with your role in each",
-	}), func(ctx context.Context, _ *struct{}) (*response[[]tenantView], error) {
+		Summary:     "Your active tenants, with your role in each",
+		Description: "The same list as GET /api/tenants.",
+	}), func(ctx context.Context, _ *struct{}) (*response[[]TenantView], error) {
 		list, err := s.svc.Tenants.ListMine(ctx)
 		if err != nil {
 			return nil, err
@@ -79,7 +82,8 @@ func (s *Server) registerUsers() {
 
 	huma.Register(s.api, huma.Operation{
 		OperationID: "users-health", Method: http.MethodGet, Path: "/api/users/health", Tags: tags,
-		Summary: "Users API health",
+		Summary:     "Users API health",
+		Description: "Answers 200 while the users API serves requests. Checks no dependency.",
 	}, func(ctx context.Context, _ *struct{}) (*response[serviceHealth], error) {
 		return ok("Users API is healthy", serviceHealth{Status: "healthy", Service: "users"}), nil
 	})

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,12 +158,17 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// Env is a running tenantry reached over HTTP.
+// Env is a running tenantry reached over HTTP. Every response Do reads is
+// checked against the OpenAPI document the server serves.
 type Env struct {
 	App    *app.App
 	Server *httptest.Server
 	URL    string
 	Logs   *LogBuffer
+
+	contractOnce sync.Once
+	contract     *contract
+	contractErr  error
 }
 
 // Start builds an App from cfg, serves it on a loopback port and stops both

@@ -29,7 +29,8 @@ type Response struct {
 	Body   []byte
 }
 
-// Do sends req and reads the whole response.
+// Do sends req, reads the whole response and checks it against the
+// server's OpenAPI document (see checkResponse).
 func (e *Env) Do(t testing.TB, req Request) *Response {
 	t.Helper()
 	var body io.Reader
@@ -72,6 +73,7 @@ func (e *Env) Do(t testing.TB, req Request) *Response {
 	if err != nil {
 		t.Fatalf("read response: %v", err)
 	}
+	e.checkResponse(t, r, res, data)
 	return &Response{Status: res.StatusCode, Header: res.Header, Body: data}
 }
 
