@@ -70,7 +70,7 @@ type Migrator struct {
 
 // New returns a Migrator for the sets of db, applied in the order given.
 func New(db sqldb.DB, sets ...Set) *Migrator {
-	return &Migrator{db: db, sets: sets}
+	return &Migrator{db: sqldb.Underlying(db), sets: sets}
 }
 
 // NewFiles returns a Migrator for db's one set of SQL files in fsys.
@@ -153,6 +153,7 @@ type files struct {
 
 // Files returns the set of numbered SQL files in fsys, kept in db.
 func Files(db sqldb.DB, name string, fsys fs.FS) (Set, error) {
+	db = sqldb.Underlying(db)
 	h, ok := db.(sqlHandle)
 	if !ok {
 		return nil, fmt.Errorf("migrate: %T offers no database/sql handle", db)

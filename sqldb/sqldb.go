@@ -99,3 +99,16 @@ func Now() time.Time {
 // bound: a cached statement would cost a full prepare on every execution.
 // Limits are few and small, so the statements stay few.
 func Limit(n int) string { return "LIMIT " + strconv.Itoa(n) }
+
+// Underlying returns the engine's own DB beneath any wrapper that offers
+// Unwrap() DB, for code that needs what only the engine's type has (a
+// database/sql handle, a schema lock) and would not find it on a wrapper.
+func Underlying(db DB) DB {
+	for {
+		w, ok := db.(interface{ Unwrap() DB })
+		if !ok {
+			return db
+		}
+		db = w.Unwrap()
+	}
+}

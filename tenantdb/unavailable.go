@@ -89,6 +89,10 @@ func (g *guarded) InTx(ctx context.Context, fn func(tx sqldb.Tx) error) error {
 
 func (g *guarded) Ping(ctx context.Context) error { return g.check(g.DB.Ping(ctx)) }
 
+// Unwrap returns the engine's database, for what needs its own capabilities
+// (migrations); see sqldb.Underlying.
+func (g *guarded) Unwrap() sqldb.DB { return g.DB }
+
 type guardedRow struct {
 	row sqldb.Row
 	g   *guarded
