@@ -31,7 +31,7 @@ func Sweep(ctx context.Context, control sqldb.DB, dbs *tenantdb.Manager, tenants
 		marked++
 	}
 	for _, t := range tenants {
-		lease, err := dbs.Acquire(ctx, t.DatabaseName)
+		lease, err := dbs.AcquireTransient(ctx, t.DatabaseName)
 		if err != nil {
 			return marked, fmt.Errorf("tenant %s: %w", t.ID, err)
 		}
@@ -65,7 +65,7 @@ func Prune(ctx context.Context, control sqldb.DB, dbs *tenantdb.Manager, tenants
 	}
 	total += n
 	for _, t := range tenants {
-		lease, err := dbs.Acquire(ctx, t.DatabaseName)
+		lease, err := dbs.AcquireTransient(ctx, t.DatabaseName)
 		if err != nil {
 			return total, fmt.Errorf("tenant %s: %w", t.ID, err)
 		}

@@ -56,6 +56,10 @@ type entry struct {
 	lastUsed time.Time
 	elem     *list.Element
 	ready    chan struct{}
+	// transient marks a database opened by AcquireTransient that no
+	// ordinary lease has taken since: it is closed when its last lease
+	// ends.
+	transient bool
 }
 
 // Lease is a tenant database held open for the duration of some work.
@@ -117,6 +121,21 @@ func (m *Manager) Engine() Engine { return m.engine }
 // Acquire returns the named tenant database, opening and migrating it if this
 // process does not hold it open. The caller must Release the lease.
 func (m *Manager) Acquire(ctx context.Context, name string) (*Lease, error) {
+	return m.acquire(ctx, name, false)
+}
+
+// AcquireTransient is Acquire for work that passes over every tenant in
+// turn, such as storage reconciliation or event pruning: a database it had
+// to open is closed again when its lease is released, unless an ordinary
+// lease has taken it meanwhile. A pass over all tenants then leaves open
+// only the databases that were open before or that requests use, rather
+// than every tenant's, each holding its connections and page cache until
+// the idle timeout.
+func (m *Manager) AcquireTransient(ctx context.Context, name string) (*Lease, error) {
+	return m.acquire(ctx, name, true)
+}
+
+func (m *Manager) acquire(ctx context.Context, name string, transient bool) (*Lease, error) {
 	m.mu.Lock()
 	for {
 		if m.closed {
@@ -125,6 +144,9 @@ func (m *Manager) Acquire(ctx context.Context, name string) (*Lease, error) {
 		}
 		if e, ok := m.entries[name]; ok {
 			e.refs++
+			if !transient {
+				e.transient = false
+			}
 			if e.elem != nil {
 				m.idle.Remove(e.elem)
 				e.elem = nil
@@ -144,7 +166,7 @@ func (m *Manager) Acquire(ctx context.Context, name string) (*Lease, error) {
 			return nil, fmt.Errorf("waiting for a tenant database slot: %w", err)
 		}
 	}
-	e := &entry{name: name, refs: 1, ready: make(chan struct{})}
+	e := &entry{name: name, refs: 1, ready: make(chan struct{}), transient: transient}
 	m.entries[name] = e
 	m.reserved += m.cfg.ConnsPerDB
 	needMigrate := !m.migrated[name]
@@ -216,7 +238,9 @@ func (m *Manager) release(e *entry) {
 	e.refs--
 	e.lastUsed = time.Now()
 	if e.refs == 0 && e.err == nil && m.entries[e.name] == e {
-		if m.closed {
+		// A transient database whose open a cancelled lease left
+		// running is not closed here; it idles out like any other.
+		if m.closed || (e.transient && e.db != nil) {
 			m.evictLocked(e)
 			return
 		}
