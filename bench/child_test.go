@@ -22,10 +22,10 @@ import (
 	"github.com/tenantry/tenantry/config"
 )
 
-// child is a `tenantry serve` process that a benchmark drives over HTTP, so
-// that what is measured is the binary users run, with its own runtime and
-// its own two cores to compete for, rather than a server sharing the
-// benchmark's heap and scheduler.
+// child is a server process that a benchmark drives over HTTP, `tenantry
+// serve` or a peer it is compared with, so that what is measured is the
+// binary users run, with its own runtime and its own two cores to compete
+// for, rather than a server sharing the benchmark's heap and scheduler.
 type child struct {
 	url     string
 	pid     int

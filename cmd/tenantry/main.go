@@ -161,7 +161,7 @@ func (c *cli) serveCommand() *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			releaseStartup()
+			releaseMemory()
 			go memory.run(ctx)
 			ln, err := net.Listen("tcp", cfg.Addr)
 			if err != nil {
@@ -207,7 +207,7 @@ func (c *cli) workerCommand() *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			releaseStartup()
+			releaseMemory()
 			go memory.run(ctx)
 			if err := a.Start(ctx); err != nil {
 				return err

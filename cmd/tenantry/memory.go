@@ -184,12 +184,13 @@ func (p memoryPolicy) apply() []any {
 	return []any{"memory_limit", debug.SetMemoryLimit(-1), "memory_limit_source", source}
 }
 
-// releaseStartup collects what starting left behind, so that the heap goal
-// is computed from what the process really keeps. Migrations parse their
-// SQL with 4 MiB buffers kept in a pool, which counts as live until two
-// collections have passed: at GOGC=400 the first heap goal was 145 MiB for
-// under 5 MiB of live heap.
-func releaseStartup() {
+// releaseMemory collects garbage and returns free memory to the operating
+// system. It collects twice, since what a sync.Pool holds survives one
+// collection in the pool's victim cache: the upload path's buffers, and at
+// start-up the 4 MiB buffers migrations parse their SQL with, which would
+// otherwise count as live (at GOGC=400 the first heap goal was 145 MiB for
+// under 5 MiB of live heap).
+func releaseMemory() {
 	runtime.GC()
 	debug.FreeOSMemory()
 }
@@ -226,7 +227,7 @@ func (p memoryPolicy) run(ctx context.Context) {
 			}
 		}
 		if releaseDue(prev, cur) {
-			debug.FreeOSMemory()
+			releaseMemory()
 			cur = readHeap(samples)
 		}
 		prev = cur
