@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -112,7 +113,8 @@ func launchPocketBase(b *testing.B, bin, dir string) (*pocketBase, error) {
 	c.pid = cmd.Process.Pid
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	b.Cleanup(func() { stopChild(b, cmd, exited, c) })
+	c.stop = sync.OnceFunc(func() { stopChild(b, cmd, exited, c) })
+	b.Cleanup(c.stop)
 
 	probe := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	start := time.Now()

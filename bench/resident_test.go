@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,10 @@ import (
 
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
+	"github.com/tenantry/tenantry/jobs"
+	"github.com/tenantry/tenantry/postgres"
+	"github.com/tenantry/tenantry/sqldb"
+	"github.com/tenantry/tenantry/sqlite"
 )
 
 // The steps BenchmarkResidentMemory takes on every server.
@@ -201,6 +206,85 @@ func measureResident(b *testing.B, s residentServer) {
 	b.ReportMetric(rate, "signins/s")
 	b.ReportMetric(float64(uploadPeak)/mib, "upload-peak-MiB")
 	b.ReportMetric(float64(afterUploads.rss)/mib, "after-upload-MiB")
+}
+
+// restartTenants is the number of tenants BenchmarkRestartMemory restarts
+// a server on.
+const restartTenants = 200
+
+// BenchmarkRestartMemory measures what the process running tenantry's
+// background jobs holds once it has restarted on data with 200 tenants,
+// each with a document, and its start-up maintenance has run: storage
+// reconciliation, event pruning and the outbox sweep visit every tenant's
+// database. The tenants are created through the API by a `tenantry serve`
+// child, which is then stopped with SIGTERM; then `tenantry serve` in the
+// embedded shape, `tenantry worker` in the production one (where serve runs
+// no jobs), starts on the same data directory or control database, and
+// once it has fallen idle and settled (as in BenchmarkResidentMemory) its
+// resident memory is read. Hashing is cheap here, since sign-ins are not
+// what is measured.
+//
+// Periodic jobs are unique per period, so a process restarted within the
+// period its predecessor ran them in does not run them at start. Before
+// the restart, the benchmark deletes the first child's runs of them from
+// the job table, as if the period had ended.
+//
+// It is a one-shot measurement that ignores b.N: run it with -benchtime 1x.
+func BenchmarkRestartMemory(b *testing.B) {
+	bin := installCopy(b, buildTenantry(b))
+	block := newBlock()
+	eachShape(b, func(b *testing.B, shape config.Shape) {
+		c := startChild(b, bin, shape, "TENANTRY_PASSWORD_HASH_MEMORY_KIB=64", "TENANTRY_PASSWORD_HASH_ITERATIONS=1")
+		a := c.signUp(b, "Owner")
+		client := uploadClient()
+		for i := range restartTenants {
+			t := c.createTenant(b, a, "Tenant "+strconv.Itoa(i))
+			upload(b, c, client, a.token, t.ID, block, 4*kib)
+		}
+		c.stop()
+		control := openControlDatabase(b, c, shape)
+		kinds := []any{jobs.ReconcileStorage{}.Kind(), jobs.PruneOutbox{}.Kind(), jobs.SweepOutbox{}.Kind(),
+			jobs.CleanupSessions{}.Kind(), jobs.ReapTenants{}.Kind()}
+		if _, err := control.Exec(context.Background(), `DELETE FROM river_job WHERE kind IN ($1, $2, $3, $4, $5)`, kinds...); err != nil {
+			b.Fatal(err)
+		}
+		if err := control.Close(); err != nil {
+			b.Fatal(err)
+		}
+
+		command := "serve"
+		if shape == config.Production {
+			command = "worker"
+		}
+		c = restartChild(b, bin, command, c)
+		idle := settledFootprint(b, c)
+		b.Logf("restarted on %d tenants: %s", restartTenants, idle)
+		b.ReportMetric(0, "ns/op")
+		b.ReportMetric(float64(idle.rss)/mib, "idle-MiB")
+		b.ReportMetric(float64(idle.anon)/mib, "idle-anon-MiB")
+		b.ReportMetric(float64(idle.file)/mib, "idle-file-MiB")
+	})
+}
+
+// openControlDatabase opens a stopped child's control database.
+func openControlDatabase(b *testing.B, c *child, shape config.Shape) sqldb.DB {
+	b.Helper()
+	if shape == config.Embedded {
+		db, err := sqlite.Open(filepath.Join(c.dataDir, "control.db"), sqlite.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return db
+	}
+	cfg, err := postgres.ParseURL(c.databaseURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	db, err := postgres.Open(context.Background(), cfg, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return db
 }
 
 // settledFootprint waits until the process has fallen idle and then for
