@@ -234,21 +234,16 @@ func (p memoryPolicy) run(ctx context.Context) {
 	}
 }
 
-// The runtime metrics heapStats is read from, in the order readHeap uses.
-var heapMetrics = [...]string{ //nolint:gochecknoglobals // read-only table
-	"/gc/heap/live:bytes",
-	"/gc/scan/total:bytes",
-	"/memory/classes/heap/objects:bytes",
-	"/memory/classes/heap/free:bytes",
-	"/gc/heap/allocs:bytes",
-}
-
+// newHeapSamples returns the runtime metrics heapStats is read from, in the
+// order readHeap uses them.
 func newHeapSamples() []metrics.Sample {
-	samples := make([]metrics.Sample, len(heapMetrics))
-	for i, name := range heapMetrics {
-		samples[i].Name = name
+	return []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/scan/total:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/gc/heap/allocs:bytes"},
 	}
-	return samples
 }
 
 func readHeap(samples []metrics.Sample) heapStats {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
+	"runtime/metrics"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -82,6 +83,22 @@ func TestReleaseDue(t *testing.T) {
 		if got := releaseDue(idle, tt.cur); got != tt.want {
 			t.Errorf("%s: releaseDue = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// Ensure that the runtime knows every metric the policy reads: an unknown
+// one would read as zero and quietly leave the limit at its floor.
+func TestHeapMetricsExist(t *testing.T) {
+	t.Parallel()
+	samples := newHeapSamples()
+	metrics.Read(samples)
+	for _, s := range samples {
+		if s.Value.Kind() != metrics.KindUint64 {
+			t.Errorf("runtime metric %s has kind %v, want a uint64", s.Name, s.Value.Kind())
+		}
+	}
+	if h := readHeap(samples); h.live == 0 && h.allocs == 0 {
+		t.Errorf("readHeap = %+v: nothing allocated so far?", h)
 	}
 }
 
