@@ -12,8 +12,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,10 +24,10 @@ import (
 	"github.com/tenantry/tenantry/config"
 )
 
-// child is a `tenantry serve` process that a benchmark drives over HTTP, so
-// that what is measured is the binary users run, with its own runtime and
-// its own two cores to compete for, rather than a server sharing the
-// benchmark's heap and scheduler.
+// child is a server process that a benchmark drives over HTTP, `tenantry
+// serve` or a peer it is compared with, so that what is measured is the
+// binary users run, with its own runtime and its own two cores to compete
+// for, rather than a server sharing the benchmark's heap and scheduler.
 type child struct {
 	url     string
 	pid     int
@@ -34,6 +36,10 @@ type child struct {
 	databaseURL string
 	logPath     string
 	client      *http.Client
+	// env is the environment a tenantry child was started with, and stop
+	// ends the process (once; the benchmark's cleanup calls it too).
+	env  []string
+	stop func()
 }
 
 // startChild starts `tenantry serve` on a fresh data directory (and, in the
@@ -62,10 +68,40 @@ func startChild(b *testing.B, bin string, shape config.Shape, extra ...string) *
 	}
 }
 
-// launch execs the child and waits until it answers GET /health.
+// restartChild starts `tenantry` command (serve or worker) on the data
+// directory (and control database) of c, which must have been stopped, on a
+// new port, as a deployment or a reboot would.
+func restartChild(b *testing.B, bin, command string, c *child) *child {
+	b.Helper()
+	for attempt := 1; ; attempt++ {
+		env := slices.DeleteFunc(slices.Clone(c.env), func(kv string) bool { return strings.HasPrefix(kv, "TENANTRY_ADDR=") })
+		env = append(env, "TENANTRY_ADDR=127.0.0.1:"+freePort(b))
+		restarted, err := launchCommand(b, bin, command, env, strings.TrimSuffix(c.logPath, ".log")+".restarted.log")
+		if errors.Is(err, errPortTaken) && attempt < portAttempts {
+			continue
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		return restarted
+	}
+}
+
+// launch execs `tenantry serve` and waits until it answers GET /health.
 func launch(b *testing.B, bin string, env []string, logPath string) (*child, error) {
 	b.Helper()
-	c := &child{logPath: logPath}
+	return launchCommand(b, bin, "serve", env, logPath)
+}
+
+// workerReady is what `tenantry worker` logs once it works.
+const workerReady = `"msg":"tenantry worker running"`
+
+// launchCommand execs `tenantry serve`, or `tenantry worker`, which answers
+// no HTTP, and waits until it is ready: serve's first healthy answer, the
+// worker's log line saying it runs.
+func launchCommand(b *testing.B, bin, command string, env []string, logPath string) (*child, error) {
+	b.Helper()
+	c := &child{logPath: logPath, env: env}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		switch k {
@@ -85,7 +121,7 @@ func launch(b *testing.B, bin string, env []string, logPath string) (*child, err
 		return nil, err
 	}
 	defer logFile.Close() // the child holds its own descriptor
-	cmd := exec.Command(bin, "serve")
+	cmd := exec.Command(bin, command)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
@@ -94,22 +130,27 @@ func launch(b *testing.B, bin string, env []string, logPath string) (*child, err
 	c.pid = cmd.Process.Pid
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	b.Cleanup(func() { stopChild(b, cmd, exited, c) })
+	c.stop = sync.OnceFunc(func() { stopChild(b, cmd, exited, c) })
+	b.Cleanup(c.stop)
 
 	probe := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	ready := func() bool { return healthy(probe, c.url+"/health") }
+	if command == "worker" {
+		ready = func() bool { return strings.Contains(c.log(), workerReady) }
+	}
 	start := time.Now()
-	for !healthy(probe, c.url+"/health") {
+	for !ready() {
 		select {
 		case err := <-exited:
 			exited <- err // for the cleanup
 			if strings.Contains(c.log(), "address already in use") {
 				return nil, errPortTaken
 			}
-			return nil, fmt.Errorf("tenantry exited before answering /health (%v); its log:\n%s", err, c.log())
+			return nil, fmt.Errorf("tenantry %s exited before it was ready (%v); its log:\n%s", command, err, c.log())
 		case <-time.After(5 * time.Millisecond):
 		}
 		if time.Since(start) > healthTimeout {
-			return nil, fmt.Errorf("tenantry did not answer /health within %s; its log:\n%s", healthTimeout, c.log())
+			return nil, fmt.Errorf("tenantry %s was not ready within %s; its log:\n%s", command, healthTimeout, c.log())
 		}
 	}
 	c.client = &http.Client{Timeout: time.Minute}

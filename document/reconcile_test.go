@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/tenantry/tenantry/config"
 	"github.com/tenantry/tenantry/document"
 	"github.com/tenantry/tenantry/sqldb"
+	"github.com/tenantry/tenantry/tenantdb"
 )
 
 type bundle struct {
@@ -145,6 +147,33 @@ func TestReconcilerReportsRowsWithoutBlobs(t *testing.T) {
 			t.Fatalf("reconcile: %+v, %v", rep, err)
 		}
 		b.env.Get(t, "/api/tenants/"+b.tenantID+"/documents/"+doc.ID+"/download", b.admin.AccessToken).Expect(t, 404, "NOT_FOUND")
+	})
+}
+
+// Ensure that a reconciliation closes again the tenant databases it had to
+// open: a pass over every tenant, which runs at start-up and hourly, must
+// not leave them all open, each holding its connections and page cache.
+func TestReconcilerClosesTheDatabasesItOpened(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		b := setup(t, shape)
+		ctx := context.Background()
+		b.env.Upload(t, b.admin, b.tenantID, "kept.txt", []byte("kept"))
+		// A manager of its own, which holds no database yet and which the
+		// app's own background work does not touch.
+		m, err := tenantdb.NewManager(b.env.App.Engines.Tenants, tenantdb.Config{MaxConns: 8, ConnsPerDB: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Close() })
+		rec := document.NewReconciler(b.env.App.Engines.Control, m, b.env.App.Blobs, b.env.App.Streams, time.Hour, slog.New(slog.DiscardHandler))
+		rep, err := rec.Run(ctx)
+		if err != nil || rep.Tenants != 1 || len(rep.MissingBlobs) != 0 {
+			t.Fatalf("reconcile: %+v, %v", rep, err)
+		}
+		if s := m.Stats(); s.Open != 0 {
+			t.Fatalf("%d tenant databases open after the reconciliation, want none", s.Open)
+		}
 	})
 }
 

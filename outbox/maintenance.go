@@ -52,7 +52,9 @@ func Sweep(ctx context.Context, control sqldb.DB, dbs *tenantdb.Manager, tenants
 // serve is skipped without an error, so that one tenant's outage holds up
 // no other tenant's maintenance; the next run gets to it.
 func onTenant(ctx context.Context, dbs *tenantdb.Manager, t *tenantry.Tenant, fn func(sqldb.DB) (int64, error)) (int64, error) {
-	lease, err := dbs.Acquire(ctx, t.DatabaseName)
+	// A pass over every tenant must not leave each database it opened
+	// open for the idle timeout.
+	lease, err := dbs.AcquireTransient(ctx, t.DatabaseName)
 	if tenantdb.IsUnavailable(err) {
 		return 0, nil
 	} else if err != nil {

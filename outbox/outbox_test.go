@@ -446,3 +446,35 @@ func TestSweepFindsUnmarkedEventsAndPrunePublishedOnes(t *testing.T) {
 		}
 	})
 }
+
+// Ensure that a sweep and a prune, which pass over every tenant, close again
+// the tenant databases they had to open and leave open the ones that were.
+func TestSweepAndPruneCloseTheDatabasesTheyOpened(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		b := setup(t, shape)
+		ctx := context.Background()
+		tenants := []*tenantry.Tenant{b.tenant(t, "Closed"), b.tenant(t, "Also closed"), b.tenant(t, "Open")}
+		// Provisioning left them open; close all but the last.
+		for _, tn := range tenants[:2] {
+			if err := b.dbs.Forget(ctx, tn.DatabaseName); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s := b.dbs.Stats(); s.Open != 1 {
+			t.Fatalf("%d tenant databases open before the passes, want 1", s.Open)
+		}
+		if _, err := outbox.Sweep(ctx, b.control, b.dbs, tenants); err != nil {
+			t.Fatal(err)
+		}
+		if s := b.dbs.Stats(); s.Open != 1 {
+			t.Fatalf("%d tenant databases open after a sweep, want 1", s.Open)
+		}
+		if _, err := outbox.Prune(ctx, b.control, b.dbs, tenants, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if s := b.dbs.Stats(); s.Open != 1 {
+			t.Fatalf("%d tenant databases open after a prune, want 1", s.Open)
+		}
+	})
+}

@@ -43,7 +43,12 @@ const (
 	slotWait = 10 * time.Second
 )
 
-// Hasher hashes and verifies passwords under a concurrency bound.
+// Hasher hashes and verifies passwords under a concurrency bound. Each
+// argon2id hash allocates Params.MemoryKiB afresh, garbage once the hash
+// returns; the bound also caps how much of it is live at once, which is
+// what a server's memory limit leaves room for (see cmd/tenantry's
+// memoryLimitFloor), so that a burst of sign-ins is collected as it goes
+// rather than piling up.
 type Hasher struct {
 	params Params
 	slots  chan struct{}

@@ -63,6 +63,10 @@ type entry struct {
 	// broken marks a database that failed to serve: it is handed out no
 	// more, and closed when its last lease ends.
 	broken bool
+	// transient marks a database opened by AcquireTransient that no
+	// ordinary lease has taken since: it is closed when its last lease
+	// ends.
+	transient bool
 }
 
 // Lease is a tenant database held open for the duration of some work.
@@ -131,6 +135,21 @@ func (m *Manager) Engine() Engine { return m.engine }
 // RetryAfter ago, is refused at once with an error that IsUnavailable
 // recognises and that clients see as 503 SERVICE_UNAVAILABLE.
 func (m *Manager) Acquire(ctx context.Context, name string) (*Lease, error) {
+	return m.acquire(ctx, name, false)
+}
+
+// AcquireTransient is Acquire for work that passes over every tenant in
+// turn, such as storage reconciliation or event pruning: a database it had
+// to open is closed again when its lease is released, unless an ordinary
+// lease has taken it meanwhile. A pass over all tenants then leaves open
+// only the databases that were open before or that requests use, rather
+// than every tenant's, each holding its connections and page cache until
+// the idle timeout.
+func (m *Manager) AcquireTransient(ctx context.Context, name string) (*Lease, error) {
+	return m.acquire(ctx, name, true)
+}
+
+func (m *Manager) acquire(ctx context.Context, name string, transient bool) (*Lease, error) {
 	m.mu.Lock()
 	for {
 		if m.closed {
@@ -149,6 +168,9 @@ func (m *Manager) Acquire(ctx context.Context, name string) (*Lease, error) {
 				return nil, unavailable(errors.New("the database failed to serve"), m.cfg.RetryAfter)
 			}
 			e.refs++
+			if !transient {
+				e.transient = false
+			}
 			if e.elem != nil {
 				m.idle.Remove(e.elem)
 				e.elem = nil
@@ -168,7 +190,7 @@ func (m *Manager) Acquire(ctx context.Context, name string) (*Lease, error) {
 			return nil, fmt.Errorf("waiting for a tenant database slot: %w", err)
 		}
 	}
-	e := &entry{name: name, refs: 1, ready: make(chan struct{})}
+	e := &entry{name: name, refs: 1, ready: make(chan struct{}), transient: transient}
 	m.entries[name] = e
 	m.reserved += m.cfg.ConnsPerDB
 	needMigrate := !m.migrated[name]
@@ -279,7 +301,9 @@ func (m *Manager) release(e *entry) {
 	e.refs--
 	e.lastUsed = time.Now()
 	if e.refs == 0 && e.err == nil && m.entries[e.name] == e {
-		if m.closed || e.broken {
+		// A transient database whose open a cancelled lease left
+		// running is not closed here; it idles out like any other.
+		if m.closed || e.broken || (e.transient && e.db != nil) {
 			m.evictLocked(e)
 			return
 		}

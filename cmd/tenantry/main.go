@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -126,22 +125,6 @@ const (
 	logFlushInterval = 100 * time.Millisecond
 )
 
-// serverGCPercent is the garbage collector's target for serve and worker
-// when GOGC does not set one: the heap may grow to five times what is live
-// before a collection. A server's live heap is small and its requests
-// allocate briskly, so at Go's default of 100 it collects so often that the
-// collector takes a fifth of a listing's CPU; at 400 it takes a few percent,
-// for a heap of tens of MiB.
-const serverGCPercent = 400
-
-// tuneGC applies serverGCPercent unless the operator chose a GOGC, which
-// the runtime reads from the process environment.
-func tuneGC() {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(serverGCPercent)
-	}
-}
-
 // serverLogger returns the logger of a long-running command, writing to
 // stderr through a buffer that close writes out.
 func (c *cli) serverLogger(level string) (logger *slog.Logger, sink *logbuf.Writer) {
@@ -164,7 +147,8 @@ func (c *cli) serveCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tuneGC()
+			memory := newMemoryPolicy(cfg, os.LookupEnv, os.DirFS("/"))
+			memoryAttrs := memory.apply()
 			logger, logs := c.serverLogger(cfg.LogLevel)
 			defer logs.Close()
 			ctx := cmd.Context()
@@ -173,6 +157,8 @@ func (c *cli) serveCommand() *cobra.Command {
 				return err
 			}
 			defer a.Close()
+			releaseMemory()
+			go memory.run(ctx)
 			if err := c.servePrivate(ctx, a, logger); err != nil {
 				return err
 			}
@@ -181,6 +167,7 @@ func (c *cli) serveCommand() *cobra.Command {
 				return err
 			}
 			attrs := []any{"addr", ln.Addr().String(), "shape", string(cfg.Shape()), "version", version}
+			attrs = append(attrs, memoryAttrs...)
 			if cfg.Shape() == config.Embedded {
 				dir, _ := filepath.Abs(cfg.DataDir)
 				attrs = append(attrs, "data_dir", dir)
@@ -209,7 +196,8 @@ func (c *cli) workerCommand() *cobra.Command {
 			if cfg.Shape() == config.Embedded {
 				return errors.New("the embedded shape runs jobs and events inside `tenantry serve`; set DATABASE_URL to run workers")
 			}
-			tuneGC()
+			memory := newMemoryPolicy(cfg, os.LookupEnv, os.DirFS("/"))
+			memoryAttrs := memory.apply()
 			logger, logs := c.serverLogger(cfg.LogLevel)
 			defer logs.Close()
 			ctx := cmd.Context()
@@ -218,13 +206,16 @@ func (c *cli) workerCommand() *cobra.Command {
 				return err
 			}
 			defer a.Close()
+			releaseMemory()
+			go memory.run(ctx)
 			if err := c.servePrivate(ctx, a, logger); err != nil {
 				return err
 			}
 			if err := a.Start(ctx); err != nil {
 				return err
 			}
-			logger.Info("tenantry worker running", "shape", string(cfg.Shape()), "events", cfg.Summary()["events"], "version", version)
+			attrs := []any{"shape", string(cfg.Shape()), "events", cfg.Summary()["events"], "version", version}
+			logger.Info("tenantry worker running", append(attrs, memoryAttrs...)...)
 			<-ctx.Done()
 			logger.Info("tenantry worker stopping")
 			return nil
