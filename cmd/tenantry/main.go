@@ -68,6 +68,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		c.workerCommand(),
 		c.migrateCommand(),
 		c.usersCommand(),
+		c.tenantsCommand(),
 		c.auditCommand(),
 		&cobra.Command{
 			Use:   "version",
