@@ -63,7 +63,7 @@ func Open(path string, opts Options) (*DB, error) {
 	db.readStmts = db.writeStmts
 	// Force the file and WAL mode into existence now, so that errors surface
 	// at open time rather than on the first query.
-	if err := write.Ping(); err != nil {
+	if err := pingWhileClosing(write); err != nil {
 		_ = write.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, translate(err))
 	}
@@ -79,6 +79,27 @@ func Open(path string, opts Options) (*DB, error) {
 		db.read, db.readStmts = read, newStatements(read)
 	}
 	return db, nil
+}
+
+// openRetryFor bounds how long opening waits out another connection's close.
+const openRetryFor = 10 * time.Second
+
+// pingWhileClosing opens the first connection. The last connection to a WAL
+// database takes an exclusive lock while it cleans up the WAL on close, and
+// a connection opening in that instant gets SQLITE_BUSY without the busy
+// handler being consulted; the window is short, so waiting it out is right.
+func pingWhileClosing(db *sql.DB) error {
+	deadline := time.Now().Add(openRetryFor)
+	wait := 5 * time.Millisecond
+	for {
+		err := db.Ping()
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 100*time.Millisecond)
+	}
 }
 
 func dsn(path string, readOnly, mustExist bool) string {
@@ -302,18 +323,18 @@ func translate(err error) error {
 	if errors.As(err, &se) {
 		switch se.Code() {
 		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-			return fmt.Errorf("%w: %v", sqldb.ErrUniqueViolation, err)
+			return fmt.Errorf("%w: %w", sqldb.ErrUniqueViolation, err)
 		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
-			return fmt.Errorf("%w: %v", sqldb.ErrForeignKeyViolation, err)
+			return fmt.Errorf("%w: %w", sqldb.ErrForeignKeyViolation, err)
 		}
 		switch se.Code() & 0xff {
 		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT,
 			sqlite3.SQLITE_FULL, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 			// The file is gone, unreadable or damaged, the disk is
 			// full, or writers stayed busy past the timeout.
-			return fmt.Errorf("%w: %v", sqldb.ErrUnavailable, err)
+			return fmt.Errorf("%w: %w", sqldb.ErrUnavailable, err)
 		case sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH:
-			return fmt.Errorf("%w: %v", sqldb.ErrInvalidValue, err)
+			return fmt.Errorf("%w: %w", sqldb.ErrInvalidValue, err)
 		}
 	}
 	return err
