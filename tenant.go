@@ -7,10 +7,13 @@ type Tenant struct {
 	ID           string
 	Name         string
 	DatabaseName string
-	IsActive     bool
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	CreatedBy    string
+	// Server names the database server that holds the tenant's database;
+	// empty for the default one.
+	Server    string
+	IsActive  bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	CreatedBy string
 }
 
 // Membership links a user to a tenant with a role.

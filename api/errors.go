@@ -148,7 +148,7 @@ func toAPIError(ctx context.Context, logger *slog.Logger, err error) *apiError {
 		// and log it to find the missing validation.
 		logger.WarnContext(ctx, "database refused a request value", "error", err)
 		return &apiError{status: http.StatusBadRequest, code: tenantry.EBadRequest, message: "A value in the request cannot be stored"}
-	case errors.Is(err, sqldb.ErrUnavailable):
+	case errors.Is(err, sqldb.ErrUnavailable), errors.Is(err, sqldb.ErrReadOnly), errors.Is(err, sqldb.ErrRetry):
 		logger.WarnContext(ctx, "database unavailable", "error", err)
 		return &apiError{status: http.StatusServiceUnavailable, code: tenantry.EUnavailable,
 			message: "The service is temporarily unavailable; try again later", retryAfter: unavailableRetryAfter}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
+	"github.com/tenantry/tenantry/tenantdb"
 )
 
 type tenantJSON struct {
@@ -54,7 +55,7 @@ func TestCreateAndListTenants(t *testing.T) {
 			t.Fatalf("created = %+v", got)
 		}
 		// The database exists and is at the latest schema.
-		lease, err := env.App.Tenants.Acquire(t.Context(), got.DatabaseName)
+		lease, err := env.App.Tenants.Acquire(t.Context(), tenantdb.Ref{Name: got.DatabaseName})
 		if err != nil {
 			t.Fatal(err)
 		}

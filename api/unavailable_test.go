@@ -16,6 +16,7 @@ import (
 
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
+	"github.com/tenantry/tenantry/tenantdb"
 )
 
 // tenantDatabase returns the name of a tenant's database.
@@ -59,7 +60,7 @@ func moveAside(t *testing.T, env *apptest.Env, shape config.Shape, database stri
 	t.Helper()
 	ctx := context.Background()
 	forget := func() {
-		if err := env.App.Tenants.Forget(ctx, database); err != nil {
+		if err := env.App.Tenants.Forget(ctx, tenantdb.Ref{Name: database}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -173,7 +174,7 @@ func TestTenantDatabaseLostWhileOpen(t *testing.T) {
 	tenantID := env.CreateTenant(t, u, "Lost")
 	env.Upload(t, u, tenantID, "a.txt", []byte("a"))
 	database := tenantDatabase(t, env, tenantID)
-	if err := env.App.Engines.Tenants.Drop(context.Background(), database); err != nil {
+	if err := env.App.Engines.Tenants.Drop(context.Background(), tenantdb.Ref{Name: database}); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -29,8 +30,10 @@ import (
 	"github.com/tenantry/tenantry/jobs"
 	"github.com/tenantry/tenantry/kafka"
 	"github.com/tenantry/tenantry/metrics"
+	"github.com/tenantry/tenantry/move"
 	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/password"
+	"github.com/tenantry/tenantry/postgres"
 	"github.com/tenantry/tenantry/ratelimit"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
@@ -58,6 +61,9 @@ type App struct {
 	Server      *api.Server
 	// Metrics is nil when TENANTRY_METRICS_ADDR is off.
 	Metrics *metrics.Metrics
+	// Mover moves tenants' databases between servers; nil in the
+	// embedded shape.
+	Mover *move.Mover
 
 	// Streams records events; Dispatcher hands them to this process's
 	// consumers when there is no Kafka; Jobs is the job queue.
@@ -133,7 +139,15 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	}
 	a.closers = append(a.closers, a.Tenants.Close)
 
-	a.Provisioner = tenant.NewProvisioner(a.Engines.Control, a.Tenants, logger)
+	a.Provisioner = tenant.NewProvisioner(a.Engines.Control, a.Tenants, a.Engines.Placer(), logger)
+	if pg, ok := a.Engines.Tenants.(*postgres.TenantDatabases); ok {
+		host, _ := os.Hostname()
+		a.Mover = move.New(a.Engines.Control, pg, a.Engines.Servers, a.Tenants, move.Config{
+			Owner:      fmt.Sprintf("%s/%d", host, os.Getpid()),
+			StaleAfter: cfg.MoveStaleAfter,
+			Logger:     logger,
+		})
+	}
 	if n, err := a.Provisioner.Reap(ctx, unfinishedTenantAge); err != nil {
 		logger.Warn("reaping unfinished tenants", "error", err)
 	} else if n > 0 {

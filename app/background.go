@@ -85,6 +85,28 @@ func (a *App) setupEvents() error {
 	return err
 }
 
+// staleMoveCheck is how often a background process looks for tenant moves
+// whose mover died: until one is undone, its tenant may refuse writes.
+const staleMoveCheck = 5 * time.Second
+
+// giveUpStaleMoves undoes the moves whose mover died, until ctx ends.
+func (a *App) giveUpStaleMoves(ctx context.Context) {
+	t := time.NewTicker(staleMoveCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := a.Mover.GiveUpStale(ctx); err != nil && ctx.Err() == nil {
+			a.Logger.Warn("looking for tenant moves whose mover died", "error", err)
+		} else if n > 0 {
+			a.Logger.Warn("undid tenant moves whose mover died", "moves", n)
+		}
+	}
+}
+
 // adminJobsPath is where the jobs dashboard is served, to platform
 // administrators only.
 const adminJobsPath = "/admin/jobs"
@@ -201,6 +223,9 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("start job workers: %w", err)
 	}
 	wg.Go(func() { a.Relay.Run(bg) })
+	if a.Mover != nil {
+		wg.Go(func() { a.giveUpStaleMoves(bg) })
+	}
 	if a.consumer != nil {
 		wg.Go(func() {
 			if err := a.consumer.Run(bg); err != nil {

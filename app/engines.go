@@ -18,8 +18,10 @@ import (
 	"github.com/tenantry/tenantry/migrate"
 	"github.com/tenantry/tenantry/postgres"
 	"github.com/tenantry/tenantry/s3"
+	"github.com/tenantry/tenantry/servers"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/sqlite"
+	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
 )
 
@@ -30,6 +32,12 @@ type Engines struct {
 	Control           sqldb.DB
 	ControlMigrations fs.FS
 	Tenants           tenantdb.Engine
+	// Servers is the registry of the database servers tenant databases
+	// may live on; nil in the embedded shape, which has only its data
+	// directory.
+	Servers *servers.Registry
+	// closeTenants releases what the tenant engine holds of its own.
+	closeTenants func() error
 }
 
 // ControlMigrator returns the migrator of the control database: tenantry's
@@ -64,12 +72,14 @@ func OpenEngines(ctx context.Context, cfg config.Config) (*Engines, error) {
 		if err != nil {
 			return nil, err
 		}
-		tenants, err := postgres.NewTenantDatabases(control, cfg.DatabaseURL, cfg.TenantDatabaseURLTemplate)
+		registry := servers.NewRegistry(control)
+		tenants, err := postgres.NewTenantDatabases(control, cfg.DatabaseURL, cfg.TenantDatabaseURLTemplate, registry)
 		if err != nil {
 			control.Close()
 			return nil, err
 		}
-		return &Engines{Shape: config.Production, Control: control, ControlMigrations: postgres.ControlMigrations(), Tenants: tenants}, nil
+		return &Engines{Shape: config.Production, Control: control, ControlMigrations: postgres.ControlMigrations(),
+			Tenants: tenants, Servers: registry, closeTenants: tenants.Close}, nil
 	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -104,7 +114,22 @@ func openBlobs(ctx context.Context, cfg config.Config) (blob.Store, error) {
 }
 
 // Close closes the control database.
-func (e *Engines) Close() error { return e.Control.Close() }
+func (e *Engines) Close() error {
+	var err error
+	if e.closeTenants != nil {
+		err = e.closeTenants()
+	}
+	return errors.Join(err, e.Control.Close())
+}
+
+// Placer is what chooses new tenants' servers: the registry, or nil in the
+// embedded shape.
+func (e *Engines) Placer() tenant.Placer {
+	if e.Servers == nil {
+		return nil
+	}
+	return e.Servers
+}
 
 // secretFile returns the secret stored in dir/name, generating and storing
 // a random one (mode 0600) the first time, so that the embedded shape needs

@@ -89,10 +89,10 @@ func TestTenantMigrationsStartedTogetherApplyOnce(t *testing.T) {
 			engines[i] = e
 		}
 		name := tenantdb.Name("Together", uuid.NewString())
-		if err := engines[0].Tenants.Create(ctx, name); err != nil {
+		if err := engines[0].Tenants.Create(ctx, tenantdb.Ref{Name: name}); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = engines[0].Tenants.Drop(context.Background(), name) })
+		t.Cleanup(func() { _ = engines[0].Tenants.Drop(context.Background(), tenantdb.Ref{Name: name}) })
 
 		var wg sync.WaitGroup
 		applied := make([]int, processes)
@@ -100,7 +100,7 @@ func TestTenantMigrationsStartedTogetherApplyOnce(t *testing.T) {
 		for i, e := range engines {
 			wg.Go(func() {
 				// The smallest pool a tenant database may have.
-				db, err := e.Tenants.Open(ctx, name, 1)
+				db, err := e.Tenants.Open(ctx, tenantdb.Ref{Name: name}, 1)
 				if err != nil {
 					errs[i] = err
 					return

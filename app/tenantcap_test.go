@@ -17,6 +17,7 @@ import (
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
 	"github.com/tenantry/tenantry/tenant"
+	"github.com/tenantry/tenantry/tenantdb"
 )
 
 // Ensure that however many tenants exist, the databases held open for them
@@ -82,7 +83,7 @@ func TestTenantDatabasesStayUnderTheCap(t *testing.T) {
 				for pass := 0; pass < 2; pass++ {
 					for i := w; i < len(names); i += workers {
 						quiet.RLock()
-						lease, err := a.Tenants.Acquire(ctx, names[i])
+						lease, err := a.Tenants.Acquire(ctx, tenantdb.Ref{Name: names[i]})
 						if err != nil {
 							quiet.RUnlock()
 							t.Errorf("acquire %s: %v", names[i], err)

@@ -125,31 +125,82 @@ func NewPostgresDatabase(t testing.TB) string {
 	return dbURL
 }
 
+// dropPostgresDatabase drops a test's control database and every tenant
+// database its tenants table names, on the default server and on every
+// server it registered: a move may have left a copy on either side.
 func dropPostgresDatabase(t testing.TB, admin, dbURL, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var tenantDBs []string
+	var tenantDBs, templates []string
 	if conn, err := pgx.Connect(ctx, dbURL); err == nil {
-		rows, err := conn.Query(ctx, "SELECT database_name FROM tenants")
-		if err == nil {
-			tenantDBs, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		}
-		if err != nil && !strings.Contains(err.Error(), "does not exist") {
-			t.Logf("listing tenant databases to drop: %v", err)
-		}
+		tenantDBs = queryStrings(ctx, t, conn, "SELECT database_name FROM tenants")
+		templates = queryStrings(ctx, t, conn, "SELECT url_template FROM tenant_servers")
 		conn.Close(ctx)
 	}
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Logf("dropping test databases: %v", err)
-		return
-	}
-	defer conn.Close(ctx)
-	for _, db := range append(tenantDBs, name) {
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Logf("drop %s: %v", db, err)
+	dropAll := func(adminURL string, dbs []string) {
+		conn, err := pgx.Connect(ctx, adminURL)
+		if err != nil {
+			t.Logf("dropping test databases: %v", err)
+			return
+		}
+		defer conn.Close(ctx)
+		for _, db := range dbs {
+			if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)"); err != nil {
+				t.Logf("drop %s: %v", db, err)
+			}
 		}
 	}
+	dropAll(admin, append(tenantDBs, name))
+	for _, template := range templates {
+		dropAll(strings.ReplaceAll(template, "{database_name}", "postgres"), tenantDBs)
+	}
+}
+
+// queryStrings runs a query of one text column, logging rather than
+// failing: a test that ended early may not have created the table.
+func queryStrings(ctx context.Context, t testing.TB, conn *pgx.Conn, query string) []string {
+	rows, err := conn.Query(ctx, query)
+	var out []string
+	if err == nil {
+		out, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil && !strings.Contains(err.Error(), "does not exist") {
+		t.Logf("%s: %v", query, err)
+	}
+	return out
+}
+
+// SecondPostgresEnv names a second PostgreSQL server, as a URL like
+// PostgresEnv's, for the tests of tenants spread over several servers.
+const SecondPostgresEnv = "TENANTRY_TEST_DATABASE_URL_2"
+
+// RequireSecondServer skips the test unless a second PostgreSQL server is
+// configured, and returns its URL template for tenant databases.
+func RequireSecondServer(t testing.TB) string {
+	t.Helper()
+	RequireShape(t, config.Production)
+	raw := os.Getenv(SecondPostgresEnv)
+	if raw == "" {
+		t.Skipf("tests of several database servers skipped: set %s to a second PostgreSQL server (as for %s) to run them", SecondPostgresEnv, PostgresEnv)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("%s must be a URL: %v", SecondPostgresEnv, err)
+	}
+	u.Path = "/{database_name}"
+	return strings.ReplaceAll(u.String(), "%7Bdatabase_name%7D", "{database_name}")
+}
+
+// ServerTemplate returns the URL template of the first test server, the one
+// PostgresEnv names, for registering it as a named server.
+func ServerTemplate(t testing.TB) string {
+	t.Helper()
+	u, err := url.Parse(os.Getenv(PostgresEnv))
+	if err != nil {
+		t.Fatalf("%s must be a URL: %v", PostgresEnv, err)
+	}
+	u.Path = "/{database_name}"
+	return strings.ReplaceAll(u.String(), "%7Bdatabase_name%7D", "{database_name}")
 }
 
 func randomHex(n int) string {

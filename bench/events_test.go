@@ -20,6 +20,7 @@ import (
 	"github.com/tenantry/tenantry/kafka"
 	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/sqldb"
+	"github.com/tenantry/tenantry/tenantdb"
 )
 
 // localEngines keeps the production shape of an in-process app to
@@ -161,7 +162,7 @@ func BenchmarkRelayThroughput(b *testing.B) {
 func fillOutbox(b *testing.B, a *app.App, tenantID, databaseName string, n int) {
 	b.Helper()
 	ctx := context.Background()
-	lease, err := a.Tenants.Acquire(ctx, databaseName)
+	lease, err := a.Tenants.Acquire(ctx, tenantdb.Ref{Name: databaseName})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func fillOutbox(b *testing.B, a *app.App, tenantID, databaseName string, n int) 
 func unpublished(b *testing.B, a *app.App, databaseName string) int64 {
 	b.Helper()
 	ctx := context.Background()
-	lease, err := a.Tenants.Acquire(ctx, databaseName)
+	lease, err := a.Tenants.Acquire(ctx, tenantdb.Ref{Name: databaseName})
 	if err != nil {
 		b.Fatal(err)
 	}

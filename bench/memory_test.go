@@ -47,7 +47,7 @@ func BenchmarkIdleTenantDatabaseMemory(b *testing.B) {
 
 		before := measureMemory(b)
 		for _, tn := range created {
-			lease, err := m.Acquire(ctx, tn.DatabaseName)
+			lease, err := m.Acquire(ctx, tenantdb.Ref{Name: tn.DatabaseName})
 			if err != nil {
 				b.Fatalf("acquire %s: %v", tn.DatabaseName, err)
 			}

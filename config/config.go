@@ -92,6 +92,10 @@ type Config struct {
 	// TenantDBRetryAfter is how long a tenant database that failed is
 	// left alone: its requests answer 503 at once meanwhile.
 	TenantDBRetryAfter time.Duration `env:"TENANTRY_TENANT_DB_RETRY_AFTER" envDefault:"5s"`
+	// MoveStaleAfter is how long a tenant move may go without its mover
+	// renewing its heartbeat before workers take the mover for dead and
+	// undo the move.
+	MoveStaleAfter time.Duration `env:"TENANTRY_MOVE_STALE_AFTER" envDefault:"15s"`
 
 	JWTSecretKey    string  `env:"JWT_SECRET_KEY"`
 	AccessTokenTTL  Seconds `env:"JWT_ACCESS_TOKEN_EXPIRES" envDefault:"900"`
@@ -359,6 +363,9 @@ func (c Config) Validate() error {
 		}
 	} else if c.PProf {
 		errs = append(errs, errors.New("TENANTRY_PPROF needs TENANTRY_METRICS_ADDR: the profiler is served on the metrics listener"))
+	}
+	if c.MoveStaleAfter < time.Second {
+		errs = append(errs, errors.New("TENANTRY_MOVE_STALE_AFTER must be at least 1s"))
 	}
 	if c.TenantDBRetryAfter < time.Second {
 		errs = append(errs, errors.New("TENANTRY_TENANT_DB_RETRY_AFTER must be at least 1s"))

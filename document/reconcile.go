@@ -80,7 +80,7 @@ func (r *Reconciler) Run(ctx context.Context) (Report, error) {
 // Tenant reconciles one tenant.
 func (r *Reconciler) Tenant(ctx context.Context, t *tenantry.Tenant) (Report, error) {
 	rep := Report{Tenants: 1}
-	lease, err := r.dbs.AcquireTransient(ctx, t.DatabaseName)
+	lease, err := r.dbs.AcquireTransient(ctx, tenantdb.RefOf(t))
 	if err != nil {
 		return rep, err
 	}

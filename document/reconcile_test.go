@@ -190,7 +190,7 @@ func TestReconcilerQueriesUseIndexes(t *testing.T) {
 		for i := range 3 {
 			b.env.Upload(t, b.admin, b.tenantID, "f.txt", []byte("content "+strconv.Itoa(i)))
 		}
-		lease, err := b.env.App.Tenants.Acquire(ctx, b.database)
+		lease, err := b.env.App.Tenants.Acquire(ctx, tenantdb.Ref{Name: b.database})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -186,7 +186,7 @@ func (s *Service) Commit(ctx context.Context, r *Received, meta Metadata) (*Docu
 	}
 	promoted := time.Now()
 
-	lease, err := s.dbs.Acquire(ctx, db)
+	lease, err := s.dbs.Acquire(ctx, tenantdb.RefOf(&r.tenant.Tenant))
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +277,7 @@ func (s *Service) open(ctx context.Context, tenantID string, min tenantry.Role) 
 	if err != nil {
 		return nil, err
 	}
-	return s.dbs.Acquire(ctx, mt.DatabaseName)
+	return s.dbs.Acquire(ctx, tenantdb.RefOf(&mt.Tenant))
 }
 
 // Get returns a document with its file.
@@ -297,7 +297,7 @@ func (s *Service) modifiable(ctx context.Context, tenantID, documentID string) (
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	lease, err := s.dbs.Acquire(ctx, mt.DatabaseName)
+	lease, err := s.dbs.Acquire(ctx, tenantdb.RefOf(&mt.Tenant))
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -475,7 +475,7 @@ func (s *Service) SignedDocument(ctx context.Context, tenantID, documentID, expi
 	if err != nil {
 		return nil, err
 	}
-	lease, err := s.dbs.Acquire(ctx, t.DatabaseName)
+	lease, err := s.dbs.Acquire(ctx, tenantdb.RefOf(t))
 	if err != nil {
 		return nil, err
 	}
@@ -547,7 +547,7 @@ func (s *Service) DeleteFile(ctx context.Context, tenantID, fileID string) (*Fil
 	if err != nil {
 		return nil, err
 	}
-	lease, err := s.dbs.Acquire(ctx, mt.DatabaseName)
+	lease, err := s.dbs.Acquire(ctx, tenantdb.RefOf(&mt.Tenant))
 	if err != nil {
 		return nil, err
 	}
@@ -630,7 +630,7 @@ func (s *Service) ProcessFile(ctx context.Context, tenantID, fileID string) erro
 	} else if err != nil {
 		return err
 	}
-	lease, err := s.dbs.Acquire(ctx, t.DatabaseName)
+	lease, err := s.dbs.Acquire(ctx, tenantdb.RefOf(t))
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func (s *Service) Stream(ctx context.Context, tenantID, cursor string, limit int
 			return nil, tenantry.Errorf(tenantry.EBadRequest, "Invalid cursor")
 		}
 	}
-	lease, err := s.dbs.Acquire(ctx, mt.DatabaseName)
+	lease, err := s.dbs.Acquire(ctx, tenantdb.RefOf(&mt.Tenant))
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/tenantry/tenantry/kafka"
 	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/sqldb"
+	"github.com/tenantry/tenantry/tenantdb"
 )
 
 // readTopic collects the event ids published to eventType's topic.
@@ -63,7 +64,7 @@ func TestCommittedEventsReachKafkaAfterARelayCrash(t *testing.T) {
 		ctx := context.Background()
 
 		// A rolled-back change.
-		lease, err := b.dbs.Acquire(ctx, tn.DatabaseName)
+		lease, err := b.dbs.Acquire(ctx, tenantdb.Ref{Name: tn.DatabaseName})
 		if err != nil {
 			t.Fatal(err)
 		}

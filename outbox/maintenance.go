@@ -54,7 +54,7 @@ func Sweep(ctx context.Context, control sqldb.DB, dbs *tenantdb.Manager, tenants
 func onTenant(ctx context.Context, dbs *tenantdb.Manager, t *tenantry.Tenant, fn func(sqldb.DB) (int64, error)) (int64, error) {
 	// A pass over every tenant must not leave each database it opened
 	// open for the idle timeout.
-	lease, err := dbs.AcquireTransient(ctx, t.DatabaseName)
+	lease, err := dbs.AcquireTransient(ctx, tenantdb.RefOf(t))
 	if tenantdb.IsUnavailable(err) {
 		return 0, nil
 	} else if err != nil {

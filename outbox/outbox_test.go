@@ -38,7 +38,7 @@ func setup(t testing.TB, shape config.Shape) *bundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dbs.Close() })
-	return &bundle{control: engines.Control, dbs: dbs, prov: tenant.NewProvisioner(engines.Control, dbs, slog.New(slog.DiscardHandler)),
+	return &bundle{control: engines.Control, dbs: dbs, prov: tenant.NewProvisioner(engines.Control, dbs, nil, slog.New(slog.DiscardHandler)),
 		streams: outbox.NewStreams(engines.Control, nil, nil), engines: engines}
 }
 
@@ -62,7 +62,7 @@ func (b *bundle) emitTenant(t testing.TB, tn *tenantry.Tenant, eventType string,
 func (b *bundle) emitTenantWhile(t testing.TB, tn *tenantry.Tenant, eventType string, n int, during func()) []string {
 	t.Helper()
 	ctx := context.Background()
-	lease, err := b.dbs.Acquire(ctx, tn.DatabaseName)
+	lease, err := b.dbs.Acquire(ctx, tenantdb.Ref{Name: tn.DatabaseName})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func drain(t testing.TB, r *outbox.Relay) {
 
 func feed(t testing.TB, b *bundle, tn *tenantry.Tenant) []outbox.Published {
 	t.Helper()
-	lease, err := b.dbs.Acquire(context.Background(), tn.DatabaseName)
+	lease, err := b.dbs.Acquire(context.Background(), tenantdb.Ref{Name: tn.DatabaseName})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestRolledBackChangesEmitNothing(t *testing.T) {
 		tn := b.tenant(t, "T")
 		ctx := context.Background()
 		boom := errors.New("the change failed")
-		lease, err := b.dbs.Acquire(ctx, tn.DatabaseName)
+		lease, err := b.dbs.Acquire(ctx, tenantdb.Ref{Name: tn.DatabaseName})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -412,7 +412,7 @@ func TestSweepFindsUnmarkedEventsAndPrunePublishedOnes(t *testing.T) {
 		tn := b.tenant(t, "T")
 		ctx := context.Background()
 		// An event whose mark was lost.
-		lease, err := b.dbs.Acquire(ctx, tn.DatabaseName)
+		lease, err := b.dbs.Acquire(ctx, tenantdb.Ref{Name: tn.DatabaseName})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -457,7 +457,7 @@ func TestSweepAndPruneCloseTheDatabasesTheyOpened(t *testing.T) {
 		tenants := []*tenantry.Tenant{b.tenant(t, "Closed"), b.tenant(t, "Also closed"), b.tenant(t, "Open")}
 		// Provisioning left them open; close all but the last.
 		for _, tn := range tenants[:2] {
-			if err := b.dbs.Forget(ctx, tn.DatabaseName); err != nil {
+			if err := b.dbs.Forget(ctx, tenantdb.Ref{Name: tn.DatabaseName}); err != nil {
 				t.Fatal(err)
 			}
 		}

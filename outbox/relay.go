@@ -241,8 +241,7 @@ func (r *Relay) drainControl(ctx context.Context) error {
 // forward copies a tenant's events into its own outbox, marking the
 // tenant's stream first so that the copies are never left unmarked.
 func (r *Relay) forward(ctx context.Context, tenantID string, events []tenantry.Event) error {
-	var dbName string
-	err := r.control.QueryRow(ctx, `SELECT database_name FROM tenants WHERE id = $1 AND provisioned_at IS NOT NULL`, tenantID).Scan(&dbName)
+	ref, err := tenantDatabase(ctx, r.control, tenantID)
 	if errors.Is(err, sqldb.ErrNoRows) {
 		// The tenant's provisioning was undone; its events describe
 		// nothing that exists, and there is no stream to put them in.
@@ -251,10 +250,10 @@ func (r *Relay) forward(ctx context.Context, tenantID string, events []tenantry.
 	} else if err != nil {
 		return err
 	}
-	if err := Mark(ctx, r.control, tenantID, dbName); err != nil {
+	if err := Mark(ctx, r.control, tenantID, ref.Name); err != nil {
 		return err
 	}
-	lease, err := r.dbs.Acquire(ctx, dbName)
+	lease, err := r.dbs.Acquire(ctx, ref)
 	if err != nil {
 		return err
 	}
@@ -280,13 +279,32 @@ func (r *Relay) forward(ctx context.Context, tenantID string, events []tenantry.
 	}
 	// Another process's relay may have drained the tenant's stream while
 	// the copies were uncommitted.
-	return ensureMarked(ctx, r.control, tenantID, dbName)
+	return ensureMarked(ctx, r.control, tenantID, ref.Name)
+}
+
+// tenantDatabase finds where a provisioned tenant's database is now: a move
+// may have taken it to another server since its stream was marked.
+func tenantDatabase(ctx context.Context, control sqldb.Querier, tenantID string) (tenantdb.Ref, error) {
+	var ref tenantdb.Ref
+	err := control.QueryRow(ctx, `SELECT COALESCE(server, ''), database_name FROM tenants WHERE id = $1 AND provisioned_at IS NOT NULL`, tenantID).
+		Scan(&ref.Server, &ref.Name)
+	return ref, err
 }
 
 // drainTenant publishes a tenant's unpublished events in order, giving each
 // the next position of the tenant's stream.
 func (r *Relay) drainTenant(ctx context.Context, s streamRow) error {
-	lease, err := r.dbs.Acquire(ctx, s.databaseName)
+	ref, err := tenantDatabase(ctx, r.control, s.stream)
+	if errors.Is(err, sqldb.ErrNoRows) {
+		// The tenant is gone (purged, or its provisioning undone), and
+		// its events with its database: there is nothing left to
+		// publish, and the mark goes.
+		r.cfg.Logger.WarnContext(ctx, "dropping the pending stream of a tenant that no longer exists", "tenant_id", s.stream)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	lease, err := r.dbs.Acquire(ctx, ref)
 	if err != nil {
 		return err
 	}

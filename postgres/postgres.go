@@ -182,22 +182,29 @@ func translate(err error) error {
 	if errors.As(err, &pgErr) {
 		switch {
 		case pgErr.Code == "23505":
-			return fmt.Errorf("%w: %v", sqldb.ErrUniqueViolation, err)
+			return fmt.Errorf("%w: %w", sqldb.ErrUniqueViolation, err)
 		case pgErr.Code == "23503":
-			return fmt.Errorf("%w: %v", sqldb.ErrForeignKeyViolation, err)
+			return fmt.Errorf("%w: %w", sqldb.ErrForeignKeyViolation, err)
+		case pgErr.Code == "25006":
+			// read_only_sql_transaction: a moving tenant's fence.
+			return fmt.Errorf("%w: %w", sqldb.ErrReadOnly, err)
+		case pgErr.Code == "40P01", pgErr.Code == "40001":
+			// A deadlock or serialization failure chose this transaction
+			// to give way; it may succeed when retried.
+			return fmt.Errorf("%w: %w", sqldb.ErrRetry, err)
 		case strings.HasPrefix(pgErr.Code, "22"):
 			// Data exceptions: a NUL in text, a malformed value, a
 			// number out of range.
-			return fmt.Errorf("%w: %v", sqldb.ErrInvalidValue, err)
+			return fmt.Errorf("%w: %w", sqldb.ErrInvalidValue, err)
 		case unavailableCode(pgErr.Code):
-			return fmt.Errorf("%w: %v", sqldb.ErrUnavailable, err)
+			return fmt.Errorf("%w: %w", sqldb.ErrUnavailable, err)
 		}
 		return err
 	}
 	var connectErr *pgconn.ConnectError
 	var netErr net.Error
 	if errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w: %v", sqldb.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", sqldb.ErrUnavailable, err)
 	}
 	return err
 }

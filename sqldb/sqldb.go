@@ -34,6 +34,14 @@ var (
 	// exists, its storage fails, or it stayed busy. Retrying later may
 	// succeed; the statement's input is not at fault.
 	ErrUnavailable = errors.New("sqldb: database unavailable")
+	// ErrReadOnly is returned when the database refuses writes for a
+	// while, as a tenant database does during the last moments of a move
+	// to another server; reads go on, and writes may be retried shortly.
+	ErrReadOnly = errors.New("sqldb: database read-only for now")
+	// ErrRetry is returned when the database gave up a transaction so
+	// that another could go on (a deadlock, a serialization failure):
+	// retrying it may succeed.
+	ErrRetry = errors.New("sqldb: transaction given up; retry it")
 	// ErrInvalidValue is returned when the engine refuses a value a
 	// statement carries (text it cannot store, a number out of range): the
 	// input is at fault, not the server.

@@ -29,16 +29,19 @@ func NewTenantDatabases(dir string) (*TenantDatabases, error) {
 	return &TenantDatabases{dir: dir}, nil
 }
 
-func (t *TenantDatabases) path(name string) (string, error) {
-	if !tenantdb.ValidName(name) {
-		return "", fmt.Errorf("invalid tenant database name %q", name)
+func (t *TenantDatabases) path(ref tenantdb.Ref) (string, error) {
+	if ref.Server != "" {
+		return "", fmt.Errorf("tenant database %s: the embedded shape keeps every tenant database in its data directory", ref)
 	}
-	return filepath.Join(t.dir, name+".db"), nil
+	if !tenantdb.ValidName(ref.Name) {
+		return "", fmt.Errorf("invalid tenant database name %q", ref.Name)
+	}
+	return filepath.Join(t.dir, ref.Name+".db"), nil
 }
 
 // Create implements tenantdb.Engine.
-func (t *TenantDatabases) Create(ctx context.Context, name string) error {
-	p, err := t.path(name)
+func (t *TenantDatabases) Create(ctx context.Context, ref tenantdb.Ref) error {
+	p, err := t.path(ref)
 	if err != nil {
 		return err
 	}
@@ -47,14 +50,14 @@ func (t *TenantDatabases) Create(ctx context.Context, name string) error {
 	if errors.Is(err, fs.ErrExist) {
 		return tenantdb.ErrExists
 	} else if err != nil {
-		return fmt.Errorf("create tenant database %s: %w", name, err)
+		return fmt.Errorf("create tenant database %s: %w", ref, err)
 	}
 	return f.Close()
 }
 
 // Drop implements tenantdb.Engine.
-func (t *TenantDatabases) Drop(ctx context.Context, name string) error {
-	p, err := t.path(name)
+func (t *TenantDatabases) Drop(ctx context.Context, ref tenantdb.Ref) error {
+	p, err := t.path(ref)
 	if err != nil {
 		return err
 	}
@@ -62,15 +65,15 @@ func (t *TenantDatabases) Drop(ctx context.Context, name string) error {
 	// considered present, so a failed drop can be retried.
 	for _, f := range []string{p + "-wal", p + "-shm", p + SchemaLockSuffix, p} {
 		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("drop tenant database %s: %w", name, err)
+			return fmt.Errorf("drop tenant database %s: %w", ref, err)
 		}
 	}
 	return nil
 }
 
 // Exists implements tenantdb.Engine.
-func (t *TenantDatabases) Exists(ctx context.Context, name string) (bool, error) {
-	p, err := t.path(name)
+func (t *TenantDatabases) Exists(ctx context.Context, ref tenantdb.Ref) (bool, error) {
+	p, err := t.path(ref)
 	if err != nil {
 		return false, err
 	}
@@ -89,14 +92,14 @@ const readIdleTimeout = time.Minute
 // Open implements tenantdb.Engine. Of maxConns connections, one is the
 // writer and the others read beside it, opened as reads need them; with
 // maxConns 1 the writer also serves the reads.
-func (t *TenantDatabases) Open(ctx context.Context, name string, maxConns int) (sqldb.DB, error) {
-	ok, err := t.Exists(ctx, name)
+func (t *TenantDatabases) Open(ctx context.Context, ref tenantdb.Ref, maxConns int) (sqldb.DB, error) {
+	ok, err := t.Exists(ctx, ref)
 	if err != nil {
 		return nil, err
 	} else if !ok {
 		return nil, tenantdb.ErrNotExist
 	}
-	p, _ := t.path(name)
+	p, _ := t.path(ref)
 	return Open(p, Options{ReadConns: max(maxConns-1, 0), ReadIdleTimeout: readIdleTimeout, MustExist: true})
 }
 

@@ -23,14 +23,22 @@ import (
 type Provisioner struct {
 	control sqldb.DB
 	tenants *tenantdb.Manager
+	placer  Placer
 	logger  *slog.Logger
+}
+
+// Placer chooses the database server of a new tenant: "" for the default
+// one.
+type Placer interface {
+	Place(ctx context.Context) (server string, err error)
 }
 
 // NewProvisioner returns a Provisioner writing tenant rows to control and
 // creating databases through the tenant database manager, so that even the
-// connection that migrates a new database counts against the global cap.
-func NewProvisioner(control sqldb.DB, tenants *tenantdb.Manager, logger *slog.Logger) *Provisioner {
-	return &Provisioner{control: control, tenants: tenants, logger: logger}
+// connection that migrates a new database counts against the cap. placer,
+// when not nil, chooses each new tenant's server.
+func NewProvisioner(control sqldb.DB, tenants *tenantdb.Manager, placer Placer, logger *slog.Logger) *Provisioner {
+	return &Provisioner{control: control, tenants: tenants, placer: placer, logger: logger}
 }
 
 // ActivateFunc runs inside the transaction that makes a new tenant visible.
@@ -55,12 +63,20 @@ func (p *Provisioner) Provision(ctx context.Context, name, createdBy string, act
 var errNameTaken = errors.New("tenant database name taken")
 
 func (p *Provisioner) provisionOnce(ctx context.Context, name, createdBy string, activate ActivateFunc) (*tenantry.Tenant, error) {
+	var server string
+	if p.placer != nil {
+		var err error
+		if server, err = p.placer.Place(ctx); err != nil {
+			return nil, fmt.Errorf("provision tenant: choose a database server: %w", err)
+		}
+	}
 	now := sqldb.Now()
 	id := uuid.NewString()
 	t := &tenantry.Tenant{
 		ID:           id,
 		Name:         name,
 		DatabaseName: tenantdb.Name(name, id),
+		Server:       server,
 		IsActive:     true,
 		CreatedAt:    now,
 		UpdatedAt:    now,
@@ -73,7 +89,7 @@ func (p *Provisioner) provisionOnce(ctx context.Context, name, createdBy string,
 		return nil, fmt.Errorf("provision tenant: record: %w", err)
 	}
 
-	if err := p.tenants.Engine().Create(ctx, t.DatabaseName); err != nil {
+	if err := p.tenants.Engine().Create(ctx, tenantdb.RefOf(t)); err != nil {
 		// ErrExists means the name belongs to another database, which
 		// must not be dropped. Any other failure may have come after the
 		// server created it, so the drop is attempted.
@@ -88,7 +104,7 @@ func (p *Provisioner) provisionOnce(ctx context.Context, name, createdBy string,
 	// Acquiring opens the database and migrates it to the latest schema;
 	// the lease is released at once and the database stays open, warm for
 	// the tenant's first request.
-	lease, err := p.tenants.Acquire(ctx, t.DatabaseName)
+	lease, err := p.tenants.Acquire(ctx, tenantdb.RefOf(t))
 	if err != nil {
 		p.undo(ctx, t, true)
 		return nil, fmt.Errorf("provision tenant: migrate database: %w", err)
@@ -118,7 +134,7 @@ func (p *Provisioner) undo(ctx context.Context, t *tenantry.Tenant, dropDatabase
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if dropDatabase {
-		if err := p.dropDatabase(ctx, t.DatabaseName); err != nil {
+		if err := p.dropDatabase(ctx, tenantdb.RefOf(t)); err != nil {
 			p.logger.Error("provisioning rollback: database left for the reaper", "tenant_id", t.ID, "database", t.DatabaseName, "error", err)
 			return
 		}
@@ -138,7 +154,7 @@ func (p *Provisioner) Reap(ctx context.Context, olderThan time.Duration) (int, e
 	}
 	removed := 0
 	for _, t := range pending {
-		if err := p.dropDatabase(ctx, t.DatabaseName); err != nil {
+		if err := p.dropDatabase(ctx, tenantdb.RefOf(t)); err != nil {
 			p.logger.Error("reaping unfinished tenant: dropping database", "tenant_id", t.ID, "database", t.DatabaseName, "error", err)
 			continue
 		}
@@ -152,9 +168,9 @@ func (p *Provisioner) Reap(ctx context.Context, olderThan time.Duration) (int, e
 	return removed, nil
 }
 
-func (p *Provisioner) dropDatabase(ctx context.Context, name string) error {
-	if err := p.tenants.Forget(ctx, name); err != nil {
+func (p *Provisioner) dropDatabase(ctx context.Context, ref tenantdb.Ref) error {
+	if err := p.tenants.Forget(ctx, ref); err != nil {
 		return err
 	}
-	return p.tenants.Engine().Drop(ctx, name)
+	return p.tenants.Engine().Drop(ctx, ref)
 }

@@ -81,14 +81,14 @@ type faultyEngine struct {
 	migrationsFor fs.FS
 }
 
-func (e *faultyEngine) Create(ctx context.Context, name string) error {
+func (e *faultyEngine) Create(ctx context.Context, ref tenantdb.Ref) error {
 	e.mu.Lock()
-	e.created = append(e.created, name)
+	e.created = append(e.created, ref.Name)
 	e.mu.Unlock()
 	if e.failCreate {
 		return errInjected
 	}
-	if err := e.Engine.Create(ctx, name); err != nil {
+	if err := e.Engine.Create(ctx, ref); err != nil {
 		return err
 	}
 	if e.failAfter {
@@ -97,11 +97,11 @@ func (e *faultyEngine) Create(ctx context.Context, name string) error {
 	return nil
 }
 
-func (e *faultyEngine) Drop(ctx context.Context, name string) error {
+func (e *faultyEngine) Drop(ctx context.Context, ref tenantdb.Ref) error {
 	if e.failDrop {
 		return errInjected
 	}
-	return e.Engine.Drop(ctx, name)
+	return e.Engine.Drop(ctx, ref)
 }
 
 func (e *faultyEngine) Migrations() fs.FS {
@@ -152,7 +152,7 @@ func setup(t *testing.T, shape config.Shape) *provisionBundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.manager.Close() })
-	b.provisioner = tenant.NewProvisioner(b.control, b.manager, slog.New(slog.DiscardHandler))
+	b.provisioner = tenant.NewProvisioner(b.control, b.manager, nil, slog.New(slog.DiscardHandler))
 	return b
 }
 
@@ -167,7 +167,7 @@ func (b *provisionBundle) assertNothingLeft(t *testing.T) {
 		t.Errorf("%d tenant rows left behind", rows)
 	}
 	if name := b.engine.lastCreated(); name != "" {
-		exists, err := b.real.Exists(context.Background(), name)
+		exists, err := b.real.Exists(context.Background(), tenantdb.Ref{Name: name})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +220,7 @@ func TestReapRemovesAbandonedProvisioning(t *testing.T) {
 			t.Fatal("Provision succeeded")
 		}
 		name := b.engine.lastCreated()
-		if exists, _ := b.real.Exists(context.Background(), name); !exists {
+		if exists, _ := b.real.Exists(context.Background(), tenantdb.Ref{Name: name}); !exists {
 			t.Fatal("the scenario did not leave a database behind")
 		}
 		provisioned, err := tenant.ListProvisioned(context.Background(), b.control)
@@ -258,7 +258,7 @@ func TestProvision(t *testing.T) {
 		if err != nil || got.DatabaseName != tn.DatabaseName || !got.IsActive {
 			t.Fatalf("FindProvisioned = %+v, %v", got, err)
 		}
-		lease, err := b.manager.Acquire(ctx, tn.DatabaseName)
+		lease, err := b.manager.Acquire(ctx, tenantdb.Ref{Name: tn.DatabaseName})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,11 +10,11 @@ import (
 	"github.com/tenantry/tenantry/sqldb"
 )
 
-const tenantColumns = `id, name, database_name, is_active, created_at, updated_at, COALESCE(CAST(created_by AS TEXT), '')`
+const tenantColumns = `id, name, database_name, COALESCE(server, ''), is_active, created_at, updated_at, COALESCE(CAST(created_by AS TEXT), '')`
 
 func scanTenant(row sqldb.Row) (*tenantry.Tenant, error) {
 	var t tenantry.Tenant
-	if err := row.Scan(&t.ID, &t.Name, &t.DatabaseName, &t.IsActive, &t.CreatedAt, &t.UpdatedAt, &t.CreatedBy); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &t.DatabaseName, &t.Server, &t.IsActive, &t.CreatedAt, &t.UpdatedAt, &t.CreatedBy); err != nil {
 		return nil, err
 	}
 	return &t, nil
@@ -45,9 +45,9 @@ func nullable(s string) any {
 
 func insertPending(ctx context.Context, q sqldb.Querier, t *tenantry.Tenant) error {
 	_, err := q.Exec(ctx, `
-		INSERT INTO tenants (id, name, database_name, is_active, provisioned_at, created_at, updated_at, created_by)
-		VALUES ($1, $2, $3, $4, NULL, $5, $6, $7)`,
-		t.ID, t.Name, t.DatabaseName, t.IsActive, t.CreatedAt, t.UpdatedAt, nullable(t.CreatedBy))
+		INSERT INTO tenants (id, name, database_name, server, is_active, provisioned_at, created_at, updated_at, created_by)
+		VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8)`,
+		t.ID, t.Name, t.DatabaseName, nullable(t.Server), t.IsActive, t.CreatedAt, t.UpdatedAt, nullable(t.CreatedBy))
 	return err
 }
 
@@ -100,13 +100,13 @@ const activeTenant = `t.is_active AND t.provisioned_at IS NOT NULL`
 // tenants t and memberships m. Authorizing a request reads it, so its
 // timestamps are selected for the cheap decoding of sqldb.ScanTime.
 func memberTenantColumns(d sqldb.Dialect) string {
-	return `t.id, t.name, t.database_name, t.is_active, ` + d.Time("t.created_at") + `, ` + d.Time("t.updated_at") +
+	return `t.id, t.name, t.database_name, COALESCE(t.server, ''), t.is_active, ` + d.Time("t.created_at") + `, ` + d.Time("t.updated_at") +
 		`, COALESCE(CAST(t.created_by AS TEXT), ''), m.role, ` + d.Time("m.joined_at")
 }
 
 func memberTenantDest(mt *MemberTenant) []any {
 	t := &mt.Tenant
-	return []any{&t.ID, &t.Name, &t.DatabaseName, &t.IsActive, sqldb.ScanTime(&t.CreatedAt), sqldb.ScanTime(&t.UpdatedAt),
+	return []any{&t.ID, &t.Name, &t.DatabaseName, &t.Server, &t.IsActive, sqldb.ScanTime(&t.CreatedAt), sqldb.ScanTime(&t.UpdatedAt),
 		&t.CreatedBy, &mt.Role, sqldb.ScanTime(&mt.JoinedAt)}
 }
 

@@ -15,11 +15,13 @@ import (
 
 // Config bounds the resources the Manager may hold.
 type Config struct {
-	// MaxConns is the global cap on connections (PostgreSQL) or open
-	// database files (SQLite) held for tenant databases by this process.
+	// MaxConns is the cap on connections (PostgreSQL) or open database
+	// files (SQLite) this process holds for the tenant databases of one
+	// server, each server having its own.
 	MaxConns int
 	// ConnsPerDB is the most connections one tenant database may hold.
-	// Each open database reserves this many slots of MaxConns.
+	// Each open database reserves this many slots of its server's
+	// MaxConns.
 	ConnsPerDB int
 	// IdleTimeout closes a database nobody has used for this long. Zero
 	// keeps idle databases open until the cap needs their slots.
@@ -32,20 +34,21 @@ type Config struct {
 
 // Manager opens tenant databases on demand, migrates each to the latest tenant
 // schema the first time this process opens it, and keeps them open for reuse
-// under a global cap. When the cap is reached, the least recently used idle
-// database is closed; when every open database is in use, Acquire waits.
+// under a cap per server. When a server's cap is reached, its least recently
+// used idle database is closed; when every database open on it is in use,
+// Acquire waits.
 type Manager struct {
 	engine Engine
 	cfg    Config
 
 	mu       sync.Mutex
-	entries  map[string]*entry
-	idle     *list.List // of *entry with refs == 0; front is most recent
-	reserved int        // sum of ConnsPerDB over entries and closing ones
+	entries  map[Ref]*entry
+	idle     *list.List     // of *entry with refs == 0; front is most recent
+	reserved map[string]int // per server: ConnsPerDB over entries and closing ones
 	waiters  int
 	changed  chan struct{} // closed and replaced when slots may have freed
-	migrated map[string]bool
-	outages  map[string]*outage
+	migrated map[Ref]bool
+	outages  map[Ref]*outage
 	closed   bool
 
 	stop chan struct{}
@@ -53,7 +56,7 @@ type Manager struct {
 }
 
 type entry struct {
-	name     string
+	ref      Ref
 	db       sqldb.DB
 	err      error
 	refs     int
@@ -89,11 +92,12 @@ type Stats struct {
 	// Leased is how many of them are in use right now.
 	Leased int
 	// Reserved is the number of connection slots held by open or closing
-	// databases; it never exceeds Cap.
+	// databases, on all servers; on each server it never exceeds Cap.
 	Reserved int
 	// Connections is the number of connections those databases hold now.
 	Connections int
-	Cap         int
+	// Cap is the cap of each server.
+	Cap int
 }
 
 // NewManager returns a Manager for engine's databases. Close it to release
@@ -114,11 +118,12 @@ func NewManager(engine Engine, cfg Config) (*Manager, error) {
 	m := &Manager{
 		engine:   engine,
 		cfg:      cfg,
-		entries:  make(map[string]*entry),
+		entries:  make(map[Ref]*entry),
 		idle:     list.New(),
+		reserved: make(map[string]int),
 		changed:  make(chan struct{}),
-		migrated: make(map[string]bool),
-		outages:  make(map[string]*outage),
+		migrated: make(map[Ref]bool),
+		outages:  make(map[Ref]*outage),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -134,8 +139,8 @@ func (m *Manager) Engine() Engine { return m.engine }
 // database that cannot serve, now or when it last failed less than
 // RetryAfter ago, is refused at once with an error that IsUnavailable
 // recognises and that clients see as 503 SERVICE_UNAVAILABLE.
-func (m *Manager) Acquire(ctx context.Context, name string) (*Lease, error) {
-	return m.acquire(ctx, name, false)
+func (m *Manager) Acquire(ctx context.Context, ref Ref) (*Lease, error) {
+	return m.acquire(ctx, ref, false)
 }
 
 // AcquireTransient is Acquire for work that passes over every tenant in
@@ -145,24 +150,24 @@ func (m *Manager) Acquire(ctx context.Context, name string) (*Lease, error) {
 // only the databases that were open before or that requests use, rather
 // than every tenant's, each holding its connections and page cache until
 // the idle timeout.
-func (m *Manager) AcquireTransient(ctx context.Context, name string) (*Lease, error) {
-	return m.acquire(ctx, name, true)
+func (m *Manager) AcquireTransient(ctx context.Context, ref Ref) (*Lease, error) {
+	return m.acquire(ctx, ref, true)
 }
 
-func (m *Manager) acquire(ctx context.Context, name string, transient bool) (*Lease, error) {
+func (m *Manager) acquire(ctx context.Context, ref Ref, transient bool) (*Lease, error) {
 	m.mu.Lock()
 	for {
 		if m.closed {
 			m.mu.Unlock()
 			return nil, errors.New("tenant database manager is closed")
 		}
-		if o, ok := m.outages[name]; ok {
+		if o, ok := m.outages[ref]; ok {
 			if wait := time.Until(o.retryAt); wait > 0 {
 				m.mu.Unlock()
 				return nil, unavailable(o.cause, wait)
 			}
 		}
-		if e, ok := m.entries[name]; ok {
+		if e, ok := m.entries[ref]; ok {
 			if e.broken {
 				m.mu.Unlock()
 				return nil, unavailable(errors.New("the database failed to serve"), m.cfg.RetryAfter)
@@ -178,11 +183,11 @@ func (m *Manager) acquire(ctx context.Context, name string, transient bool) (*Le
 			m.mu.Unlock()
 			return m.awaitOpen(ctx, e)
 		}
-		if m.reserved+m.cfg.ConnsPerDB <= m.cfg.MaxConns {
+		if m.reserved[ref.Server]+m.cfg.ConnsPerDB <= m.cfg.MaxConns {
 			break
 		}
-		if back := m.idle.Back(); back != nil {
-			m.evictLocked(back.Value.(*entry))
+		if e := m.leastRecentIdleLocked(ref.Server); e != nil {
+			m.evictLocked(e)
 			continue
 		}
 		if err := m.waitLocked(ctx); err != nil {
@@ -190,38 +195,49 @@ func (m *Manager) acquire(ctx context.Context, name string, transient bool) (*Le
 			return nil, fmt.Errorf("waiting for a tenant database slot: %w", err)
 		}
 	}
-	e := &entry{name: name, refs: 1, ready: make(chan struct{}), transient: transient}
-	m.entries[name] = e
-	m.reserved += m.cfg.ConnsPerDB
-	needMigrate := !m.migrated[name]
+	e := &entry{ref: ref, refs: 1, ready: make(chan struct{}), transient: transient}
+	m.entries[ref] = e
+	m.reserved[ref.Server] += m.cfg.ConnsPerDB
+	needMigrate := !m.migrated[ref]
 	m.mu.Unlock()
 
 	// Other requests may be waiting on this open, so it must not fail just
 	// because the request that happened to start it went away.
 	openCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	db, err := m.open(openCtx, name, needMigrate)
+	db, err := m.open(openCtx, ref, needMigrate)
 	cancel()
 
 	m.mu.Lock()
 	if err != nil {
 		e.err = unavailable(err, m.cfg.RetryAfter)
-		m.outageLocked(name, err)
-		delete(m.entries, name)
-		m.reserved -= m.cfg.ConnsPerDB
+		m.outageLocked(ref, err)
+		delete(m.entries, ref)
+		m.reserved[ref.Server] -= m.cfg.ConnsPerDB
 		m.broadcastLocked()
 	} else {
 		e.db = &guarded{DB: db, m: m, e: e}
 		if needMigrate {
-			m.migrated[name] = true
+			m.migrated[ref] = true
 		}
-		if _, ok := m.outages[name]; ok {
-			delete(m.outages, name)
-			m.cfg.Logger.Info("tenant database available again", "database", name)
+		if _, ok := m.outages[ref]; ok {
+			delete(m.outages, ref)
+			m.cfg.Logger.Info("tenant database available again", "database", ref.String())
 		}
 	}
 	close(e.ready)
 	m.mu.Unlock()
 	return m.awaitOpen(ctx, e)
+}
+
+// leastRecentIdleLocked returns the idle database of server used least
+// recently, or nil when it has none.
+func (m *Manager) leastRecentIdleLocked(server string) *entry {
+	for el := m.idle.Back(); el != nil; el = el.Prev() {
+		if e := el.Value.(*entry); e.ref.Server == server {
+			return e
+		}
+	}
+	return nil
 }
 
 func (m *Manager) awaitOpen(ctx context.Context, e *entry) (*Lease, error) {
@@ -238,8 +254,8 @@ func (m *Manager) awaitOpen(ctx context.Context, e *entry) (*Lease, error) {
 	return &Lease{m: m, e: e}, nil
 }
 
-func (m *Manager) open(ctx context.Context, name string, needMigrate bool) (sqldb.DB, error) {
-	db, err := m.engine.Open(ctx, name, m.cfg.ConnsPerDB)
+func (m *Manager) open(ctx context.Context, ref Ref, needMigrate bool) (sqldb.DB, error) {
+	db, err := m.engine.Open(ctx, ref, m.cfg.ConnsPerDB)
 	if err != nil {
 		return nil, err
 	}
@@ -268,26 +284,26 @@ func Migrate(ctx context.Context, engine Engine, db sqldb.DB) error {
 // outageLocked records that the named database failed, logging it only
 // when it starts an outage: a tenant whose database is down would otherwise
 // fill the log with one line per request.
-func (m *Manager) outageLocked(name string, cause error) {
+func (m *Manager) outageLocked(ref Ref, cause error) {
 	// Whatever brought it back (a restore, a move) may have left another
 	// schema version: check it again when it next opens.
-	delete(m.migrated, name)
-	if _, ok := m.outages[name]; !ok {
-		m.cfg.Logger.Error("tenant database unavailable", "database", name, "error", cause,
+	delete(m.migrated, ref)
+	if _, ok := m.outages[ref]; !ok {
+		m.cfg.Logger.Error("tenant database unavailable", "database", ref.String(), "error", cause,
 			"retry_after", m.cfg.RetryAfter.String())
 	}
-	m.outages[name] = &outage{cause: cause, retryAt: time.Now().Add(m.cfg.RetryAfter)}
+	m.outages[ref] = &outage{cause: cause, retryAt: time.Now().Add(m.cfg.RetryAfter)}
 }
 
 // broke marks an open database that failed to serve a leased request.
 func (m *Manager) broke(e *entry, cause error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if e.broken || m.entries[e.name] != e {
+	if e.broken || m.entries[e.ref] != e {
 		return
 	}
 	e.broken = true
-	m.outageLocked(e.name, cause)
+	m.outageLocked(e.ref, cause)
 }
 
 // Migrator returns the migrator of db, a tenant database of engine.
@@ -300,7 +316,7 @@ func (m *Manager) release(e *entry) {
 	defer m.mu.Unlock()
 	e.refs--
 	e.lastUsed = time.Now()
-	if e.refs == 0 && e.err == nil && m.entries[e.name] == e {
+	if e.refs == 0 && e.err == nil && m.entries[e.ref] == e {
 		// A transient database whose open a cancelled lease left
 		// running is not closed here; it idles out like any other.
 		if m.closed || e.broken || (e.transient && e.db != nil) {
@@ -315,17 +331,17 @@ func (m *Manager) release(e *entry) {
 // evictLocked closes an idle entry. Its slots stay reserved until the close
 // has finished, so the cap also covers connections still being torn down.
 func (m *Manager) evictLocked(e *entry) {
-	delete(m.entries, e.name)
+	delete(m.entries, e.ref)
 	if e.elem != nil {
 		m.idle.Remove(e.elem)
 		e.elem = nil
 	}
 	m.mu.Unlock()
 	if err := e.db.Close(); err != nil {
-		m.cfg.Logger.Warn("closing tenant database", "database", e.name, "error", err)
+		m.cfg.Logger.Warn("closing tenant database", "database", e.ref.String(), "error", err)
 	}
 	m.mu.Lock()
-	m.reserved -= m.cfg.ConnsPerDB
+	m.reserved[e.ref.Server] -= m.cfg.ConnsPerDB
 	m.broadcastLocked()
 }
 
@@ -354,13 +370,13 @@ func (m *Manager) broadcastLocked() {
 // Forget closes the named database if it is open and forgets that it was
 // migrated, waiting for current leases to end. It is called before the
 // database is dropped.
-func (m *Manager) Forget(ctx context.Context, name string) error {
+func (m *Manager) Forget(ctx context.Context, ref Ref) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.migrated, name)
-	delete(m.outages, name)
+	delete(m.migrated, ref)
+	delete(m.outages, ref)
 	for {
-		e, ok := m.entries[name]
+		e, ok := m.entries[ref]
 		if !ok {
 			return nil
 		}
@@ -378,7 +394,10 @@ func (m *Manager) Forget(ctx context.Context, name string) error {
 func (m *Manager) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := Stats{Open: len(m.entries), Reserved: m.reserved, Cap: m.cfg.MaxConns}
+	s := Stats{Open: len(m.entries), Cap: m.cfg.MaxConns}
+	for _, n := range m.reserved {
+		s.Reserved += n
+	}
 	for _, e := range m.entries {
 		if e.refs > 0 {
 			s.Leased++

@@ -2,7 +2,9 @@ package tenantdb_test
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
@@ -51,21 +53,87 @@ func TestAcquireTransientClosesWhatItOpened(t *testing.T) {
 			}
 		}
 
-		use(m.AcquireTransient(ctx, passed)).Release()
+		use(m.AcquireTransient(ctx, tenantdb.Ref{Name: passed})).Release()
 		expectOpen(0, "after a transient lease of a closed database")
 
-		use(m.Acquire(ctx, open)).Release()
-		use(m.AcquireTransient(ctx, open)).Release()
+		use(m.Acquire(ctx, tenantdb.Ref{Name: open})).Release()
+		use(m.AcquireTransient(ctx, tenantdb.Ref{Name: open})).Release()
 		expectOpen(1, "after a transient lease of an open database")
 
-		pass := use(m.AcquireTransient(ctx, taken))
-		request := use(m.Acquire(ctx, taken))
+		pass := use(m.AcquireTransient(ctx, tenantdb.Ref{Name: taken}))
+		request := use(m.Acquire(ctx, tenantdb.Ref{Name: taken}))
 		pass.Release()
 		request.Release()
 		expectOpen(2, "after an ordinary lease took a transiently opened database")
 
 		// Reopened, a transiently closed database still works.
-		use(m.AcquireTransient(ctx, passed)).Release()
+		use(m.AcquireTransient(ctx, tenantdb.Ref{Name: passed})).Release()
 		expectOpen(2, "after a second transient lease")
 	})
+}
+
+// Ensure the cap on open databases holds per server: a full server makes
+// only its own tenants wait.
+func TestTheCapHoldsPerServer(t *testing.T) {
+	second := apptest.RequireSecondServer(t)
+	t.Parallel()
+	ctx := context.Background()
+	env := apptest.StartShape(t, config.Production)
+	registry := env.App.Engines.Servers
+	for name, template := range map[string]string{"one": apptest.ServerTemplate(t), "two": second} {
+		if _, err := registry.Add(ctx, name, template, 1, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byServer := map[string][]tenantdb.Ref{}
+	for _, name := range []string{"A", "B", "C", "D", "E"} {
+		tn, err := env.App.Provisioner.Provision(ctx, name, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byServer[tn.Server] = append(byServer[tn.Server], tenantdb.RefOf(tn))
+	}
+	one, two := byServer["one"], byServer["two"]
+	if len(one) != 3 || len(two) != 2 {
+		t.Fatalf("5 tenants over two servers of equal weight: %d and %d", len(one), len(two))
+	}
+	// Two databases of two connections fit under each server's cap of 4.
+	m, err := tenantdb.NewManager(env.App.Engines.Tenants, tenantdb.Config{MaxConns: 4, ConnsPerDB: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	var held []*tenantdb.Lease
+	for _, ref := range []tenantdb.Ref{one[0], one[1], two[0], two[1]} {
+		lease, err := m.Acquire(ctx, ref)
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		held = append(held, lease)
+	}
+	if s := m.Stats(); s.Open != 4 || s.Reserved != 8 {
+		t.Fatalf("4 databases on two servers: %+v", s)
+	}
+	// Server one is full: its third tenant waits, and gets its slot when
+	// one of the server's own databases is released.
+	waiting, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, err := m.Acquire(waiting, one[2]); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a third database on a full server: %v, want to wait", err)
+	}
+	held[2].Release() // server two's: frees nothing on one
+	waiting, cancel = context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, err := m.Acquire(waiting, one[2]); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a slot freed on server two let a third database open on one: %v", err)
+	}
+	held[0].Release()
+	lease, err := m.Acquire(ctx, one[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease.Release()
+	for _, l := range held {
+		l.Release()
+	}
 }

@@ -23,17 +23,18 @@ var (
 	ErrNotExist = errors.New("tenant database does not exist")
 )
 
-// Engine creates, drops and opens the tenant databases of one SQL engine.
+// Engine creates, drops and opens the tenant databases of one SQL engine,
+// on the servers it knows.
 type Engine interface {
 	// Create makes a new, empty database; ErrExists if the name is taken.
-	Create(ctx context.Context, name string) error
+	Create(ctx context.Context, ref Ref) error
 	// Drop removes a database and its data; dropping an absent one is not
 	// an error.
-	Drop(ctx context.Context, name string) error
-	Exists(ctx context.Context, name string) (bool, error)
+	Drop(ctx context.Context, ref Ref) error
+	Exists(ctx context.Context, ref Ref) (bool, error)
 	// Open connects to an existing database with at most maxConns
 	// connections; ErrNotExist if there is none.
-	Open(ctx context.Context, name string, maxConns int) (sqldb.DB, error)
+	Open(ctx context.Context, ref Ref, maxConns int) (sqldb.DB, error)
 	// Migrations returns the tenant schema's migrations for this engine.
 	Migrations() fs.FS
 }

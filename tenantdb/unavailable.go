@@ -41,6 +41,22 @@ func IsUnavailable(err error) bool {
 	return errors.As(err, &ue)
 }
 
+// readOnlyError reports a write refused while the tenant's database is
+// read-only: clients retry it shortly.
+type readOnlyError struct{ cause error }
+
+// readOnlyRetryAfter is the Retry-After of a write refused for a moment.
+const readOnlyRetryAfter = 2
+
+func (e *readOnlyError) Error() string { return "tenant database read-only: " + e.cause.Error() }
+func (e *readOnlyError) Unwrap() []error {
+	return []error{e.cause, &tenantry.Error{
+		Code:       tenantry.EUnavailable,
+		Message:    "This tenant's data is read-only for a moment; retry the change shortly",
+		RetryAfter: readOnlyRetryAfter,
+	}}
+}
+
 // outage is a tenant database that failed, until it answers again.
 type outage struct {
 	cause error
@@ -59,7 +75,14 @@ type guarded struct {
 }
 
 func (g *guarded) check(err error) error {
-	if err == nil || !errors.Is(err, sqldb.ErrUnavailable) {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sqldb.ErrReadOnly) || errors.Is(err, sqldb.ErrRetry) {
+		// The database serves; only this write waits, for a moment.
+		return &readOnlyError{cause: err}
+	}
+	if !errors.Is(err, sqldb.ErrUnavailable) {
 		return err
 	}
 	g.m.broke(g.e, err)

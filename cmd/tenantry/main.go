@@ -69,6 +69,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		c.migrateCommand(),
 		c.usersCommand(),
 		c.tenantsCommand(),
+		c.serversCommand(),
 		c.auditCommand(),
 		&cobra.Command{
 			Use:   "version",

@@ -25,6 +25,7 @@ import (
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
 	"github.com/tenantry/tenantry/sqldb"
+	"github.com/tenantry/tenantry/tenantdb"
 )
 
 type syncBuffer struct {
@@ -214,7 +215,7 @@ func withTenantDB(t *testing.T, cfg config.Config, name string, fn func(db sqldb
 		t.Fatal(err)
 	}
 	defer engines.Close()
-	db, err := engines.Tenants.Open(ctx, name, 1)
+	db, err := engines.Tenants.Open(ctx, tenantdb.Ref{Name: name}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

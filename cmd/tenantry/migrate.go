@@ -202,8 +202,9 @@ func migrateTenants(ctx context.Context, w io.Writer, e *app.Engines, f migrateF
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			label := fmt.Sprintf("tenant %s (%s)", t.ID, t.DatabaseName)
-			if err := migrateTenant(ctx, w, e.Tenants, t.DatabaseName, label, f); err != nil {
+			ref := tenantdb.RefOf(t)
+			label := fmt.Sprintf("tenant %s (%s)", t.ID, ref)
+			if err := migrateTenant(ctx, w, e.Tenants, ref, label, f); err != nil {
 				printLines(w, []string{fmt.Sprintf("%s: FAILED: %v", label, err)})
 				mu.Lock()
 				failed++
@@ -219,8 +220,8 @@ func migrateTenants(ctx context.Context, w io.Writer, e *app.Engines, f migrateF
 	return nil
 }
 
-func migrateTenant(ctx context.Context, w io.Writer, engine tenantdb.Engine, name, label string, f migrateFlags) error {
-	db, err := engine.Open(ctx, name, 1)
+func migrateTenant(ctx context.Context, w io.Writer, engine tenantdb.Engine, ref tenantdb.Ref, label string, f migrateFlags) error {
+	db, err := engine.Open(ctx, ref, 1)
 	if err != nil {
 		return err
 	}

@@ -12,5 +12,7 @@ func (c *cli) tenantsCommand() *cobra.Command {
 
 // tenantSubcommands lists the tenants group's subcommands.
 func (c *cli) tenantSubcommands() []*cobra.Command {
-	return nil
+	return []*cobra.Command{
+		c.tenantMoveCommand(),
+	}
 }

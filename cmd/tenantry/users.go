@@ -107,11 +107,18 @@ func (c *cli) setActiveCommand(use string, active bool) *cobra.Command {
 // the platform's audit trail, like the API's actions: whoever runs the
 // command acts as the operator, outside any account.
 func auditCLI(ctx context.Context, a *app.App, action, userID, email string) error {
-	details, _ := json.Marshal(map[string]string{"via": "command line", "email": email})
+	return auditCommand(ctx, a, action, "user", userID, map[string]any{"email": email})
+}
+
+// auditCommand records an administrative command in the platform audit
+// trail, as done from the command line on this host.
+func auditCommand(ctx context.Context, a *app.App, action, targetType, targetID string, details map[string]any) error {
+	details["via"] = "command line"
+	encoded, _ := json.Marshal(details)
 	host, _ := os.Hostname()
 	return a.Audit.Append(ctx, &audit.Entry{
-		Chain: audit.PlatformChain, Action: action, TargetType: "user", TargetID: userID,
-		Outcome: audit.OutcomeSuccess, UserAgent: "tenantry " + version + " on " + host, Details: details,
+		Chain: audit.PlatformChain, Action: action, TargetType: targetType, TargetID: targetID,
+		Outcome: audit.OutcomeSuccess, UserAgent: "tenantry " + version + " on " + host, Details: encoded,
 	})
 }
 
