@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,12 +30,14 @@ import (
 	"github.com/tenantry/tenantry/events"
 	"github.com/tenantry/tenantry/jobs"
 	"github.com/tenantry/tenantry/kafka"
+	"github.com/tenantry/tenantry/keyring"
 	"github.com/tenantry/tenantry/metrics"
 	"github.com/tenantry/tenantry/move"
 	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/password"
 	"github.com/tenantry/tenantry/postgres"
 	"github.com/tenantry/tenantry/ratelimit"
+	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
 	"github.com/tenantry/tenantry/token"
@@ -64,6 +67,9 @@ type App struct {
 	// Mover moves tenants' databases between servers; nil in the
 	// embedded shape.
 	Mover *move.Mover
+	// Keys encrypts stored secrets; nil in the production shape without
+	// TENANTRY_MASTER_KEY.
+	Keys *keyring.Keyring
 
 	// Streams records events; Dispatcher hands them to this process's
 	// consumers when there is no Kafka; Jobs is the job queue.
@@ -179,6 +185,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	}, logger)
 	a.TenantSvc = tenant.NewService(a.Engines.Control, a.Provisioner, a.Streams, logger)
 	a.Audit = audit.NewLog(a.Engines.Control, AuditKey(a.jwtKey), logger)
+	if a.Keys, err = openKeyring(cfg, a.Engines.Control); err != nil {
+		return nil, err
+	}
 
 	if a.Blobs, err = openBlobs(ctx, cfg); err != nil {
 		return nil, err
@@ -245,6 +254,39 @@ func JWTKey(cfg config.Config) ([]byte, error) {
 	// Validate refuses an empty key in the production shape.
 	key, err := secretFile(filepath.Join(cfg.DataDir, "secrets"), "jwt_secret", 32)
 	return []byte(key), err
+}
+
+// openKeyring returns the key service: data keys wrapped locally by
+// TENANTRY_MASTER_KEY or, in the embedded shape, by a master key generated
+// once in the data directory. In the production shape, where processes on
+// several hosts must share one master key, there is none unless it is
+// configured: a key generated on one host would leave the others unable to
+// read what it encrypted.
+func openKeyring(cfg config.Config, control sqldb.DB) (*keyring.Keyring, error) {
+	var master []byte
+	switch {
+	case cfg.MasterKey != "":
+		key, err := config.DecodeMasterKey(cfg.MasterKey)
+		if err != nil {
+			return nil, err
+		}
+		master = key
+	case cfg.Shape() == config.Embedded:
+		text, err := secretFile(filepath.Join(cfg.DataDir, "secrets"), "master_key", 32)
+		if err != nil {
+			return nil, err
+		}
+		if master, err = hex.DecodeString(text); err != nil || len(master) != 32 {
+			return nil, fmt.Errorf("the master key file in %s is damaged", filepath.Join(cfg.DataDir, "secrets"))
+		}
+	default:
+		return nil, nil
+	}
+	wrapper, err := keyring.NewLocal(master, control)
+	if err != nil {
+		return nil, err
+	}
+	return keyring.New(control, wrapper, keyring.Options{}), nil
 }
 
 // AuditKey derives the key that signs audit chain heads from the signing

@@ -7,6 +7,8 @@ package config
 
 import (
 	"encoding"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -97,7 +99,11 @@ type Config struct {
 	// undo the move.
 	MoveStaleAfter time.Duration `env:"TENANTRY_MOVE_STALE_AFTER" envDefault:"15s"`
 
-	JWTSecretKey    string  `env:"JWT_SECRET_KEY"`
+	JWTSecretKey string `env:"JWT_SECRET_KEY"`
+	// MasterKey wraps the keyring's keys when no key service is
+	// configured: 32 bytes, base64 or hex. Without it the embedded shape
+	// generates one in the data directory.
+	MasterKey       string  `env:"TENANTRY_MASTER_KEY"`
 	AccessTokenTTL  Seconds `env:"JWT_ACCESS_TOKEN_EXPIRES" envDefault:"900"`
 	RefreshTokenTTL Seconds `env:"JWT_REFRESH_TOKEN_EXPIRES" envDefault:"604800"`
 
@@ -346,6 +352,11 @@ func (c Config) Validate() error {
 	case c.JWTSecretKey != "" && len(c.JWTSecretKey) < MinJWTKeyBytes:
 		errs = append(errs, fmt.Errorf("JWT_SECRET_KEY must be at least %d bytes", MinJWTKeyBytes))
 	}
+	if c.MasterKey != "" {
+		if _, err := DecodeMasterKey(c.MasterKey); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -451,4 +462,22 @@ func (c Config) Summary() map[string]any {
 		"blob_store":          map[bool]string{true: "s3", false: "local"}[c.Bucket() != ""],
 		"events":              map[bool]string{true: "kafka", false: "in-process"}[c.Kafka()],
 	}
+}
+
+// DecodeMasterKey reads TENANTRY_MASTER_KEY: 32 bytes written in base64
+// (standard or URL alphabet, padded or not) or hex.
+func DecodeMasterKey(text string) ([]byte, error) {
+	text = strings.TrimSpace(text)
+	for _, decode := range []func(string) ([]byte, error){
+		hex.DecodeString,
+		base64.StdEncoding.DecodeString,
+		base64.RawStdEncoding.DecodeString,
+		base64.URLEncoding.DecodeString,
+		base64.RawURLEncoding.DecodeString,
+	} {
+		if b, err := decode(text); err == nil && len(b) == 32 {
+			return b, nil
+		}
+	}
+	return nil, errors.New("TENANTRY_MASTER_KEY must be 32 bytes written in base64 or hex (for example: openssl rand -base64 32)")
 }

@@ -70,6 +70,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		c.usersCommand(),
 		c.tenantsCommand(),
 		c.serversCommand(),
+		c.keysCommand(),
 		c.auditCommand(),
 		&cobra.Command{
 			Use:   "version",
