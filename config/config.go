@@ -103,7 +103,19 @@ type Config struct {
 	// MasterKey wraps the keyring's keys when no key service is
 	// configured: 32 bytes, base64 or hex. Without it the embedded shape
 	// generates one in the data directory.
-	MasterKey       string  `env:"TENANTRY_MASTER_KEY"`
+	MasterKey string `env:"TENANTRY_MASTER_KEY"`
+
+	// Vault, when VaultAddr is set, wraps the keyring's keys with
+	// Transit; VaultSecretsPath names a KV v2 secret read for the
+	// configuration secrets the environment leaves unset.
+	VaultAddr         string `env:"VAULT_ADDR"`
+	VaultToken        string `env:"VAULT_TOKEN"`
+	VaultRoleID       string `env:"VAULT_ROLE_ID"`
+	VaultSecretID     string `env:"VAULT_SECRET_ID"`
+	VaultNamespace    string `env:"VAULT_NAMESPACE"`
+	VaultTransitMount string `env:"VAULT_TRANSIT_MOUNT" envDefault:"transit"`
+	VaultSecretsPath  string `env:"VAULT_SECRETS_PATH"`
+
 	AccessTokenTTL  Seconds `env:"JWT_ACCESS_TOKEN_EXPIRES" envDefault:"900"`
 	RefreshTokenTTL Seconds `env:"JWT_REFRESH_TOKEN_EXPIRES" envDefault:"604800"`
 
@@ -148,6 +160,12 @@ type Config struct {
 	KafkaTopicPrefix   string   `env:"KAFKA_TOPIC_PREFIX"`
 	KafkaClientID      string   `env:"KAFKA_CLIENT_ID" envDefault:"tenantry"`
 	KafkaConsumerGroup string   `env:"KAFKA_CONSUMER_GROUP_ID" envDefault:"tenantry-workers"`
+	// KafkaSASLMechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) with a
+	// user name and password authenticates to the brokers.
+	KafkaSASLMechanism string `env:"KAFKA_SASL_MECHANISM"`
+	KafkaSASLUsername  string `env:"KAFKA_SASL_USERNAME"`
+	KafkaSASLPassword  string `env:"KAFKA_SASL_PASSWORD"`
+	KafkaTLS           bool   `env:"KAFKA_TLS"`
 
 	// RelayPollInterval is how often a relay looks for unpublished events
 	// written by other processes.
@@ -352,6 +370,17 @@ func (c Config) Validate() error {
 	case c.JWTSecretKey != "" && len(c.JWTSecretKey) < MinJWTKeyBytes:
 		errs = append(errs, fmt.Errorf("JWT_SECRET_KEY must be at least %d bytes", MinJWTKeyBytes))
 	}
+	if c.VaultAddr != "" && c.VaultToken == "" && (c.VaultRoleID == "" || c.VaultSecretID == "") {
+		errs = append(errs, errors.New("VAULT_ADDR is set: set VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole"))
+	}
+	if c.VaultSecretsPath != "" && c.VaultAddr == "" {
+		errs = append(errs, errors.New("VAULT_SECRETS_PATH needs VAULT_ADDR"))
+	}
+	switch strings.ToUpper(c.KafkaSASLMechanism) {
+	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		errs = append(errs, fmt.Errorf("KAFKA_SASL_MECHANISM: %q is not one of PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.KafkaSASLMechanism))
+	}
 	if c.MasterKey != "" {
 		if _, err := DecodeMasterKey(c.MasterKey); err != nil {
 			errs = append(errs, err)
@@ -480,4 +509,18 @@ func DecodeMasterKey(text string) ([]byte, error) {
 		}
 	}
 	return nil, errors.New("TENANTRY_MASTER_KEY must be 32 bytes written in base64 or hex (for example: openssl rand -base64 32)")
+}
+
+// VaultSecretNames are the configuration secrets VAULT_SECRETS_PATH may
+// hold, each read from there only when the environment leaves it unset.
+var VaultSecretNames = []string{
+	"JWT_SECRET_KEY",
+	"TENANTRY_MASTER_KEY",
+	"DATABASE_URL",
+	"TENANT_DATABASE_URL_TEMPLATE",
+	"REDIS_URL",
+	"S3_ACCESS_KEY_ID",
+	"S3_SECRET_ACCESS_KEY",
+	"KAFKA_SASL_USERNAME",
+	"KAFKA_SASL_PASSWORD",
 }
