@@ -37,10 +37,10 @@ import (
 	"github.com/tenantry/tenantry/password"
 	"github.com/tenantry/tenantry/postgres"
 	"github.com/tenantry/tenantry/ratelimit"
-	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
 	"github.com/tenantry/tenantry/token"
+	"github.com/tenantry/tenantry/vault"
 )
 
 // unfinishedTenantAge is how old a pending tenant must be before the reaper
@@ -79,6 +79,7 @@ type App struct {
 	Publisher  *kafka.Publisher
 	Relay      *outbox.Relay
 
+	vault      *vault.Client
 	background bool
 	notifier   *outbox.Notifier
 	consumer   *kafka.Consumer
@@ -185,7 +186,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	}, logger)
 	a.TenantSvc = tenant.NewService(a.Engines.Control, a.Provisioner, a.Streams, logger)
 	a.Audit = audit.NewLog(a.Engines.Control, AuditKey(a.jwtKey), logger)
-	if a.Keys, err = openKeyring(cfg, a.Engines.Control); err != nil {
+	if err := a.openKeyring(ctx); err != nil {
 		return nil, err
 	}
 
@@ -256,37 +257,53 @@ func JWTKey(cfg config.Config) ([]byte, error) {
 	return []byte(key), err
 }
 
-// openKeyring returns the key service: data keys wrapped locally by
-// TENANTRY_MASTER_KEY or, in the embedded shape, by a master key generated
-// once in the data directory. In the production shape, where processes on
-// several hosts must share one master key, there is none unless it is
-// configured: a key generated on one host would leave the others unable to
-// read what it encrypted.
-func openKeyring(cfg config.Config, control sqldb.DB) (*keyring.Keyring, error) {
-	var master []byte
+// openKeyring opens the key service: data keys wrapped by Vault Transit
+// when VAULT_ADDR is set; otherwise locally, by TENANTRY_MASTER_KEY or, in
+// the embedded shape, by a master key generated once in the data directory.
+// In the production shape without either there is none: a key generated on
+// one host would leave processes on the others unable to read what it
+// encrypted.
+func (a *App) openKeyring(ctx context.Context) error {
+	cfg := a.Config
+	var wrapper keyring.Wrapper
 	switch {
-	case cfg.MasterKey != "":
-		key, err := config.DecodeMasterKey(cfg.MasterKey)
+	case cfg.VaultAddr != "":
+		client, err := vault.Open(ctx, vault.Config{
+			Addr: cfg.VaultAddr, Namespace: cfg.VaultNamespace, Token: cfg.VaultToken,
+			RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID, TransitMount: cfg.VaultTransitMount,
+			Logger: a.Logger,
+		})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		master = key
+		a.closers = append(a.closers, client.Close)
+		a.vault = client
+		wrapper = vault.NewTransit(client)
+	case cfg.MasterKey != "":
+		master, err := config.DecodeMasterKey(cfg.MasterKey)
+		if err != nil {
+			return err
+		}
+		if wrapper, err = keyring.NewLocal(master, a.Engines.Control); err != nil {
+			return err
+		}
 	case cfg.Shape() == config.Embedded:
 		text, err := secretFile(filepath.Join(cfg.DataDir, "secrets"), "master_key", 32)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if master, err = hex.DecodeString(text); err != nil || len(master) != 32 {
-			return nil, fmt.Errorf("the master key file in %s is damaged", filepath.Join(cfg.DataDir, "secrets"))
+		master, err := hex.DecodeString(text)
+		if err != nil || len(master) != 32 {
+			return fmt.Errorf("the master key file in %s is damaged", filepath.Join(cfg.DataDir, "secrets"))
+		}
+		if wrapper, err = keyring.NewLocal(master, a.Engines.Control); err != nil {
+			return err
 		}
 	default:
-		return nil, nil
+		return nil
 	}
-	wrapper, err := keyring.NewLocal(master, control)
-	if err != nil {
-		return nil, err
-	}
-	return keyring.New(control, wrapper, keyring.Options{}), nil
+	a.Keys = keyring.New(a.Engines.Control, wrapper, keyring.Options{})
+	return nil
 }
 
 // AuditKey derives the key that signs audit chain heads from the signing
@@ -309,6 +326,9 @@ func (a *App) readinessChecks() []api.ReadinessCheck {
 	}
 	if a.Publisher != nil {
 		checks = append(checks, api.ReadinessCheck{Name: "kafka", Check: a.Publisher.Ping})
+	}
+	if a.vault != nil {
+		checks = append(checks, api.ReadinessCheck{Name: "vault", Check: a.vault.Ping})
 	}
 	return checks
 }

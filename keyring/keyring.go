@@ -50,6 +50,15 @@ type Wrapper interface {
 	Destroy(ctx context.Context, scope string) error
 }
 
+// Rewrapper is a Wrapper whose wrapping keys have versions of their own
+// (Vault Transit): rotating one makes a new version, and Rewrap moves a
+// wrapped key to the newest version without the key leaving the service.
+type Rewrapper interface {
+	Wrapper
+	RotateWrapping(ctx context.Context, scope string) error
+	Rewrap(ctx context.Context, scope string, wrapped []byte) ([]byte, error)
+}
+
 // Keyring encrypts and decrypts with per-scope data keys.
 type Keyring struct {
 	control sqldb.DB

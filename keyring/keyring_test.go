@@ -14,36 +14,75 @@ import (
 	"github.com/tenantry/tenantry/config"
 	"github.com/tenantry/tenantry/keyring"
 	"github.com/tenantry/tenantry/sqldb"
+	"github.com/tenantry/tenantry/vault"
+	"github.com/tenantry/tenantry/vault/vaulttest"
 )
 
 // fixture is a keyring over a shape's control database, and what a test
-// needs to make another process's keyring over the same database.
+// needs to make another process's keyring over the same database and key
+// service.
 type fixture struct {
 	control sqldb.DB
-	master  []byte
+	wrapper func(t *testing.T) keyring.Wrapper
 	ring    *keyring.Keyring
 }
 
 func (f *fixture) another(t *testing.T, opts keyring.Options) *keyring.Keyring {
 	t.Helper()
-	w, err := keyring.NewLocal(f.master, f.control)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keyring.New(f.control, w, opts)
+	return keyring.New(f.control, f.wrapper(t), opts)
 }
 
-// eachKeyring runs fn with a fresh keyring on each shape's control database.
+// wrapperMaker returns, for one test, a maker of wrappers sharing one key
+// service, as the processes of one deployment do.
+type wrapperMaker func(t *testing.T, control sqldb.DB) func(t *testing.T) keyring.Wrapper
+
+// eachKeyring runs fn with a fresh keyring on each shape's control database,
+// wrapping its keys locally and, when a Vault binary is configured, with
+// Vault Transit: the same behaviour is asked of both.
 func eachKeyring(t *testing.T, fn func(t *testing.T, f *fixture)) {
 	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
 		t.Parallel()
-		f := &fixture{control: apptest.Engines(t, apptest.Config(t, shape)).Control, master: make([]byte, 32)}
-		if _, err := rand.Read(f.master); err != nil {
+		for name, maker := range map[string]wrapperMaker{"local": localWrappers, "vault": vaultWrappers} {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				f := &fixture{control: apptest.Engines(t, apptest.Config(t, shape)).Control}
+				f.wrapper = maker(t, f.control)
+				f.ring = f.another(t, keyring.Options{})
+				fn(t, f)
+			})
+		}
+	})
+}
+
+// localWrappers makes local wrappers sharing one master key.
+func localWrappers(t *testing.T, control sqldb.DB) func(t *testing.T) keyring.Wrapper {
+	master := make([]byte, 32)
+	if _, err := rand.Read(master); err != nil {
+		t.Fatal(err)
+	}
+	return func(t *testing.T) keyring.Wrapper {
+		t.Helper()
+		w, err := keyring.NewLocal(master, control)
+		if err != nil {
 			t.Fatal(err)
 		}
-		f.ring = f.another(t, keyring.Options{})
-		fn(t, f)
-	})
+		return w
+	}
+}
+
+// vaultWrappers starts a Vault server for the test and makes Transit
+// wrappers on it, each with a client of its own.
+func vaultWrappers(t *testing.T, _ sqldb.DB) func(t *testing.T) keyring.Wrapper {
+	server := vaulttest.Start(t)
+	return func(t *testing.T) keyring.Wrapper {
+		t.Helper()
+		c, err := vault.Open(context.Background(), vault.Config{Addr: server.Addr, Token: server.RootToken})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return vault.NewTransit(c)
+	}
 }
 
 func TestEncryptedBytesOpenOnlyWhereTheyBelong(t *testing.T) {
@@ -118,6 +157,35 @@ func TestRotationKeepsOldVersionsReadable(t *testing.T) {
 		}
 		if got, _ := keyring.SealedVersion(after); got != 2 {
 			t.Fatalf("a write after the rotation used version %d", got)
+		}
+		// Re-wrapping, one key at a time as a resumed pass would, moves
+		// every stored key to the newest wrapping version.
+		var pos keyring.Position
+		for {
+			next, _, err := f.ring.Rewrap(ctx, pos, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next == (keyring.Position{}) {
+				break
+			}
+			pos = next
+		}
+		if f.ring.Wrapper().Name() == "vault" {
+			rows, err := f.control.Query(ctx, `SELECT wrapped FROM data_keys WHERE scope = $1`, scope)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var wrapped []byte
+				if err := rows.Scan(&wrapped); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.HasPrefix(wrapped, []byte("vault:v2:")) {
+					t.Errorf("a data key is still wrapped by %q after re-wrapping", bytes.SplitN(wrapped, []byte(":"), 3)[1])
+				}
+			}
+			rows.Close()
 		}
 		// Another process, with a cold cache, reads both.
 		cold := f.another(t, keyring.Options{})
@@ -195,9 +263,9 @@ func TestDestroyedKeysOpenNothing(t *testing.T) {
 		if _, err := f.ring.Decrypt(ctx, scope, sealed, nil); !errors.Is(err, keyring.ErrDecrypt) {
 			t.Fatalf("after destroy, this process: %v", err)
 		}
-		// The copy put back, read by a process with the same master key.
-		if _, err := f.control.Exec(ctx, `INSERT INTO data_keys (scope, version, wrapped, wrapper, created_at) VALUES ($1, 1, $2, 'local', $3)`,
-			scope, wrapped, sqldb.Now()); err != nil {
+		// The copy put back, read by a process with the same key service.
+		if _, err := f.control.Exec(ctx, `INSERT INTO data_keys (scope, version, wrapped, wrapper, created_at) VALUES ($1, 1, $2, $3, $4)`,
+			scope, wrapped, f.ring.Wrapper().Name(), sqldb.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.another(t, keyring.Options{}).Decrypt(ctx, scope, sealed, nil); !errors.Is(err, keyring.ErrDecrypt) {

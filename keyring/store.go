@@ -102,6 +102,11 @@ func (k *Keyring) insert(ctx context.Context, scope string, version int) (insert
 // this process (and in others once their cache expires); older versions
 // keep decrypting. It returns the new version.
 func (k *Keyring) Rotate(ctx context.Context, scope string) (int, error) {
+	if rw, ok := k.wrapper.(Rewrapper); ok {
+		if err := rw.RotateWrapping(ctx, scope); err != nil {
+			return 0, fmt.Errorf("rotate the wrapping key of %s: %w", scope, err)
+		}
+	}
 	for {
 		var newest int
 		if err := k.control.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM data_keys WHERE scope = $1`, scope).Scan(&newest); err != nil {
@@ -117,6 +122,64 @@ func (k *Keyring) Rotate(ctx context.Context, scope string) (int, error) {
 		}
 		// Another rotation took that version: the newest is newer still.
 	}
+}
+
+// Rewrap moves up to batch stored data keys, those after the position
+// after, to the newest version of their wrapping key, and returns the
+// position to go on from (the zero Position when done). Re-wrapping a key twice is
+// harmless, so a pass cut short is resumed from its last position, or
+// started again. With a wrapper whose keys have no versions it does
+// nothing.
+func (k *Keyring) Rewrap(ctx context.Context, after Position, batch int) (next Position, done int, err error) {
+	rw, ok := k.wrapper.(Rewrapper)
+	if !ok {
+		return Position{}, 0, nil
+	}
+	rows, err := k.control.Query(ctx, `
+		SELECT scope, version, wrapped FROM data_keys
+		WHERE wrapper = $1 AND (scope > $2 OR (scope = $2 AND version > $3))
+		ORDER BY scope, version `+sqldb.Limit(batch), k.wrapper.Name(), after.Scope, after.Version)
+	if err != nil {
+		return after, 0, err
+	}
+	type row struct {
+		pos     Position
+		wrapped []byte
+	}
+	var todo []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.pos.Scope, &r.pos.Version, &r.wrapped); err != nil {
+			rows.Close()
+			return after, 0, err
+		}
+		todo = append(todo, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return after, 0, err
+	}
+	for _, r := range todo {
+		wrapped, err := rw.Rewrap(ctx, r.pos.Scope, r.wrapped)
+		if err != nil {
+			return after, done, err
+		}
+		if _, err := k.control.Exec(ctx, `UPDATE data_keys SET wrapped = $1 WHERE scope = $2 AND version = $3`,
+			wrapped, r.pos.Scope, r.pos.Version); err != nil {
+			return after, done, err
+		}
+		after, done = r.pos, done+1
+	}
+	if len(todo) < batch {
+		return Position{}, done, nil
+	}
+	return after, done, nil
+}
+
+// Position is where a re-wrapping pass stands: the last key it moved.
+type Position struct {
+	Scope   string
+	Version int
 }
 
 // Destroy destroys every key of scope: what they encrypted can no longer be

@@ -80,7 +80,9 @@ func (c *cli) keysCommand() *cobra.Command {
 					}
 					fmt.Fprintf(c.stdout, "%s: version %d encrypts from now on\n", scope, v)
 				}
-				return nil
+				return rewrapAll(cmd.Context(), keys, func(n int) {
+					fmt.Fprintf(c.stdout, "re-wrapped %d stored keys with the newest wrapping key\n", n)
+				})
 			})
 		},
 	}
@@ -103,4 +105,29 @@ func countTenant(ctx context.Context, a *app.App, tenantID string) (int, error) 
 	var n int
 	err := a.Engines.Control.QueryRow(ctx, `SELECT count(*) FROM tenants WHERE id = $1`, tenantID).Scan(&n)
 	return n, err
+}
+
+// rewrapBatch is how many data keys one re-wrapping step moves.
+const rewrapBatch = 100
+
+// rewrapAll moves every stored data key to the newest version of its
+// wrapping key, where the key service versions them.
+func rewrapAll(ctx context.Context, keys *keyring.Keyring, report func(int)) error {
+	var pos keyring.Position
+	total := 0
+	for {
+		next, n, err := keys.Rewrap(ctx, pos, rewrapBatch)
+		total += n
+		if err != nil {
+			return err
+		}
+		if next == (keyring.Position{}) {
+			break
+		}
+		pos = next
+	}
+	if total > 0 {
+		report(total)
+	}
+	return nil
 }
