@@ -23,7 +23,7 @@ import (
 // service.
 type fixture struct {
 	control sqldb.DB
-	wrapper func(t *testing.T) keyring.Wrapper
+	wrapper func(t testing.TB) keyring.Wrapper
 	ring    *keyring.Keyring
 }
 
@@ -34,7 +34,7 @@ func (f *fixture) another(t *testing.T, opts keyring.Options) *keyring.Keyring {
 
 // wrapperMaker returns, for one test, a maker of wrappers sharing one key
 // service, as the processes of one deployment do.
-type wrapperMaker func(t *testing.T, control sqldb.DB) func(t *testing.T) keyring.Wrapper
+type wrapperMaker func(t testing.TB, control sqldb.DB) func(t testing.TB) keyring.Wrapper
 
 // eachKeyring runs fn with a fresh keyring on each shape's control database,
 // wrapping its keys locally and, when a Vault binary is configured, with
@@ -55,12 +55,12 @@ func eachKeyring(t *testing.T, fn func(t *testing.T, f *fixture)) {
 }
 
 // localWrappers makes local wrappers sharing one master key.
-func localWrappers(t *testing.T, control sqldb.DB) func(t *testing.T) keyring.Wrapper {
+func localWrappers(t testing.TB, control sqldb.DB) func(t testing.TB) keyring.Wrapper {
 	master := make([]byte, 32)
 	if _, err := rand.Read(master); err != nil {
 		t.Fatal(err)
 	}
-	return func(t *testing.T) keyring.Wrapper {
+	return func(t testing.TB) keyring.Wrapper {
 		t.Helper()
 		w, err := keyring.NewLocal(master, control)
 		if err != nil {
@@ -72,9 +72,9 @@ func localWrappers(t *testing.T, control sqldb.DB) func(t *testing.T) keyring.Wr
 
 // vaultWrappers starts a Vault server for the test and makes Transit
 // wrappers on it, each with a client of its own.
-func vaultWrappers(t *testing.T, _ sqldb.DB) func(t *testing.T) keyring.Wrapper {
+func vaultWrappers(t testing.TB, _ sqldb.DB) func(t testing.TB) keyring.Wrapper {
 	server := vaulttest.Start(t)
-	return func(t *testing.T) keyring.Wrapper {
+	return func(t testing.TB) keyring.Wrapper {
 		t.Helper()
 		c, err := vault.Open(context.Background(), vault.Config{Addr: server.Addr, Token: server.RootToken})
 		if err != nil {
