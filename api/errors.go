@@ -15,6 +15,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/validation"
 
 	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/keyring"
 	"github.com/tenantry/tenantry/sqldb"
 )
 
@@ -150,6 +151,10 @@ func toAPIError(ctx context.Context, logger *slog.Logger, err error) *apiError {
 		return &apiError{status: http.StatusBadRequest, code: tenantry.EBadRequest, message: "A value in the request cannot be stored"}
 	case errors.Is(err, sqldb.ErrUnavailable), errors.Is(err, sqldb.ErrReadOnly), errors.Is(err, sqldb.ErrRetry):
 		logger.WarnContext(ctx, "database unavailable", "error", err)
+		return &apiError{status: http.StatusServiceUnavailable, code: tenantry.EUnavailable,
+			message: "The service is temporarily unavailable; try again later", retryAfter: unavailableRetryAfter}
+	case errors.Is(err, keyring.ErrUnavailable):
+		logger.WarnContext(ctx, "key service unavailable", "error", err)
 		return &apiError{status: http.StatusServiceUnavailable, code: tenantry.EUnavailable,
 			message: "The service is temporarily unavailable; try again later", retryAfter: unavailableRetryAfter}
 	}
