@@ -282,6 +282,35 @@ var sortOrders = map[string]sortOrder{ //nolint:gochecknoglobals // read-only ta
 // likeEscaper makes % and _ literal in a LIKE pattern.
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`) //nolint:gochecknoglobals // stateless
 
+// documentsQuery selects up to limit documents in order, with the sort
+// key when it is not a column documentDest reads, and the documents
+// counter unless filtered. Its parameters are the offset, then the
+// filename pattern when filtered, then the position to seek after when
+// seeking.
+func documentsQuery(d sqldb.Dialect, order sortOrder, filtered, seek bool, limit int) string {
+	columns := documentColumns(d)
+	if !order.byTime() {
+		columns += `, d.filename_key`
+	}
+	var conds []string
+	n := 2
+	if filtered {
+		conds = append(conds, `d.filename_key LIKE $2 ESCAPE '\'`)
+		n++
+	} else {
+		columns += `, (SELECT value FROM counters WHERE name = 'documents')`
+	}
+	if seek {
+		conds = append(conds, order.seekAfter("d.id", n))
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = "WHERE " + strings.Join(conds, " AND ")
+	}
+	return `SELECT ` + columns + ` FROM documents d ` + where + `
+		ORDER BY ` + order.orderBy("d.id") + ` ` + sqldb.Limit(limit) + ` OFFSET $1`
+}
+
 // listDocuments returns a page of documents: the first limit after the
 // position after, or after offset rows when after is nil. Without a
 // filename filter the total is the documents counter, read by the listing
@@ -301,35 +330,23 @@ func listDocuments(ctx context.Context, q sqldb.Querier, filename, sort string, 
 	var d Document
 	var filenameKey string
 	dest := documentDest(&d)
-	columns, args := documentColumns(q.Dialect()), []any{offset}
-	var conds []string
+	args := []any{offset}
 	if !order.byTime() {
-		columns += `, d.filename_key`
 		dest = append(dest, &filenameKey)
 	}
 	if filename == "" {
-		columns += `, (SELECT value FROM counters WHERE name = 'documents')`
 		dest = append(dest, &l.Total)
-	}
-	if filename != "" {
+	} else {
 		args = append(args, likePattern(filename))
-		conds = append(conds, `d.filename_key LIKE $`+strconv.Itoa(len(args))+` ESCAPE '\'`)
 	}
 	if after != nil {
 		seek, err := order.seekArgs(after)
 		if err != nil {
 			return nil, err
 		}
-		conds = append(conds, order.seekAfter("d.id", len(args)+1))
 		args = append(args, seek...)
 	}
-	where := ""
-	if len(conds) > 0 {
-		where = "WHERE " + strings.Join(conds, " AND ")
-	}
-	rows, err := q.Query(ctx, `
-		SELECT `+columns+` FROM documents d `+where+`
-		ORDER BY `+order.orderBy("d.id")+` `+sqldb.Limit(limit+1)+` OFFSET $1`, args...)
+	rows, err := q.Query(ctx, documentsQuery(q.Dialect(), order, filename != "", after != nil, limit+1), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -397,21 +414,30 @@ func deleteDocument(ctx context.Context, q sqldb.Querier, id string) (bool, erro
 // filesOrder is the one order of the files listing, newest first.
 var filesOrder = sortOrder{"f.created_at", true} //nolint:gochecknoglobals // read-only
 
+// filesQuery selects up to limit files, newest first. Its parameters are
+// the offset, then the position to seek after when seeking.
+func filesQuery(d sqldb.Dialect, seek bool, limit int) string {
+	where := ""
+	if seek {
+		where = "WHERE " + filesOrder.seekAfter("f.id", 2)
+	}
+	return `SELECT ` + fileColumns(d) + ` FROM files f ` + where + `
+		ORDER BY ` + filesOrder.orderBy("f.id") + ` ` + sqldb.Limit(limit) + ` OFFSET $1`
+}
+
 // listFiles returns the first limit files after the position after, or
 // after offset files when after is nil, and where the next page starts (nil
 // on the last page).
 func listFiles(ctx context.Context, q sqldb.Querier, limit, offset int, after *Seek) ([]File, *Seek, error) {
-	where, args := "", []any{offset}
+	args := []any{offset}
 	if after != nil {
 		seek, err := filesOrder.seekArgs(after)
 		if err != nil {
 			return nil, nil, err
 		}
-		where = "WHERE " + filesOrder.seekAfter("f.id", 2)
 		args = append(args, seek...)
 	}
-	rows, err := q.Query(ctx, `SELECT `+fileColumns(q.Dialect())+` FROM files f `+where+`
-		ORDER BY `+filesOrder.orderBy("f.id")+` `+sqldb.Limit(limit+1)+` OFFSET $1`, args...)
+	rows, err := q.Query(ctx, filesQuery(q.Dialect(), after != nil, limit+1), args...)
 	if err != nil {
 		return nil, nil, err
 	}
