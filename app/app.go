@@ -213,6 +213,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Metrics:         a.apiMetrics(),
 		Logger:          logger,
 		Readiness:       a.readinessChecks(),
+		CursorSecret:    a.jwtKey,
 	}, api.Services{
 		Accounts:        a.Accounts,
 		Tenants:         a.TenantSvc,
