@@ -142,6 +142,9 @@ type Config struct {
 	KafkaTopicPrefix   string   `env:"KAFKA_TOPIC_PREFIX"`
 	KafkaClientID      string   `env:"KAFKA_CLIENT_ID" envDefault:"tenantry"`
 	KafkaConsumerGroup string   `env:"KAFKA_CONSUMER_GROUP_ID" envDefault:"tenantry-workers"`
+	// KafkaMaxAttempts is how many times a worker tries an event before
+	// writing it to its topic's dead letter topic and going on.
+	KafkaMaxAttempts int `env:"TENANTRY_KAFKA_MAX_ATTEMPTS" envDefault:"5"`
 
 	// RelayPollInterval is how often a relay looks for unpublished events
 	// written by other processes.
@@ -419,6 +422,9 @@ func (c Config) Validate() error {
 	}
 	if c.JobWorkers < 1 {
 		errs = append(errs, errors.New("TENANTRY_JOB_WORKERS must be at least 1"))
+	}
+	if c.KafkaMaxAttempts < 1 {
+		errs = append(errs, errors.New("TENANTRY_KAFKA_MAX_ATTEMPTS must be at least 1"))
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
