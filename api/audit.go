@@ -324,13 +324,20 @@ func (t *teeBody) Close() error {
 	return nil
 }
 
-type auditListInput struct {
-	TenantPath
+// AuditFilters selects and pages audit entries; every audit listing takes
+// them. It is exported because huma reads parameters only from exported
+// embedded structs.
+type AuditFilters struct {
 	Paging
 	Actor  resourceID `query:"actor" doc:"Only entries of this user's actions."`
 	Action text       `query:"action" maxLength:"128" doc:"Only entries of this action, such as tenant.member.role_change." example:"auth.login"`
 	From   time.Time  `query:"from" doc:"Only entries at or after this time (RFC 3339)."`
 	To     time.Time  `query:"to" doc:"Only entries before this time (RFC 3339)."`
+}
+
+type auditListInput struct {
+	TenantPath
+	AuditFilters
 }
 
 type auditEntryView struct {
@@ -402,20 +409,7 @@ func (s *Server) registerAudit() {
 		if _, err := s.svc.Tenants.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
 			return nil, err
 		}
-		if !in.From.IsZero() && !in.To.IsZero() && !in.From.Before(in.To) {
-			return nil, tenantry.Errorf(tenantry.EBadRequest, "from must be before to")
-		}
-		entries, total, err := s.svc.Audit.List(ctx, tenantID, audit.Filter{
-			ActorID: in.Actor.String(), Action: string(in.Action), From: in.From, To: in.To, Page: in.Page, PerPage: in.PerPage,
-		})
-		if err != nil {
-			return nil, err
-		}
-		out := auditList{Entries: make([]auditEntryView, len(entries)), Pagination: paginate(in.Page, in.PerPage, total)}
-		for i := range entries {
-			out.Entries[i] = viewAuditEntry(&entries[i])
-		}
-		return ok("Audit entries retrieved successfully", out), nil
+		return s.listAudit(ctx, tenantID, &in.AuditFilters)
 	})
 
 	huma.Register(s.api, secured(huma.Operation{
@@ -429,14 +423,39 @@ func (s *Server) registerAudit() {
 		if _, err := s.svc.Tenants.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
 			return nil, err
 		}
-		v, err := s.svc.Audit.Verify(ctx, tenantID)
-		if err != nil {
-			return nil, err
-		}
-		out := auditVerification{Chain: v.Chain, Entries: v.Entries, Intact: v.Intact}
-		if b := v.FirstBroken; b != nil {
-			out.FirstBroken = &brokenView{Seq: b.Seq, ID: nullIfEmpty(b.ID), Reason: b.Reason}
-		}
-		return ok("Audit chain verified", out), nil
+		return s.verifyAuditChain(ctx, tenantID)
 	})
+}
+
+// listAudit answers a listing of one chain's entries, once the caller was
+// found allowed to read it.
+func (s *Server) listAudit(ctx context.Context, chain string, f *AuditFilters) (*response[auditList], error) {
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return nil, tenantry.Errorf(tenantry.EBadRequest, "from must be before to")
+	}
+	entries, total, err := s.svc.Audit.List(ctx, chain, audit.Filter{
+		ActorID: f.Actor.String(), Action: string(f.Action), From: f.From, To: f.To, Page: f.Page, PerPage: f.PerPage,
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := auditList{Entries: make([]auditEntryView, len(entries)), Pagination: paginate(f.Page, f.PerPage, total)}
+	for i := range entries {
+		out.Entries[i] = viewAuditEntry(&entries[i])
+	}
+	return ok("Audit entries retrieved successfully", out), nil
+}
+
+// verifyAuditChain answers the verification of one chain, once the caller
+// was found allowed to read it.
+func (s *Server) verifyAuditChain(ctx context.Context, chain string) (*response[auditVerification], error) {
+	v, err := s.svc.Audit.Verify(ctx, chain)
+	if err != nil {
+		return nil, err
+	}
+	out := auditVerification{Chain: v.Chain, Entries: v.Entries, Intact: v.Intact}
+	if b := v.FirstBroken; b != nil {
+		out.FirstBroken = &brokenView{Seq: b.Seq, ID: nullIfEmpty(b.ID), Reason: b.Reason}
+	}
+	return ok("Audit chain verified", out), nil
 }
