@@ -71,6 +71,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		c.tenantsCommand(),
 		c.serversCommand(),
 		c.auditCommand(),
+		c.healthCommand(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
