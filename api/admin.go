@@ -53,12 +53,22 @@ func (s *Server) platformAdmin(next http.Handler) http.Handler {
 		if info := infoFrom(r.Context()); info != nil {
 			info.userID = p.UserID
 		}
-		if !p.PlatformAdmin {
-			writeError(w, r, s.logger, tenantry.Errorf(tenantry.EForbidden, "Platform administrators only"))
+		if err := requirePlatformAdmin(p); err != nil {
+			writeError(w, r, s.logger, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(tenantry.NewContextWithPrincipal(r.Context(), p)))
 	})
+}
+
+// requirePlatformAdmin decides who may use platform administration, the
+// pages here and the /api/admin operations alike: platform administrators,
+// and no one else, whatever their roles in tenants.
+func requirePlatformAdmin(p tenantry.Principal) error {
+	if !p.PlatformAdmin {
+		return tenantry.Errorf(tenantry.EForbidden, "Platform administrators only")
+	}
+	return nil
 }
 
 func wantsHTML(r *http.Request) bool {

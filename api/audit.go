@@ -326,13 +326,20 @@ func (t *teeBody) Close() error {
 	return nil
 }
 
-type auditListInput struct {
-	TenantPath
+// AuditFilters selects and pages audit entries; every audit listing takes
+// them. It is exported because huma reads parameters only from exported
+// embedded structs.
+type AuditFilters struct {
 	CursorPaging
 	Actor  resourceID `query:"actor" doc:"Only entries of this user's actions."`
 	Action text       `query:"action" maxLength:"128" doc:"Only entries of this action, such as tenant.member.role_change." example:"auth.login"`
 	From   time.Time  `query:"from" doc:"Only entries at or after this time (RFC 3339)."`
 	To     time.Time  `query:"to" doc:"Only entries before this time (RFC 3339)."`
+}
+
+type auditListInput struct {
+	TenantPath
+	AuditFilters
 }
 
 type auditEntryView struct {
@@ -412,38 +419,7 @@ func (s *Server) registerAudit() {
 		if _, err := s.svc.Tenants.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
 			return nil, err
 		}
-		if !in.From.IsZero() && !in.To.IsZero() && !in.From.Before(in.To) {
-			return nil, tenantry.Errorf(tenantry.EBadRequest, "from must be before to")
-		}
-		scope := cursor.Scope{"audit", tenantID, in.Actor.String(), string(in.Action), scopeTime(in.From), scopeTime(in.To)}
-		from, err := s.resume(scope, in.CursorPaging)
-		if err != nil {
-			return nil, err
-		}
-		f := audit.Filter{ActorID: in.Actor.String(), Action: string(in.Action), From: in.From, To: in.To, Page: in.Page, PerPage: in.PerPage}
-		page, total := in.Page, int64(0)
-		if from != nil {
-			if f.BeforeSeq, err = strconv.ParseInt(from.Key, 10, 64); err != nil || f.BeforeSeq < 1 {
-				return nil, cursor.ErrInvalid
-			}
-			page, total = from.Page, from.Total
-		}
-		l, err := s.svc.Audit.ListPage(ctx, tenantID, f)
-		if err != nil {
-			return nil, err
-		}
-		if l.Total >= 0 {
-			total = l.Total
-		}
-		var next *cursor.Position
-		if l.NextBeforeSeq > 0 {
-			next = &cursor.Position{Key: strconv.FormatInt(l.NextBeforeSeq, 10)}
-		}
-		out := auditList{Entries: make([]auditEntryView, len(l.Entries)), Pagination: s.paginate(scope, page, in.PerPage, total, next)}
-		for i := range l.Entries {
-			out.Entries[i] = viewAuditEntry(&l.Entries[i])
-		}
-		return ok("Audit entries retrieved successfully", out), nil
+		return s.listAudit(ctx, tenantID, &in.AuditFilters)
 	})
 
 	huma.Register(s.api, secured(huma.Operation{
@@ -457,14 +433,59 @@ func (s *Server) registerAudit() {
 		if _, err := s.svc.Tenants.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
 			return nil, err
 		}
-		v, err := s.svc.Audit.Verify(ctx, tenantID)
-		if err != nil {
-			return nil, err
-		}
-		out := auditVerification{Chain: v.Chain, Entries: v.Entries, Intact: v.Intact}
-		if b := v.FirstBroken; b != nil {
-			out.FirstBroken = &brokenView{Seq: b.Seq, ID: nullIfEmpty(b.ID), Reason: b.Reason}
-		}
-		return ok("Audit chain verified", out), nil
+		return s.verifyAuditChain(ctx, tenantID)
 	})
+}
+
+// listAudit answers a listing of one chain's entries, once the caller was
+// found allowed to read it.
+func (s *Server) listAudit(ctx context.Context, chain string, in *AuditFilters) (*response[auditList], error) {
+	if !in.From.IsZero() && !in.To.IsZero() && !in.From.Before(in.To) {
+		return nil, tenantry.Errorf(tenantry.EBadRequest, "from must be before to")
+	}
+	// The chain is in the scope: a cursor of one chain's listing is
+	// refused on another's.
+	scope := cursor.Scope{"audit", chain, in.Actor.String(), string(in.Action), scopeTime(in.From), scopeTime(in.To)}
+	from, err := s.resume(scope, in.CursorPaging)
+	if err != nil {
+		return nil, err
+	}
+	f := audit.Filter{ActorID: in.Actor.String(), Action: string(in.Action), From: in.From, To: in.To, Page: in.Page, PerPage: in.PerPage}
+	page, total := in.Page, int64(0)
+	if from != nil {
+		if f.BeforeSeq, err = strconv.ParseInt(from.Key, 10, 64); err != nil || f.BeforeSeq < 1 {
+			return nil, cursor.ErrInvalid
+		}
+		page, total = from.Page, from.Total
+	}
+	l, err := s.svc.Audit.ListPage(ctx, chain, f)
+	if err != nil {
+		return nil, err
+	}
+	if l.Total >= 0 {
+		total = l.Total
+	}
+	var next *cursor.Position
+	if l.NextBeforeSeq > 0 {
+		next = &cursor.Position{Key: strconv.FormatInt(l.NextBeforeSeq, 10)}
+	}
+	out := auditList{Entries: make([]auditEntryView, len(l.Entries)), Pagination: s.paginate(scope, page, in.PerPage, total, next)}
+	for i := range l.Entries {
+		out.Entries[i] = viewAuditEntry(&l.Entries[i])
+	}
+	return ok("Audit entries retrieved successfully", out), nil
+}
+
+// verifyAuditChain answers the verification of one chain, once the caller
+// was found allowed to read it.
+func (s *Server) verifyAuditChain(ctx context.Context, chain string) (*response[auditVerification], error) {
+	v, err := s.svc.Audit.Verify(ctx, chain)
+	if err != nil {
+		return nil, err
+	}
+	out := auditVerification{Chain: v.Chain, Entries: v.Entries, Intact: v.Intact}
+	if b := v.FirstBroken; b != nil {
+		out.FirstBroken = &brokenView{Seq: b.Seq, ID: nullIfEmpty(b.ID), Reason: b.Reason}
+	}
+	return ok("Audit chain verified", out), nil
 }

@@ -146,6 +146,9 @@ func NewServer(cfg Config, svc Services) *Server {
 	if svc.Audit != nil && svc.Tenants != nil {
 		s.registerAudit()
 	}
+	if svc.Audit != nil && svc.Accounts != nil {
+		s.registerAdminAudit()
+	}
 	s.finishDocument()
 	s.registerOpenAPI()
 	docs := v5emb.New("tenantry API", openAPIPath+".json", docsPath)

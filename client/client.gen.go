@@ -961,6 +961,30 @@ type UserView struct {
 	UpdatedAt time.Time          `json:"updated_at"`
 }
 
+// ListPlatformAuditEntriesParams defines parameters for ListPlatformAuditEntries.
+type ListPlatformAuditEntriesParams struct {
+	// Page Page number, from 1 to 1000000.
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// PerPage Items per page, from 1 to 100.
+	PerPage *int64 `form:"per_page,omitempty" json:"per_page,omitempty"`
+
+	// Cursor The next_cursor of the previous page, to get the page after it. Valid only with the same sort and filters, for the same tenant; not with page > 1.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Actor Only entries of this user's actions.
+	Actor *openapi_types.UUID `form:"actor,omitempty" json:"actor,omitempty"`
+
+	// Action Only entries of this action, such as tenant.member.role_change.
+	Action *string `form:"action,omitempty" json:"action,omitempty"`
+
+	// From Only entries at or after this time (RFC 3339).
+	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Only entries before this time (RFC 3339).
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+}
+
 // RefreshParams defines parameters for Refresh.
 type RefreshParams struct {
 	// Authorization Bearer <refresh token>, as the original platform expected; or send the token in the body.
@@ -1192,6 +1216,20 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 
 // The interface specification for the client above.
 type ClientInterface interface {
+
+	// ListPlatformAuditEntries The platform's audit trail, newest first (platform administrators)
+	//
+	// Every state-changing request not tied to one tenant (sign-ups, sign-ins, account changes, tenant creation) and every platform security event, with who, what, the outcome and where from. Filters and pages like a tenant's audit trail.
+	//
+	// Corresponds with GET /api/admin/audit (the `ListPlatformAuditEntries` operationId).
+	ListPlatformAuditEntries(ctx context.Context, params *ListPlatformAuditEntriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyPlatformAuditChain Check that the platform's audit trail is intact (platform administrators)
+	//
+	// Recomputes the platform chain's hashes and reports the first entry edited, deleted, inserted or out of place. A broken chain is reported in the data, with status 200.
+	//
+	// Corresponds with GET /api/admin/audit/verify (the `VerifyPlatformAuditChain` operationId).
+	VerifyPlatformAuditChain(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AuthHealth Authentication API health
 	//
@@ -1590,6 +1628,40 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /ready (the `GetReady` operationId).
 	GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// ListPlatformAuditEntries The platform's audit trail, newest first (platform administrators)
+//
+// Every state-changing request not tied to one tenant (sign-ups, sign-ins, account changes, tenant creation) and every platform security event, with who, what, the outcome and where from. Filters and pages like a tenant's audit trail.
+//
+// Corresponds with GET /api/admin/audit (the `ListPlatformAuditEntries` operationId).
+func (c *Client) ListPlatformAuditEntries(ctx context.Context, params *ListPlatformAuditEntriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListPlatformAuditEntriesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyPlatformAuditChain Check that the platform's audit trail is intact (platform administrators)
+//
+// Recomputes the platform chain's hashes and reports the first entry edited, deleted, inserted or out of place. A broken chain is reported in the data, with status 200.
+//
+// Corresponds with GET /api/admin/audit/verify (the `VerifyPlatformAuditChain` operationId).
+func (c *Client) VerifyPlatformAuditChain(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyPlatformAuditChainRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // AuthHealth Authentication API health
@@ -2485,6 +2557,159 @@ func (c *Client) GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewListPlatformAuditEntriesRequest constructs an http.Request for the ListPlatformAuditEntries method
+func NewListPlatformAuditEntriesRequest(server string, params *ListPlatformAuditEntriesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/admin/audit")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PerPage != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "per_page", *params.PerPage, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Actor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "actor", *params.Actor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Action != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "action", *params.Action, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewVerifyPlatformAuditChainRequest constructs an http.Request for the VerifyPlatformAuditChain method
+func NewVerifyPlatformAuditChainRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/admin/audit/verify")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewAuthHealthRequest constructs an http.Request for the AuthHealth method
@@ -4488,6 +4713,24 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// ListPlatformAuditEntriesWithResponse The platform's audit trail, newest first (platform administrators)
+	//
+	// Every state-changing request not tied to one tenant (sign-ups, sign-ins, account changes, tenant creation) and every platform security event, with who, what, the outcome and where from. Filters and pages like a tenant's audit trail.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/admin/audit (the `ListPlatformAuditEntries` operationId).
+	ListPlatformAuditEntriesWithResponse(ctx context.Context, params *ListPlatformAuditEntriesParams, reqEditors ...RequestEditorFn) (*ListPlatformAuditEntriesResponse, error)
+
+	// VerifyPlatformAuditChainWithResponse Check that the platform's audit trail is intact (platform administrators)
+	//
+	// Recomputes the platform chain's hashes and reports the first entry edited, deleted, inserted or out of place. A broken chain is reported in the data, with status 200.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/admin/audit/verify (the `VerifyPlatformAuditChain` operationId).
+	VerifyPlatformAuditChainWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*VerifyPlatformAuditChainResponse, error)
+
 	// AuthHealthWithResponse Authentication API health
 	//
 	// Answers 200 while the authentication API serves requests, listing its endpoints. Checks no dependency.
@@ -4943,6 +5186,165 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /ready (the `GetReady` operationId).
 	GetReadyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadyResponse, error)
+}
+
+// ListPlatformAuditEntriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListPlatformAuditEntries
+type ListPlatformAuditEntriesResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type ListPlatformAuditEntriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeAuditList
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListPlatformAuditEntriesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListPlatformAuditEntriesResponse) GetJSON200() *EnvelopeAuditList {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListPlatformAuditEntriesResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListPlatformAuditEntriesResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListPlatformAuditEntriesResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListPlatformAuditEntriesResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListPlatformAuditEntriesResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListPlatformAuditEntriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListPlatformAuditEntriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListPlatformAuditEntriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListPlatformAuditEntriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// VerifyPlatformAuditChainResponseDefaultHeaders the declared response headers of an HTTP default response for VerifyPlatformAuditChain
+type VerifyPlatformAuditChainResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type VerifyPlatformAuditChainResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeAuditVerification
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *VerifyPlatformAuditChainResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r VerifyPlatformAuditChainResponse) GetJSON200() *EnvelopeAuditVerification {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r VerifyPlatformAuditChainResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r VerifyPlatformAuditChainResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r VerifyPlatformAuditChainResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r VerifyPlatformAuditChainResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifyPlatformAuditChainResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifyPlatformAuditChainResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifyPlatformAuditChainResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifyPlatformAuditChainResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // AuthHealthResponseDefaultHeaders the declared response headers of an HTTP default response for AuthHealth
@@ -8531,6 +8933,36 @@ func (r GetReadyResponse) ContentType() string {
 	return ""
 }
 
+// ListPlatformAuditEntriesWithResponse The platform's audit trail, newest first (platform administrators)
+//
+// Every state-changing request not tied to one tenant (sign-ups, sign-ins, account changes, tenant creation) and every platform security event, with who, what, the outcome and where from. Filters and pages like a tenant's audit trail.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/admin/audit (the `ListPlatformAuditEntries` operationId).
+func (c *ClientWithResponses) ListPlatformAuditEntriesWithResponse(ctx context.Context, params *ListPlatformAuditEntriesParams, reqEditors ...RequestEditorFn) (*ListPlatformAuditEntriesResponse, error) {
+	rsp, err := c.ListPlatformAuditEntries(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListPlatformAuditEntriesResponse(rsp)
+}
+
+// VerifyPlatformAuditChainWithResponse Check that the platform's audit trail is intact (platform administrators)
+//
+// Recomputes the platform chain's hashes and reports the first entry edited, deleted, inserted or out of place. A broken chain is reported in the data, with status 200.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/admin/audit/verify (the `VerifyPlatformAuditChain` operationId).
+func (c *ClientWithResponses) VerifyPlatformAuditChainWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*VerifyPlatformAuditChainResponse, error) {
+	rsp, err := c.VerifyPlatformAuditChain(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyPlatformAuditChainResponse(rsp)
+}
+
 // AuthHealthWithResponse Authentication API health
 //
 // Answers 200 while the authentication API serves requests, listing its endpoints. Checks no dependency.
@@ -9285,6 +9717,147 @@ func (c *ClientWithResponses) GetReadyWithResponse(ctx context.Context, reqEdito
 		return nil, err
 	}
 	return ParseGetReadyResponse(rsp)
+}
+
+// ParseListPlatformAuditEntriesResponse parses an HTTP response from a ListPlatformAuditEntriesWithResponse call
+func ParseListPlatformAuditEntriesResponse(rsp *http.Response) (*ListPlatformAuditEntriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListPlatformAuditEntriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeAuditList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers ListPlatformAuditEntriesResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseVerifyPlatformAuditChainResponse parses an HTTP response from a VerifyPlatformAuditChainWithResponse call
+func ParseVerifyPlatformAuditChainResponse(rsp *http.Response) (*VerifyPlatformAuditChainResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifyPlatformAuditChainResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeAuditVerification
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers VerifyPlatformAuditChainResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
 }
 
 // ParseAuthHealthResponse parses an HTTP response from a AuthHealthWithResponse call

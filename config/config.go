@@ -166,6 +166,9 @@ type Config struct {
 	KafkaSASLUsername  string `env:"KAFKA_SASL_USERNAME"`
 	KafkaSASLPassword  string `env:"KAFKA_SASL_PASSWORD"`
 	KafkaTLS           bool   `env:"KAFKA_TLS"`
+	// KafkaMaxAttempts is how many times a worker tries an event before
+	// writing it to its topic's dead letter topic and going on.
+	KafkaMaxAttempts int `env:"TENANTRY_KAFKA_MAX_ATTEMPTS" envDefault:"5"`
 
 	// RelayPollInterval is how often a relay looks for unpublished events
 	// written by other processes.
@@ -459,6 +462,9 @@ func (c Config) Validate() error {
 	}
 	if c.JobWorkers < 1 {
 		errs = append(errs, errors.New("TENANTRY_JOB_WORKERS must be at least 1"))
+	}
+	if c.KafkaMaxAttempts < 1 {
+		errs = append(errs, errors.New("TENANTRY_KAFKA_MAX_ATTEMPTS must be at least 1"))
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

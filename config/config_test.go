@@ -62,23 +62,24 @@ func TestLoadNamesTheVariableAndTheAcceptedValues(t *testing.T) {
 func TestLoadReportsEveryProblemOnce(t *testing.T) {
 	t.Parallel()
 	_, err := config.Load(map[string]string{
-		"DATABASE_URL":              "postgres://db/tenantry",
-		"JWT_SECRET_KEY":            "short",
-		"TENANTRY_LOG_LEVEL":        "verbose",
-		"TENANTRY_MAX_UPLOAD_MB":    "ten",
-		"TENANTRY_SHUTDOWN_TIMEOUT": "soon",
-		"TENANTRY_JOB_WORKERS":      "0",
+		"DATABASE_URL":                "postgres://db/tenantry",
+		"JWT_SECRET_KEY":              "short",
+		"TENANTRY_LOG_LEVEL":          "verbose",
+		"TENANTRY_MAX_UPLOAD_MB":      "ten",
+		"TENANTRY_SHUTDOWN_TIMEOUT":   "soon",
+		"TENANTRY_JOB_WORKERS":        "0",
+		"TENANTRY_KAFKA_MAX_ATTEMPTS": "0",
 	})
 	if err == nil {
 		t.Fatal("accepted")
 	}
 	msg := err.Error()
-	for _, name := range []string{"JWT_SECRET_KEY", "TENANTRY_LOG_LEVEL", "TENANTRY_MAX_UPLOAD_MB", "TENANTRY_SHUTDOWN_TIMEOUT", "TENANTRY_JOB_WORKERS"} {
+	for _, name := range []string{"JWT_SECRET_KEY", "TENANTRY_LOG_LEVEL", "TENANTRY_MAX_UPLOAD_MB", "TENANTRY_SHUTDOWN_TIMEOUT", "TENANTRY_JOB_WORKERS", "TENANTRY_KAFKA_MAX_ATTEMPTS"} {
 		if n := strings.Count(msg, name); n != 1 {
 			t.Errorf("%s is named %d times, want once", name, n)
 		}
 	}
-	if lines := strings.Count(msg, "\n"); lines != 5 {
+	if lines := strings.Count(msg, "\n"); lines != 6 {
 		t.Errorf("%d lines after the first, want one per problem", lines)
 	}
 	if t.Failed() {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +27,24 @@ const (
 	// commitTimeout bounds each commit. Commits do not end with Run's
 	// context, so that work handled just before Run stops is not redone.
 	commitTimeout = 10 * time.Second
+	// deadLetterTimeout bounds the wait for a dead letter's
+	// acknowledgement; one that times out is tried again after the
+	// partition's next backoff.
+	deadLetterTimeout = 10 * time.Second
+	// maxErrorHeader bounds the handler error a dead letter carries.
+	maxErrorHeader = 4 << 10
+)
+
+// Headers a dead letter carries besides those of the record it copies.
+// Times are RFC 3339 in UTC with nanoseconds; numbers are decimal.
+const (
+	HeaderDLQError             = "dlq_error"
+	HeaderDLQAttempts          = "dlq_attempts"
+	HeaderDLQOriginalTopic     = "dlq_original_topic"
+	HeaderDLQOriginalPartition = "dlq_original_partition"
+	HeaderDLQOriginalOffset    = "dlq_original_offset"
+	HeaderDLQFirstFailure      = "dlq_first_failure"
+	HeaderDLQLastFailure       = "dlq_last_failure"
 )
 
 // Consumer reads events as a member of a consumer group and hands each to a
@@ -33,18 +53,29 @@ const (
 // so a crash or a rebalance redelivers work rather than losing it.
 //
 // A handler error holds back the event's partition only: the event is
-// handled again after a backoff that doubles from 100ms up to 10s, for as
-// long as it keeps failing, while other partitions go on. A record whose
-// value is not an event is logged and skipped, since no retry can fix it.
+// handled again after a backoff that doubles from 100ms up to 10s, while
+// other partitions go on. After Config.MaxAttempts failures the record is
+// written to its topic's dead letter topic (DeadLetterTopic), with headers
+// saying why (see HeaderDLQError and the headers after it), and the
+// partition goes on past it. The offset past it is committed only once the
+// brokers acknowledged the dead letter, so a crash in between hands the
+// event to the handler again rather than losing it; a dead letter may then
+// be written twice, with the same event_id. A record whose value is not an
+// event is dead-lettered at once, since no retry can fix it.
 //
 // Handlers should return well within the group's rebalance timeout (60s by
 // default); the Consumer commits what it has handled and hands over its
 // partitions when a rebalance is waiting, but cannot interrupt a handler.
 type Consumer struct {
-	client  *kgo.Client
-	handle  func(context.Context, tenantry.Event) error
-	log     *slog.Logger
-	metrics Metrics
+	client *kgo.Client
+	// dlq writes dead letters. It is a client of its own because the
+	// consuming one must not create topics: it would create the topics
+	// it waits for.
+	dlq         *kgo.Client
+	handle      func(context.Context, tenantry.Event) error
+	log         *slog.Logger
+	metrics     Metrics
+	maxAttempts int
 
 	// rebalanceWaiting is set by franz-go when a rebalance waits for the
 	// batch in hand; the rest of the batch is then left for later.
@@ -87,7 +118,8 @@ func NewConsumer(cfg Config, eventTypes []string, handle func(context.Context, t
 		return nil, errors.New("kafka: consumer needs at least one event type")
 	}
 
-	c := &Consumer{handle: handle, log: cfg.Logger, metrics: cfg.Metrics, retries: make(map[partition]*retry)}
+	c := &Consumer{handle: handle, log: cfg.Logger, metrics: cfg.Metrics, maxAttempts: cfg.MaxAttempts,
+		retries: make(map[partition]*retry)}
 	opts := append(cfg.clientOpts(),
 		kgo.ConsumerGroup(cfg.GroupID),
 		kgo.ConsumeTopics(topics...),
@@ -112,7 +144,16 @@ func NewConsumer(cfg Config, eventTypes []string, handle func(context.Context, t
 	if err != nil {
 		return nil, fmt.Errorf("kafka: creating consumer: %w", err)
 	}
-	c.client = client
+	dlq, err := kgo.NewClient(append(cfg.clientOpts(),
+		kgo.AllowAutoTopicCreation(),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+	)...)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("kafka: creating dead letter producer: %w", err)
+	}
+	c.client, c.dlq = client, dlq
 	return c, nil
 }
 
@@ -124,10 +165,11 @@ type partition struct {
 
 // retry tracks the event a partition is held back for.
 type retry struct {
-	offset   int64
-	attempts int
-	at       time.Time // when the partition is fetched again
-	paused   bool
+	offset      int64
+	attempts    int
+	at          time.Time // when the partition is fetched again
+	paused      bool
+	first, last time.Time // when the event failed first and last
 }
 
 // Run handles events until ctx is done, then commits what it handled and
@@ -209,24 +251,25 @@ func (c *Consumer) handleBatch(ctx context.Context, fetches kgo.Fetches) {
 				return
 			}
 			ev, err := decode(r)
-			if err != nil {
-				c.metrics.ConsumeFailed()
-				c.log.Error("kafka: skipping a record that is not an event",
-					"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "error", err)
-				handled[key] = r
-				continue
-			}
-			if err := c.handle(ctx, ev); err != nil {
-				rewindTo(r)
-				if ctx.Err() != nil {
+			undecodable := err != nil
+			if err == nil {
+				err = c.handle(ctx, ev)
+				if err != nil && ctx.Err() != nil {
 					// Stopping, not failing: the event is handled again
 					// on the next Run, here or in another member.
+					rewindTo(r)
 					stopped = true
 					return
 				}
-				c.holdBack(key, r, ev, err)
-				pause[r.Topic] = append(pause[r.Topic], r.Partition)
-				return
+			} else {
+				err = fmt.Errorf("not an event: %w", err)
+			}
+			if err != nil {
+				if !c.fail(ctx, key, r, ev, err, undecodable) {
+					rewindTo(r)
+					pause[r.Topic] = append(pause[r.Topic], r.Partition)
+					return
+				}
 			}
 			handled[key] = r
 			if h := c.retries[key]; h != nil && r.Offset >= h.offset {
@@ -258,22 +301,68 @@ func decode(r *kgo.Record) (tenantry.Event, error) {
 	return ev, nil
 }
 
-// holdBack schedules the next attempt at the event in r.
-func (c *Consumer) holdBack(key partition, r *kgo.Record, ev tenantry.Event, err error) {
+// fail records that the record r could not be handled, and reports whether
+// the partition may go on past it: true once r is dead-lettered, which
+// happens when it has failed maxAttempts times or, being undecodable, at
+// once. Otherwise r's next attempt is scheduled.
+func (c *Consumer) fail(ctx context.Context, key partition, r *kgo.Record, ev tenantry.Event, err error, undecodable bool) bool {
+	now := time.Now()
 	h := c.retries[key]
 	if h == nil || h.offset != r.Offset {
-		h = &retry{offset: r.Offset}
+		h = &retry{offset: r.Offset, first: now}
 		c.retries[key] = h
 	}
 	h.attempts++
-	delay := backoff(h.attempts)
-	h.at = time.Now().Add(delay)
-	h.paused = true
+	h.last = now
 	c.metrics.ConsumeFailed()
-	c.log.Warn("kafka: event handler failed; will retry",
-		"event_id", ev.EventID, "event_type", ev.EventType, "tenant_id", ev.TenantID,
-		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
-		"attempt", h.attempts, "retry_in", delay, "error", err)
+	log := c.log.With("event_id", ev.EventID, "event_type", ev.EventType, "tenant_id", ev.TenantID,
+		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "attempt", h.attempts, "error", err)
+
+	if h.attempts >= c.maxAttempts || undecodable {
+		dlq := DeadLetterTopic(r.Topic)
+		derr := c.deadLetter(ctx, r, h, err)
+		if derr == nil {
+			delete(c.retries, key)
+			c.metrics.DeadLettered()
+			log.Error("kafka: gave up on an event; it is in the dead letter topic", "dead_letter_topic", dlq)
+			return true
+		}
+		c.metrics.ConsumeFailed()
+		log = log.With("dead_letter_topic", dlq, "dead_letter_error", derr)
+	}
+	delay := backoff(h.attempts)
+	h.at = now.Add(delay)
+	h.paused = true
+	log.Warn("kafka: event handler failed; will retry", "retry_in", delay)
+	return false
+}
+
+// deadLetter writes a copy of r, with headers saying why, to its topic's
+// dead letter topic and waits until the brokers acknowledged it. The copy
+// keeps r's key, so a tenant's dead letters stay in order too.
+func (c *Consumer) deadLetter(ctx context.Context, r *kgo.Record, h *retry, cause error) error {
+	msg := cause.Error()
+	if len(msg) > maxErrorHeader {
+		msg = msg[:maxErrorHeader]
+	}
+	headers := append(slices.Clip(r.Headers),
+		kgo.RecordHeader{Key: HeaderDLQError, Value: []byte(msg)},
+		kgo.RecordHeader{Key: HeaderDLQAttempts, Value: []byte(strconv.Itoa(h.attempts))},
+		kgo.RecordHeader{Key: HeaderDLQOriginalTopic, Value: []byte(r.Topic)},
+		kgo.RecordHeader{Key: HeaderDLQOriginalPartition, Value: []byte(strconv.FormatInt(int64(r.Partition), 10))},
+		kgo.RecordHeader{Key: HeaderDLQOriginalOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
+		kgo.RecordHeader{Key: HeaderDLQFirstFailure, Value: []byte(h.first.UTC().Format(time.RFC3339Nano))},
+		kgo.RecordHeader{Key: HeaderDLQLastFailure, Value: []byte(h.last.UTC().Format(time.RFC3339Nano))},
+	)
+	// Not cut short by Run's end: a dead letter acknowledged lets the
+	// offset past it be committed before Run returns.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deadLetterTimeout)
+	defer cancel()
+	rec := &kgo.Record{Topic: DeadLetterTopic(r.Topic), Key: r.Key, Value: r.Value, Headers: headers}
+	if err := c.dlq.ProduceSync(dctx, rec).FirstErr(); err != nil {
+		return fmt.Errorf("kafka: writing to %s: %w", rec.Topic, err)
+	}
+	return nil
 }
 
 // backoff returns the wait before the attempt after the given number of
@@ -327,4 +416,5 @@ func (c *Consumer) commit(ctx context.Context, handled map[partition]*kgo.Record
 // after Run returned; a Run still going returns an error.
 func (c *Consumer) Close() {
 	c.client.CloseAllowingRebalance()
+	c.dlq.Close()
 }

@@ -2,14 +2,18 @@ package kafka_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -168,7 +172,8 @@ func TestConsumerFailureHoldsOnlyItsPartition(t *testing.T) {
 	const topic = tenantry.EventMemberRoleChanged
 	cluster := newCluster(t, kfake.SeedTopics(4, topic))
 	cfg := testConfig(t, cluster)
-	cfg.Logger = nil // the retries are logged as warnings, which is expected here
+	cfg.Logger = nil       // the retries are logged as warnings, which is expected here
+	cfg.MaxAttempts = 1000 // the event must stay, not go to the dead letter topic
 	pub := newPublisher(t, cfg)
 
 	tenants := tenantIDs(20)
@@ -408,14 +413,14 @@ func TestConsumerResumesAfterCommitted(t *testing.T) {
 	}
 }
 
-// Ensure a record that is not an event is skipped rather than retried
-// forever, and does not hold back the events after it.
-func TestConsumerSkipsMalformedRecords(t *testing.T) {
+// Ensure a record that is not an event goes to the dead letter topic at
+// once rather than being retried, and does not hold back the events after it.
+func TestConsumerDeadLettersMalformedRecords(t *testing.T) {
 	t.Parallel()
 	const topic = tenantry.EventFileDeleted
 	cluster := newCluster(t, kfake.SeedTopics(1, topic))
 	cfg := testConfig(t, cluster)
-	cfg.Logger = nil // the skip is logged at error level, which is expected here
+	cfg.Logger = nil // the dead letters are logged at error level, which is expected here
 	var failed failures
 	cfg.Metrics = &failed
 
@@ -426,7 +431,8 @@ func TestConsumerSkipsMalformedRecords(t *testing.T) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
-	for _, value := range []string{"not json", "{}", "null"} {
+	malformed := []string{"not json", "{}", "null"}
+	for _, value := range malformed {
 		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(value)}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
@@ -443,9 +449,233 @@ func TestConsumerSkipsMalformedRecords(t *testing.T) {
 	if all := got.all(); len(all) != 1 || all[0].EventID != ev.EventID {
 		t.Fatalf("consumed %v, want only %s", all, ev.EventID)
 	}
-	if n := failed.consumed.Load(); n != 3 {
-		t.Fatalf("%d consume failures counted, want one per malformed record, 3", n)
+	dead := readTopic(t, cfg, kafka.DeadLetterTopic(topic), len(malformed))
+	for i, r := range dead {
+		if string(r.Value) != malformed[i] {
+			t.Errorf("dead letter %d holds %q, want %q", i, r.Value, malformed[i])
+		}
+		h := headers(r)
+		if h[kafka.HeaderDLQAttempts] != "1" || h[kafka.HeaderDLQOriginalOffset] != strconv.Itoa(i) ||
+			!strings.HasPrefix(h[kafka.HeaderDLQError], "not an event") {
+			t.Errorf("dead letter %d headers %v", i, h)
+		}
 	}
+	if n := failed.consumed.Load(); n != 3 {
+		t.Errorf("%d consume failures counted, want one per malformed record, 3", n)
+	}
+	if n := failed.deadLettered.Load(); n != 3 {
+		t.Errorf("%d dead letters counted, want 3", n)
+	}
+}
+
+// Ensure an event that keeps failing is written, after MaxAttempts tries,
+// to the dead letter topic with headers saying why; that the events after
+// it are then handled; and that a consumer started afterwards in the group
+// neither handles it again nor misses anything.
+func TestConsumerDeadLettersPoisonEvent(t *testing.T) {
+	t.Parallel()
+	const topic = tenantry.EventDocumentDeleted
+	cluster := newCluster(t, kfake.SeedTopics(1, topic))
+	cfg := testConfig(t, cluster)
+	cfg.Logger = nil // the failures are logged, which is expected here
+	cfg.MaxAttempts = 3
+	var failed failures
+	cfg.Metrics = &failed
+	pub := newPublisher(t, cfg)
+
+	tenant := uuid.NewString()
+	var events []tenantry.Event
+	for i := range 5 {
+		events = append(events, newEvent(topic, tenant, i))
+	}
+	publish(t, pub, events)
+	poison := events[2]
+
+	var got sink
+	var attempts atomic.Int32
+	started := time.Now()
+	stop := startConsumer(t, cfg, []string{topic}, func(ctx context.Context, ev tenantry.Event) error {
+		if ev.EventID == poison.EventID {
+			attempts.Add(1)
+			return errors.New("permanent failure")
+		}
+		return got.handle(ctx, ev)
+	})
+	waitUntil(t, "the events after the poison are handled and committed", func() bool {
+		return got.len() >= len(events)-1 && committedOffset(t, cluster, cfg.GroupID, topic, 0) == int64(len(events))
+	})
+	stop()
+	var seqs []int
+	for _, ev := range got.all() {
+		seqs = append(seqs, seqOf(ev))
+	}
+	if want := []int{0, 1, 3, 4}; !slices.Equal(seqs, want) {
+		t.Errorf("handled %v, want %v", seqs, want)
+	}
+	if n := attempts.Load(); n != 3 {
+		t.Errorf("the poison event was tried %d times, want 3", n)
+	}
+
+	dead := readTopic(t, cfg, kafka.DeadLetterTopic(topic), 1)[0]
+	h := headers(dead)
+	if got := h[kafka.HeaderEventID]; got != poison.EventID {
+		t.Errorf("dead letter event_id = %q, want %q", got, poison.EventID)
+	}
+	if string(dead.Key) != tenant {
+		t.Errorf("dead letter key = %q, want the tenant %q", dead.Key, tenant)
+	}
+	var ev tenantry.Event
+	if err := json.Unmarshal(dead.Value, &ev); err != nil || ev.EventID != poison.EventID || seqOf(ev) != 2 {
+		t.Errorf("dead letter value %s does not hold the poison event (%v)", dead.Value, err)
+	}
+	for name, want := range map[string]string{
+		kafka.HeaderDLQError:             "permanent failure",
+		kafka.HeaderDLQAttempts:          "3",
+		kafka.HeaderDLQOriginalTopic:     topic,
+		kafka.HeaderDLQOriginalPartition: "0",
+		kafka.HeaderDLQOriginalOffset:    "2",
+	} {
+		if h[name] != want {
+			t.Errorf("header %s = %q, want %q", name, h[name], want)
+		}
+	}
+	first, ferr := time.Parse(time.RFC3339Nano, h[kafka.HeaderDLQFirstFailure])
+	last, lerr := time.Parse(time.RFC3339Nano, h[kafka.HeaderDLQLastFailure])
+	switch {
+	case ferr != nil || lerr != nil:
+		t.Errorf("failure times %q, %q: %v %v", h[kafka.HeaderDLQFirstFailure], h[kafka.HeaderDLQLastFailure], ferr, lerr)
+	case first.Before(started.Add(-time.Second)) || !last.After(first) || last.After(time.Now()):
+		// Two backoffs separate the first and the last failure.
+		t.Errorf("first failure %v, last %v: not in order within the test", first, last)
+	}
+	if n := failed.deadLettered.Load(); n != 1 {
+		t.Errorf("%d dead letters counted, want 1", n)
+	}
+
+	// A restarted worker starts after the poison and after everything
+	// handled: only a new event reaches it.
+	var after sink
+	startConsumer(t, cfg, []string{topic}, after.handle)
+	next := newEvent(topic, tenant, 5)
+	publish(t, pub, []tenantry.Event{next})
+	waitUntil(t, "the new event is handled", func() bool { return after.len() > 0 })
+	waitUntil(t, "the new event is committed", func() bool {
+		return committedOffset(t, cluster, cfg.GroupID, topic, 0) == int64(len(events)+1)
+	})
+	if all := after.all(); len(all) != 1 || all[0].EventID != next.EventID {
+		t.Errorf("the restarted consumer handled %v, want only the new event", all)
+	}
+	if n := len(readTopic(t, cfg, kafka.DeadLetterTopic(topic), 1)); n != 1 {
+		t.Errorf("%d dead letters, want 1", n)
+	}
+}
+
+// Ensure that while the dead letter topic cannot be written, the event
+// stays where it is: its partition holds, nothing after it is committed,
+// and it goes to the dead letter topic once writing works again.
+func TestConsumerHoldsEventUntilDeadLetterIsWritten(t *testing.T) {
+	t.Parallel()
+	const topic = tenantry.EventMemberRemoved
+	cluster := newCluster(t, kfake.SeedTopics(1, topic))
+	dlq := kafka.DeadLetterTopic(topic)
+	// Recent produce requests name topics by id, not name: the test
+	// refuses every produce request while refusing is set, which is after
+	// the events were published, when only dead letters are written.
+	var refusing atomic.Bool
+	var refused atomic.Int32
+	refuse := func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if !refusing.Load() {
+			return nil, nil, false
+		}
+		cluster.KeepControl()
+		pr := req.(*kmsg.ProduceRequest)
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range pr.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		refused.Add(1)
+		return resp, nil, true
+	}
+	cluster.ControlKey(int16(kmsg.Produce), refuse)
+	cfg := testConfig(t, cluster)
+	cfg.Logger = nil // the refusals are logged, which is expected here
+	cfg.MaxAttempts = 1
+	pub := newPublisher(t, cfg)
+	tenant := uuid.NewString()
+	events := []tenantry.Event{newEvent(topic, tenant, 0), newEvent(topic, tenant, 1)}
+	publish(t, pub, events)
+	refusing.Store(true)
+
+	var got sink
+	startConsumer(t, cfg, []string{topic}, func(ctx context.Context, ev tenantry.Event) error {
+		if ev.EventID == events[0].EventID {
+			return errors.New("permanent failure")
+		}
+		return got.handle(ctx, ev)
+	})
+	waitUntil(t, "a dead letter is refused twice", func() bool { return refused.Load() >= 2 })
+	if n := got.len(); n != 0 {
+		t.Fatalf("%d events after the held one were handled", n)
+	}
+	if off := committedOffset(t, cluster, cfg.GroupID, topic, 0); off > 0 {
+		t.Fatalf("committed offset %d past the event whose dead letter was refused", off)
+	}
+
+	refusing.Store(false)
+	waitUntil(t, "the next event is handled and committed", func() bool {
+		return got.len() > 0 && committedOffset(t, cluster, cfg.GroupID, topic, 0) == 2
+	})
+	if dead := readTopic(t, cfg, dlq, 1); headers(dead[0])[kafka.HeaderEventID] != events[0].EventID {
+		t.Errorf("dead letter headers %v", headers(dead[0]))
+	}
+}
+
+// readTopic reads every record of topic's first partition, failing unless
+// there are want of them.
+func readTopic(t *testing.T, cfg kafka.Config, topic string, want int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	var records []*kgo.Record
+	for len(records) < want {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d records of %s, want %d", len(records), topic, want)
+		}
+		records = append(records, fetches.Records()...)
+	}
+	// Anything more would have come with the records already read or
+	// shortly after them.
+	extra, cancelExtra := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancelExtra()
+	records = append(records, cl.PollFetches(extra).Records()...)
+	if len(records) != want {
+		t.Fatalf("%s holds %d records, want %d", topic, len(records), want)
+	}
+	return records
+}
+
+// headers returns r's headers by name.
+func headers(r *kgo.Record) map[string]string {
+	h := make(map[string]string)
+	for _, kv := range r.Headers {
+		h[kv.Key] = string(kv.Value)
+	}
+	return h
 }
 
 // Ensure a Run started after another returned picks up where it stopped,

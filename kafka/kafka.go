@@ -40,6 +40,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when set, counts what failed.
 	Metrics Metrics
+	// MaxAttempts is how many times a Consumer hands an event to its
+	// handler before giving up on it and writing it to its topic's dead
+	// letter topic (see DeadLetterTopic); default 5.
+	MaxAttempts int
 	// SASLMechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) with
 	// SASLUser and SASLPassword authenticates to the brokers; empty
 	// connects without.
@@ -72,8 +76,12 @@ type Metrics interface {
 	// acknowledge.
 	ProduceFailed(records int)
 	// ConsumeFailed records a failed fetch, an undecodable record, a
-	// failed handler or a failed offset commit.
+	// failed handler, a failed dead letter write or a failed offset
+	// commit.
 	ConsumeFailed()
+	// DeadLettered records a record the Consumer gave up on and wrote to
+	// a dead letter topic.
+	DeadLettered()
 }
 
 // noMetrics records nothing.
@@ -81,11 +89,22 @@ type noMetrics struct{}
 
 func (noMetrics) ProduceFailed(int) {}
 func (noMetrics) ConsumeFailed()    {}
+func (noMetrics) DeadLettered()     {}
 
 // TopicFor returns the topic that events of eventType are published to.
 func TopicFor(prefix, eventType string) string {
 	return prefix + eventType
 }
+
+// DeadLetterTopic returns the topic that records of topic go to when a
+// Consumer gives up on them.
+func DeadLetterTopic(topic string) string {
+	return topic + ".dlq"
+}
+
+// defaultMaxAttempts is Config.MaxAttempts' default: with the backoff
+// between attempts, an event is given about 1.5s to start succeeding.
+const defaultMaxAttempts = 5
 
 // withDefaults returns cfg with defaults filled in and its broker list
 // cleaned, or an error when no broker is left to dial.
@@ -114,6 +133,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = defaultMaxAttempts
+	} else if cfg.MaxAttempts < 0 {
+		return cfg, errors.New("kafka: MaxAttempts must not be negative")
 	}
 	return cfg, nil
 }

@@ -323,8 +323,9 @@ func tenantIDs(n int) []string {
 
 // failures counts what a Publisher or Consumer reports as failed.
 type failures struct {
-	produced, consumed atomic.Int64
+	produced, consumed, deadLettered atomic.Int64
 }
 
 func (f *failures) ProduceFailed(records int) { f.produced.Add(int64(records)) }
 func (f *failures) ConsumeFailed()            { f.consumed.Add(1) }
+func (f *failures) DeadLettered()             { f.deadLettered.Add(1) }

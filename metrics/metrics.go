@@ -32,6 +32,7 @@ type Metrics struct {
 	lockouts       prometheus.Counter
 	produceErrors  prometheus.Counter
 	consumeErrors  prometheus.Counter
+	deadLetters    prometheus.Counter
 }
 
 // New returns a registry with the Go runtime's and the process's own
@@ -61,7 +62,9 @@ func New(logger *slog.Logger) *Metrics {
 	m.lockouts = counter("tenantry_signin_lockouts_total", "Addresses locked after repeated failed sign-ins.")
 	m.produceErrors = counter("tenantry_kafka_produce_errors_total", "Event records the Kafka brokers did not acknowledge.")
 	m.consumeErrors = counter("tenantry_kafka_consume_errors_total",
-		"Kafka fetch errors, undecodable records, failed event handlers and failed offset commits.")
+		"Kafka fetch errors, undecodable records, failed event handlers, failed dead letter writes and failed offset commits.")
+	m.deadLetters = counter("tenantry_kafka_dead_letters_total",
+		"Kafka records given up on and written to their topic's dead letter topic.")
 	m.reg.MustRegister(m.requests, m.duration,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -91,6 +94,9 @@ func (m *Metrics) ProduceFailed(records int) { m.produceErrors.Add(float64(recor
 
 // ConsumeFailed records a failure to consume from Kafka.
 func (m *Metrics) ConsumeFailed() { m.consumeErrors.Inc() }
+
+// DeadLettered records a Kafka record written to a dead letter topic.
+func (m *Metrics) DeadLettered() { m.deadLetters.Inc() }
 
 // Gauge registers a gauge whose value fn reads when Prometheus scrapes.
 func (m *Metrics) Gauge(name, help string, fn func() float64) {

@@ -19,6 +19,7 @@ func TestObserveRequestAndGauges(t *testing.T) {
 	m := metrics.New(slog.New(slog.DiscardHandler))
 	m.ObserveRequest("/api/things/{id}", http.MethodGet, 200, 30*time.Millisecond)
 	m.ObserveRequest("/api/things/{id}", http.MethodGet, 200, 2*time.Second)
+	m.DeadLettered()
 	value := 7.0
 	m.Gauge("test_value", "A value.", func() float64 { return value })
 	srv := httptest.NewServer(m.Handler())
@@ -34,6 +35,7 @@ func TestObserveRequestAndGauges(t *testing.T) {
 		`tenantry_http_request_duration_seconds_bucket{method="GET",route="/api/things/{id}",le="0.05"} 1`,
 		`tenantry_http_request_duration_seconds_bucket{method="GET",route="/api/things/{id}",le="2.5"} 2`,
 		`test_value 7`,
+		`tenantry_kafka_dead_letters_total 1`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("scrape lacks %q:\n%s", want, body)
