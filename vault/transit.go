@@ -98,6 +98,17 @@ func (t *Transit) Unwrap(ctx context.Context, scope string, version int, wrapped
 // every version of it.
 func (t *Transit) Destroy(ctx context.Context, scope string) error {
 	name := KeyName(scope)
+	existing, err := t.c.do(ctx, func(ctx context.Context) (*api.Secret, error) {
+		return t.c.api.Logical().ReadWithContext(ctx, t.path("keys", name))
+	})
+	if err != nil && !notFound(err) {
+		return fmt.Errorf("vault transit: read %s: %w", name, err)
+	}
+	if existing == nil {
+		// Never made, or destroyed already.
+		t.forget(scope)
+		return nil
+	}
 	if _, err := t.c.do(ctx, func(ctx context.Context) (*api.Secret, error) {
 		return t.c.api.Logical().WriteWithContext(ctx, t.path("keys", name, "config"), map[string]any{"deletion_allowed": true})
 	}); err != nil && !notFound(err) {
@@ -108,10 +119,14 @@ func (t *Transit) Destroy(ctx context.Context, scope string) error {
 	}); err != nil && !notFound(err) {
 		return fmt.Errorf("vault transit: delete %s: %w", name, err)
 	}
+	t.forget(scope)
+	return nil
+}
+
+func (t *Transit) forget(scope string) {
 	t.mu.Lock()
 	delete(t.known, scope)
 	t.mu.Unlock()
-	return nil
 }
 
 // RotateWrapping makes a new version of the scope's Transit key; what it

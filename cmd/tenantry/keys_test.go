@@ -15,6 +15,7 @@ import (
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
 	"github.com/tenantry/tenantry/keyring"
+	"github.com/tenantry/tenantry/vault/vaulttest"
 )
 
 // encryptWith starts the application of env, as a process would, and
@@ -119,5 +120,50 @@ func TestKeysInProductionNeedTheMasterKey(t *testing.T) {
 	}
 	if strings.Contains(out, env["TENANTRY_MASTER_KEY"]) {
 		t.Fatal("keys status prints the master key")
+	}
+}
+
+// Configuration secrets the environment leaves unset come from Vault's KV,
+// the environment winning, and nothing prints their values.
+func TestSecretsFromVault(t *testing.T) {
+	t.Parallel()
+	server := vaulttest.Start(t)
+	jwtKey := "jwt-key-from-vault-" + strings.Repeat("k", 32)
+	redisURL := "redis://:vault-password@127.0.0.1:1/0"
+	if _, err := server.Client(t).KVv2("secret").Put(context.Background(), "tenantry", map[string]any{
+		"JWT_SECRET_KEY": jwtKey, "REDIS_URL": redisURL, "S3_SECRET_ACCESS_KEY": "from vault",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	env := apptest.Environ(t, config.Embedded)
+	env["VAULT_ADDR"], env["VAULT_TOKEN"], env["VAULT_SECRETS_PATH"] = server.Addr, server.RootToken, "secret/tenantry"
+	for _, name := range []string{"S3_SECRET_ACCESS_KEY", "REDIS_URL", "JWT_SECRET_KEY"} {
+		delete(env, name)
+	}
+	code, out := runCLI(t, env, "secrets", "check")
+	if code != 0 {
+		t.Fatalf("secrets check: %d\n%s", code, out)
+	}
+	fields := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 2 {
+			fields[f[0]] = f[1]
+		}
+	}
+	if fields["JWT_SECRET_KEY"] != "vault" || fields["REDIS_URL"] != "vault" || fields["DATABASE_URL"] != "unset" {
+		t.Fatalf("sources:\n%s", out)
+	}
+	for _, secret := range []string{jwtKey, redisURL, "vault-password", server.RootToken} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("secrets check printed a secret:\n%s", out)
+		}
+	}
+	env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+	if _, out := runCLI(t, env, "secrets", "check"); !strings.Contains(strings.Join(strings.Fields(out), " "), "REDIS_URL environment") {
+		t.Fatalf("the environment does not win:\n%s", out)
+	}
+	env["VAULT_SECRETS_PATH"] = "secret/missing"
+	if code, out := runCLI(t, env, "secrets", "check"); code == 0 || !strings.Contains(out, "VAULT_SECRETS_PATH") {
+		t.Fatalf("a missing secret: %d\n%s", code, out)
 	}
 }
