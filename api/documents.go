@@ -202,6 +202,15 @@ func (s *Server) registerDocuments() {
 		Errors:        []int{http.StatusBadRequest, http.StatusNotFound, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType},
 	}), func(ctx context.Context, in *uploadInput) (*response[documentView], error) {
 		doc, err := s.upload(ctx, in.id(ctx), in.w, in.r)
+		if tenantry.ErrorCode(err) == tenantry.EQuotaExceeded {
+			// The rest of a refused upload is not wanted. Closing the
+			// body would still read on, up to 256 KiB, to keep the
+			// connection alive, waiting on a client that may send
+			// slowly; with the read deadline passed it gives up at once
+			// and the connection ends after the answer.
+			_ = http.NewResponseController(in.w).SetReadDeadline(time.Now())
+			_ = in.r.Body.Close()
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -386,7 +395,7 @@ func (s *Server) upload(ctx context.Context, tenantID string, w http.ResponseWri
 				return fail(tenantry.Errorf(tenantry.EBadRequest, "Only one file may be uploaded at a time"))
 			}
 			partName, partType = part.FileName(), part.Header.Get("Content-Type")
-			if received, err = s.svc.Documents.Receive(ctx, tenantID, partReader{part}); err != nil {
+			if received, err = s.svc.Documents.Receive(ctx, tenantID, partReader{part}, declaredSize(r, part)); err != nil {
 				return nil, err
 			}
 		case "filename":
@@ -415,6 +424,25 @@ func (s *Server) upload(ctx context.Context, tenantID string, w http.ResponseWri
 		mimeType = document.PartMimeType(partType)
 	}
 	return s.svc.Documents.Commit(ctx, received, document.Metadata{Filename: filename, MimeType: mimeType})
+}
+
+// multipartOverhead bounds what a valid upload carries beside the file's
+// content: the two text fields (each at most maxFieldBytes), and the
+// boundaries and headers of three parts, which a generous 16 KiB holds.
+const multipartOverhead = 2*maxFieldBytes + 16<<10
+
+// declaredSize is a size the file part is known to reach before any of it
+// is read, so that an upload that cannot fit in its tenant's quota is
+// refused before its body is: the part's own Content-Length when the client
+// sent one, otherwise the request's less what the rest of it may take, or 0
+// when neither says.
+func declaredSize(r *http.Request, part *multipart.Part) int64 {
+	if v := part.Header.Get("Content-Length"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
+			return n
+		}
+	}
+	return max(r.ContentLength-multipartOverhead, 0)
 }
 
 // partReader reports a broken or oversized request body as the client's
