@@ -193,23 +193,32 @@ func (s *Server) registerDocuments() {
 		return ok("Documents retrieved successfully", out), nil
 	})
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, quotaLimited(secured(huma.Operation{
 		OperationID: "upload-document", Method: http.MethodPost, Path: base, Tags: tags,
 		Summary: "Upload a document",
 		Description: "multipart/form-data with a file part. The content is streamed to storage once, hashed on the way; " +
-			"content the tenant already stores is shared, not stored again. Users and admins may upload.",
+			"content the tenant already stores is shared, not stored again. Users and admins may upload. " +
+			"The tenant's quotas may refuse it (403 QUOTA_EXCEEDED): a document over the documents quota, or a content " +
+			"that does not fit in the storage quota's room left. Content the tenant already stores takes no more room, " +
+			"but must fit in the room left while it arrives. An upload whose size is declared (the request's " +
+			"Content-Length, or the file part's) is refused before its content is read; otherwise it is read only " +
+			"until it passes the room left.",
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusBadRequest, http.StatusNotFound, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType},
-	}), func(ctx context.Context, in *uploadInput) (*response[documentView], error) {
+	})), func(ctx context.Context, in *uploadInput) (*response[documentView], error) {
 		doc, err := s.upload(ctx, in.id(ctx), in.w, in.r)
 		if tenantry.ErrorCode(err) == tenantry.EQuotaExceeded {
 			// The rest of a refused upload is not wanted. Closing the
 			// body would still read on, up to 256 KiB, to keep the
 			// connection alive, waiting on a client that may send
-			// slowly; with the read deadline passed it gives up at once
-			// and the connection ends after the answer.
-			_ = http.NewResponseController(in.w).SetReadDeadline(time.Now())
+			// slowly; with the read deadline passed it takes only what
+			// has arrived, and unless that was all, the connection ends
+			// after the answer. A connection kept needs its deadline
+			// back for the next request.
+			rc := http.NewResponseController(in.w)
+			_ = rc.SetReadDeadline(time.Now())
 			_ = in.r.Body.Close()
+			_ = rc.SetReadDeadline(time.Time{})
 		}
 		if err != nil {
 			return nil, err
