@@ -140,7 +140,7 @@ func (s *Service) Receive(ctx context.Context, tenantID string, body io.Reader, 
 	if err != nil {
 		return nil, err
 	}
-	max, over := s.cfg.MaxUploadBytes, s.tooLarge()
+	most, over := s.cfg.MaxUploadBytes, s.tooLarge()
 	if limits.Storage != nil || limits.Documents != nil {
 		room, used, err := s.room(ctx, mt, limits)
 		if err != nil {
@@ -156,12 +156,12 @@ func (s *Service) Receive(ctx context.Context, tenantID string, body io.Reader, 
 			if declared > room {
 				return nil, full
 			}
-			if room < max {
-				max, over = room, full
+			if room < most {
+				most, over = room, full
 			}
 		}
 	}
-	d := digest.NewReader(&limited{r: body, remaining: max, err: over})
+	d := digest.NewReader(&limited{r: body, remaining: most, err: over})
 	key, _, err := s.blobs.PutTemp(ctx, blobPrefix(mt.DatabaseName), d)
 	if err != nil {
 		d.Close()
