@@ -223,8 +223,8 @@ func TestParallelUploadsNeverPassTheStorageQuota(t *testing.T) {
 func TestDocumentsQuota(t *testing.T) {
 	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
 		t.Parallel()
-		// The default for every tenant comes from the configuration.
-		d := newDocsEnv(t, shape, func(c *config.Config) { c.QuotaDocuments = ptr(3) })
+		// The defaults for every tenant come from the configuration.
+		d := newDocsEnv(t, shape, func(c *config.Config) { c.QuotaDocuments, c.QuotaStorageMB = ptr(3), ptr(1) })
 		const n = 8
 		statuses := make([]*apptest.Response, n)
 		var wg sync.WaitGroup
@@ -246,7 +246,8 @@ func TestDocumentsQuota(t *testing.T) {
 			t.Fatalf("%d documents created, want 3", created)
 		}
 		s := d.storage(t)
-		if s.DocumentsCount != 3 || s.Quotas.Documents.Limit == nil || *s.Quotas.Documents.Limit != 3 || s.Quotas.Documents.Used != 3 {
+		if s.DocumentsCount != 3 || s.Quotas.Documents.Limit == nil || *s.Quotas.Documents.Limit != 3 || s.Quotas.Documents.Used != 3 ||
+			s.Quotas.Storage.Limit == nil || *s.Quotas.Storage.Limit != 1<<20 {
 			t.Fatalf("storage: %+v", s)
 		}
 		// A copy of a stored content is a document too.
