@@ -19,6 +19,7 @@ const (
 	ETokenRevoked         = "TOKEN_REVOKED"
 	EInvalidCredentials   = "INVALID_CREDENTIALS"
 	EForbidden            = "FORBIDDEN"
+	EQuotaExceeded        = "QUOTA_EXCEEDED"
 	EAccountInactive      = "ACCOUNT_INACTIVE"
 	ENotFound             = "NOT_FOUND"
 	EMethodNotAllowed     = "METHOD_NOT_ALLOWED"

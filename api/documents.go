@@ -241,15 +241,33 @@ func (s *Server) registerDocuments() {
 		return ok("Documents retrieved successfully", out), nil
 	})
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, quotaLimited(secured(huma.Operation{
 		OperationID: "upload-document", Method: http.MethodPost, Path: base, Tags: tags,
 		Summary: "Upload a document",
 		Description: "multipart/form-data with a file part. The content is streamed to storage once, hashed on the way; " +
-			"content the tenant already stores is shared, not stored again. Users and admins may upload.",
+			"content the tenant already stores is shared, not stored again. Users and admins may upload. " +
+			"The tenant's quotas may refuse it (403 QUOTA_EXCEEDED): a document over the documents quota, or a content " +
+			"that does not fit in the storage quota's room left. Content the tenant already stores takes no more room, " +
+			"but must fit in the room left while it arrives. An upload whose size is declared (the request's " +
+			"Content-Length, or the file part's) is refused before its content is read; otherwise it is read only " +
+			"until it passes the room left.",
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusBadRequest, http.StatusNotFound, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType},
-	}), func(ctx context.Context, in *uploadInput) (*response[documentView], error) {
+	})), func(ctx context.Context, in *uploadInput) (*response[documentView], error) {
 		doc, err := s.upload(ctx, in.id(ctx), in.w, in.r)
+		if tenantry.ErrorCode(err) == tenantry.EQuotaExceeded {
+			// The rest of a refused upload is not wanted. Closing the
+			// body would still read on, up to 256 KiB, to keep the
+			// connection alive, waiting on a client that may send
+			// slowly; with the read deadline passed it takes only what
+			// has arrived, and unless that was all, the connection ends
+			// after the answer. A connection kept needs its deadline
+			// back for the next request.
+			rc := http.NewResponseController(in.w)
+			_ = rc.SetReadDeadline(time.Now())
+			_ = in.r.Body.Close()
+			_ = rc.SetReadDeadline(time.Time{})
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -434,7 +452,7 @@ func (s *Server) upload(ctx context.Context, tenantID string, w http.ResponseWri
 				return fail(tenantry.Errorf(tenantry.EBadRequest, "Only one file may be uploaded at a time"))
 			}
 			partName, partType = part.FileName(), part.Header.Get("Content-Type")
-			if received, err = s.svc.Documents.Receive(ctx, tenantID, partReader{part}); err != nil {
+			if received, err = s.svc.Documents.Receive(ctx, tenantID, partReader{part}, declaredSize(r, part)); err != nil {
 				return nil, err
 			}
 		case "filename":
@@ -463,6 +481,25 @@ func (s *Server) upload(ctx context.Context, tenantID string, w http.ResponseWri
 		mimeType = document.PartMimeType(partType)
 	}
 	return s.svc.Documents.Commit(ctx, received, document.Metadata{Filename: filename, MimeType: mimeType})
+}
+
+// multipartOverhead bounds what a valid upload carries beside the file's
+// content: the two text fields (each at most maxFieldBytes), and the
+// boundaries and headers of three parts, which a generous 16 KiB holds.
+const multipartOverhead = 2*maxFieldBytes + 16<<10
+
+// declaredSize is a size the file part is known to reach before any of it
+// is read, so that an upload that cannot fit in its tenant's quota is
+// refused before its body is: the part's own Content-Length when the client
+// sent one, otherwise the request's less what the rest of it may take, or 0
+// when neither says.
+func declaredSize(r *http.Request, part *multipart.Part) int64 {
+	if v := part.Header.Get("Content-Length"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
+			return n
+		}
+	}
+	return max(r.ContentLength-multipartOverhead, 0)
 }
 
 // partReader reports a broken or oversized request body as the client's

@@ -28,6 +28,7 @@ var statusByCode = map[string]int{ //nolint:gochecknoglobals // read-only table
 	tenantry.ETokenRevoked:         http.StatusUnauthorized,
 	tenantry.EInvalidCredentials:   http.StatusUnauthorized,
 	tenantry.EForbidden:            http.StatusForbidden,
+	tenantry.EQuotaExceeded:        http.StatusForbidden,
 	tenantry.EAccountInactive:      http.StatusForbidden,
 	tenantry.ENotFound:             http.StatusNotFound,
 	tenantry.EMethodNotAllowed:     http.StatusMethodNotAllowed,

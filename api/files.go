@@ -80,12 +80,24 @@ type deletedFile struct {
 }
 
 type storageView struct {
-	DocumentsCount    int64   `json:"documents_count"`
-	FilesCount        int64   `json:"files_count"`
-	LogicalBytes      int64   `json:"logical_bytes" doc:"Sum of the sizes of all documents."`
-	PhysicalBytes     int64   `json:"physical_bytes" doc:"Bytes actually stored, each distinct content once."`
-	DedupSavingsBytes int64   `json:"dedup_savings_bytes"`
-	DedupRatio        float64 `json:"dedup_ratio" doc:"logical_bytes / physical_bytes; 1 without duplicates."`
+	DocumentsCount    int64      `json:"documents_count"`
+	FilesCount        int64      `json:"files_count"`
+	LogicalBytes      int64      `json:"logical_bytes" doc:"Sum of the sizes of all documents."`
+	PhysicalBytes     int64      `json:"physical_bytes" doc:"Bytes actually stored, each distinct content once."`
+	DedupSavingsBytes int64      `json:"dedup_savings_bytes"`
+	DedupRatio        float64    `json:"dedup_ratio" doc:"logical_bytes / physical_bytes; 1 without duplicates."`
+	Quotas            quotasView `json:"quotas" doc:"The tenant's limits next to what it uses."`
+}
+
+type quotaView struct {
+	Limit *int64 `json:"limit" nullable:"true" doc:"The limit; null when unlimited."`
+	Used  int64  `json:"used"`
+}
+
+type quotasView struct {
+	Storage   quotaView `json:"storage" doc:"Bytes stored, each distinct content once (physical_bytes): a document whose content the tenant already stores takes no more."`
+	Documents quotaView `json:"documents"`
+	Members   quotaView `json:"members"`
 }
 
 func megabytes(n int64) float64 { return math.Round(float64(n)/(1<<20)*100) / 100 }
@@ -178,9 +190,10 @@ func (s *Server) registerFiles() {
 
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "get-storage", Method: http.MethodGet, Path: "/api/tenants/{tenant_id}/storage", Tags: tags,
-		Summary:     "The tenant's storage totals and deduplication savings",
-		Description: "Document and file counts, logical and physical bytes, and what deduplication saves. Any member may read.",
-		Errors:      []int{http.StatusBadRequest, http.StatusNotFound},
+		Summary: "The tenant's storage totals and deduplication savings",
+		Description: "Document and file counts, logical and physical bytes, what deduplication saves, and the tenant's quotas " +
+			"(limit and use of storage, documents and members). Any member may read.",
+		Errors: []int{http.StatusBadRequest, http.StatusNotFound},
 	}), func(ctx context.Context, in *TenantPath) (*response[storageView], error) {
 		u, err := s.svc.Documents.Storage(ctx, in.id(ctx))
 		if err != nil {
@@ -193,6 +206,11 @@ func (s *Server) registerFiles() {
 		return ok("Storage usage retrieved successfully", storageView{
 			DocumentsCount: u.Documents, FilesCount: u.Files, LogicalBytes: u.LogicalBytes, PhysicalBytes: u.PhysicalBytes,
 			DedupSavingsBytes: u.LogicalBytes - u.PhysicalBytes, DedupRatio: ratio,
+			Quotas: quotasView{
+				Storage:   quotaView{Limit: u.Limits.Storage, Used: u.PhysicalBytes},
+				Documents: quotaView{Limit: u.Limits.Documents, Used: u.Documents},
+				Members:   quotaView{Limit: u.Limits.Members, Used: u.Members},
+			},
 		}), nil
 	})
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/yaml"
+
+	"github.com/tenantry/tenantry/quota"
 )
 
 // The OpenAPI document is generated from the handlers' types, then finished
@@ -63,6 +65,41 @@ func (s *Server) errorResponse(status int, description string) *huma.Response {
 		}}
 	}
 	return r
+}
+
+// quotaMetadataKey marks the operations that a tenant's quotas may refuse.
+const quotaMetadataKey = "tenantry-quota"
+
+// quotaLimited marks an operation that a tenant's quotas may refuse.
+func quotaLimited(op huma.Operation) huma.Operation {
+	if op.Metadata == nil {
+		op.Metadata = map[string]any{}
+	}
+	op.Metadata[quotaMetadataKey] = true
+	return op
+}
+
+type quotaErrorObject struct {
+	Code    string        `json:"code" enum:"QUOTA_EXCEEDED"`
+	Message string        `json:"message" doc:"Human-readable explanation."`
+	Details quota.Details `json:"details"`
+}
+
+// quotaExceededEnvelope documents the error of an exceeded quota.
+type quotaExceededEnvelope struct {
+	Success bool             `json:"success" doc:"Always false for errors."`
+	Error   quotaErrorObject `json:"error"`
+}
+
+// documentQuotaExceeded adds QUOTA_EXCEEDED, with its details, to a 403.
+func (s *Server) documentQuotaExceeded(r *huma.Response) {
+	registry := s.api.OpenAPI().Components.Schemas
+	r.Description += " QUOTA_EXCEEDED: the change would take the tenant past one of its quotas; details gives " +
+		"the quota (storage, documents or members), its limit and what is used (bytes for storage)."
+	r.Content["application/json"].Schema = &huma.Schema{AnyOf: []*huma.Schema{
+		registry.Schema(reflect.TypeFor[errorEnvelope](), true, "Error"),
+		registry.Schema(reflect.TypeFor[quotaExceededEnvelope](), true, "QuotaExceededError"),
+	}}
 }
 
 // errorDescriptions explain the errors every operation may give. The codes
@@ -133,6 +170,9 @@ func (s *Server) finishOperation(op *huma.Operation) {
 			description = strings.ToUpper(strings.ReplaceAll(http.StatusText(status), " ", "_")) + "."
 		}
 		op.Responses[strconv.Itoa(status)] = s.errorResponse(status, description)
+	}
+	if op.Metadata[quotaMetadataKey] == true {
+		s.documentQuotaExceeded(op.Responses[strconv.Itoa(http.StatusForbidden)])
 	}
 	op.Responses["default"] = s.errorResponse(http.StatusServiceUnavailable,
 		"Any other error, in the same envelope: SERVICE_UNAVAILABLE (503) when a dependency is down or overloaded, for example.")

@@ -185,13 +185,14 @@ func (s *Server) registerTenants() {
 		return done("Tenant deleted successfully"), nil
 	})
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, quotaLimited(secured(huma.Operation{
 		OperationID: "add-tenant-member", Method: http.MethodPost, Path: "/api/tenants/{tenant_id}/users", Tags: tags,
-		Summary:       "Add a user to a tenant (admins)",
-		Description:   "Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409).",
+		Summary: "Add a user to a tenant (admins)",
+		Description: "Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). " +
+			"A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).",
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
-	}), func(ctx context.Context, in *addMemberInput) (*response[membershipView], error) {
+	})), func(ctx context.Context, in *addMemberInput) (*response[membershipView], error) {
 		m, err := s.svc.Tenants.AddMember(ctx, in.id(ctx), in.Body.UserID.String(), tenantry.Role(in.Body.Role))
 		if err != nil {
 			return nil, err

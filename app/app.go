@@ -36,6 +36,7 @@ import (
 	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/password"
 	"github.com/tenantry/tenantry/postgres"
+	"github.com/tenantry/tenantry/quota"
 	"github.com/tenantry/tenantry/ratelimit"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
@@ -56,12 +57,14 @@ type App struct {
 	Provisioner *tenant.Provisioner
 	Accounts    *account.Service
 	TenantSvc   *tenant.Service
-	Blobs       blob.Store
-	Documents   *document.Service
-	Audit       *audit.Log
-	Reconciler  *document.Reconciler
-	Redis       *redis.Client
-	Server      *api.Server
+	// Quotas holds the per-tenant limits and their defaults.
+	Quotas     *quota.Store
+	Blobs      blob.Store
+	Documents  *document.Service
+	Audit      *audit.Log
+	Reconciler *document.Reconciler
+	Redis      *redis.Client
+	Server     *api.Server
 	// Metrics is nil when TENANTRY_METRICS_ADDR is off.
 	Metrics *metrics.Metrics
 	// Mover moves tenants' databases between servers; nil in the
@@ -184,7 +187,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		LockoutDuration: cfg.LoginLockout,
 		Metrics:         a.accountMetrics(),
 	}, logger)
-	a.TenantSvc = tenant.NewService(a.Engines.Control, a.Provisioner, a.Streams, logger)
+	a.Quotas = quota.NewStore(a.Engines.Control, quotaDefaults(cfg))
+	a.TenantSvc = tenant.NewService(a.Engines.Control, a.Provisioner, a.Streams, a.Quotas, logger)
 	a.Audit = audit.NewLog(a.Engines.Control, AuditKey(a.jwtKey), logger)
 	if err := a.openKeyring(ctx); err != nil {
 		return nil, err
@@ -386,4 +390,15 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, drain time.Dura
 		return err
 	}
 	return nil
+}
+
+// quotaDefaults are the limits of tenants without overrides, storage in
+// bytes.
+func quotaDefaults(cfg config.Config) quota.Limits {
+	l := quota.Limits{Documents: cfg.QuotaDocuments, Members: cfg.QuotaMembers}
+	if mb := cfg.QuotaStorageMB; mb != nil {
+		bytes := *mb << 20
+		l.Storage = &bytes
+	}
+	return l
 }

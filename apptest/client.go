@@ -14,12 +14,14 @@ import (
 type Request struct {
 	Method string
 	Path   string
-	// Body is sent as JSON unless it is a string or []byte, which are sent
-	// as they are.
-	Body        any
-	Token       string
-	ContentType string
-	Header      http.Header
+	// Body is sent as JSON unless it is a string, []byte or io.Reader,
+	// which are sent as they are (an io.Reader chunked, unless
+	// ContentLength declares its length).
+	Body          any
+	ContentLength int64
+	Token         string
+	ContentType   string
+	Header        http.Header
 }
 
 // Response is a fully read HTTP response.
@@ -41,6 +43,8 @@ func (e *Env) Do(t testing.TB, req Request) *Response {
 		body = strings.NewReader(b)
 	case []byte:
 		body = bytes.NewReader(b)
+	case io.Reader:
+		body = b
 	default:
 		buf, err := json.Marshal(b)
 		if err != nil {
@@ -57,6 +61,9 @@ func (e *Env) Do(t testing.TB, req Request) *Response {
 	}
 	for k, v := range req.Header {
 		r.Header[k] = v
+	}
+	if req.ContentLength > 0 {
+		r.ContentLength = req.ContentLength
 	}
 	if contentType != "" {
 		r.Header.Set("Content-Type", contentType)

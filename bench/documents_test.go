@@ -431,9 +431,11 @@ func seedDocuments(b *testing.B, c *child, shape config.Shape, t createdTenant, 
 			_, err := tx.Exec(ctx, `
 				UPDATE counters SET value = value + CASE name
 					WHEN 'documents' THEN CAST($1 AS BIGINT)
+					WHEN 'quota_documents' THEN CAST($1 AS BIGINT)
 					WHEN 'files' THEN CAST($1 AS BIGINT)
 					WHEN 'logical_bytes' THEN CAST($2 AS BIGINT)
 					WHEN 'physical_bytes' THEN CAST($2 AS BIGINT)
+					WHEN 'quota_bytes' THEN CAST($2 AS BIGINT)
 					ELSE 0 END`, rows, bytes)
 			return err
 		})

@@ -41,6 +41,27 @@ func (e AuditEntryViewOutcome) Valid() bool {
 	}
 }
 
+// Defines values for DetailsQuota.
+const (
+	Documents DetailsQuota = "documents"
+	Members   DetailsQuota = "members"
+	Storage   DetailsQuota = "storage"
+)
+
+// Valid indicates whether the value is a known member of the DetailsQuota enum.
+func (e DetailsQuota) Valid() bool {
+	switch e {
+	case Documents:
+		return true
+	case Members:
+		return true
+	case Storage:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for LoginTenantRole.
 const (
 	LoginTenantRoleAdmin  LoginTenantRole = "admin"
@@ -98,6 +119,21 @@ func (e MembershipViewRole) Valid() bool {
 	case MembershipViewRoleUser:
 		return true
 	case MembershipViewRoleViewer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for QuotaErrorObjectCode.
+const (
+	QUOTAEXCEEDED QuotaErrorObjectCode = "QUOTA_EXCEEDED"
+)
+
+// Valid indicates whether the value is a known member of the QuotaErrorObjectCode enum.
+func (e QuotaErrorObjectCode) Valid() bool {
+	switch e {
+	case QUOTAEXCEEDED:
 		return true
 	default:
 		return false
@@ -281,6 +317,21 @@ type DeletedFile struct {
 	FreedStorageMb    float64            `json:"freed_storage_mb"`
 	Md5Hash           string             `json:"md5_hash"`
 }
+
+// Details defines model for Details.
+type Details struct {
+	// Limit The tenant's limit; bytes for storage.
+	Limit int64 `json:"limit"`
+
+	// Quota The quota the request would exceed.
+	Quota DetailsQuota `json:"quota"`
+
+	// Used What the tenant uses now; bytes for storage, including bytes held for uploads in progress.
+	Used int64 `json:"used"`
+}
+
+// DetailsQuota The quota the request would exceed.
+type DetailsQuota string
 
 // DocumentList defines model for DocumentList.
 type DocumentList struct {
@@ -790,6 +841,45 @@ type PasswordChanged struct {
 	RevokedSessions int64 `json:"revoked_sessions"`
 }
 
+// QuotaErrorObject defines model for QuotaErrorObject.
+type QuotaErrorObject struct {
+	Code    QuotaErrorObjectCode `json:"code"`
+	Details Details              `json:"details"`
+
+	// Message Human-readable explanation.
+	Message string `json:"message"`
+}
+
+// QuotaErrorObjectCode defines model for QuotaErrorObject.Code.
+type QuotaErrorObjectCode string
+
+// QuotaExceededEnvelope defines model for QuotaExceededEnvelope.
+type QuotaExceededEnvelope struct {
+	Error QuotaErrorObject `json:"error"`
+
+	// Success Always false for errors.
+	Success bool `json:"success"`
+}
+
+// QuotaView Bytes stored, each distinct content once (physical_bytes): a document whose content the tenant already stores takes no more.
+type QuotaView struct {
+	// Limit The limit; null when unlimited.
+	Limit *int64 `json:"limit"`
+	Used  int64  `json:"used"`
+}
+
+// QuotasView The tenant's limits next to what it uses.
+type QuotasView struct {
+	// Documents Bytes stored, each distinct content once (physical_bytes): a document whose content the tenant already stores takes no more.
+	Documents QuotaView `json:"documents"`
+
+	// Members Bytes stored, each distinct content once (physical_bytes): a document whose content the tenant already stores takes no more.
+	Members QuotaView `json:"members"`
+
+	// Storage Bytes stored, each distinct content once (physical_bytes): a document whose content the tenant already stores takes no more.
+	Storage QuotaView `json:"storage"`
+}
+
 // Readiness defines model for Readiness.
 type Readiness struct {
 	// Checks Each dependency and whether it answered.
@@ -857,6 +947,9 @@ type StorageView struct {
 
 	// PhysicalBytes Bytes actually stored, each distinct content once.
 	PhysicalBytes int64 `json:"physical_bytes"`
+
+	// Quotas The tenant's limits next to what it uses.
+	Quotas QuotasView `json:"quotas"`
 }
 
 // TenantDetail defines model for TenantDetail.
@@ -1063,6 +1156,11 @@ type UploadDocumentMultipartBody struct {
 	MimeType *string `json:"mime_type,omitempty"`
 }
 
+// UploadDocument403JSONResponseBody defines parameters for UploadDocument.
+type UploadDocument403JSONResponseBody struct {
+	union json.RawMessage
+}
+
 // DownloadDocumentByLinkParams defines parameters for DownloadDocumentByLink.
 type DownloadDocumentByLinkParams struct {
 	Expires   string `form:"expires" json:"expires"`
@@ -1110,6 +1208,11 @@ type ListFilesParams struct {
 	IncludeStats *bool `form:"include_stats,omitempty" json:"include_stats,omitempty"`
 }
 
+// AddTenantMember403JSONResponseBody defines parameters for AddTenantMember.
+type AddTenantMember403JSONResponseBody struct {
+	union json.RawMessage
+}
+
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginInputBody
 
@@ -1142,6 +1245,130 @@ type UpdateMeJSONRequestBody = UpdateMeInputBody
 
 // ChangeMyPasswordJSONRequestBody defines body for ChangeMyPassword for application/json ContentType.
 type ChangeMyPasswordJSONRequestBody = ChangePasswordInputBody
+
+// AsErrorEnvelope returns the union data inside the UploadDocument403JSONResponseBody as a ErrorEnvelope
+func (t UploadDocument403JSONResponseBody) AsErrorEnvelope() (ErrorEnvelope, error) {
+	var body ErrorEnvelope
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromErrorEnvelope overwrites any union data inside the UploadDocument403JSONResponseBody as the provided ErrorEnvelope
+func (t *UploadDocument403JSONResponseBody) FromErrorEnvelope(v ErrorEnvelope) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeErrorEnvelope performs a merge with any union data inside the UploadDocument403JSONResponseBody, using the provided ErrorEnvelope
+func (t *UploadDocument403JSONResponseBody) MergeErrorEnvelope(v ErrorEnvelope) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsQuotaExceededEnvelope returns the union data inside the UploadDocument403JSONResponseBody as a QuotaExceededEnvelope
+func (t UploadDocument403JSONResponseBody) AsQuotaExceededEnvelope() (QuotaExceededEnvelope, error) {
+	var body QuotaExceededEnvelope
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromQuotaExceededEnvelope overwrites any union data inside the UploadDocument403JSONResponseBody as the provided QuotaExceededEnvelope
+func (t *UploadDocument403JSONResponseBody) FromQuotaExceededEnvelope(v QuotaExceededEnvelope) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeQuotaExceededEnvelope performs a merge with any union data inside the UploadDocument403JSONResponseBody, using the provided QuotaExceededEnvelope
+func (t *UploadDocument403JSONResponseBody) MergeQuotaExceededEnvelope(v QuotaExceededEnvelope) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t UploadDocument403JSONResponseBody) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *UploadDocument403JSONResponseBody) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsErrorEnvelope returns the union data inside the AddTenantMember403JSONResponseBody as a ErrorEnvelope
+func (t AddTenantMember403JSONResponseBody) AsErrorEnvelope() (ErrorEnvelope, error) {
+	var body ErrorEnvelope
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromErrorEnvelope overwrites any union data inside the AddTenantMember403JSONResponseBody as the provided ErrorEnvelope
+func (t *AddTenantMember403JSONResponseBody) FromErrorEnvelope(v ErrorEnvelope) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeErrorEnvelope performs a merge with any union data inside the AddTenantMember403JSONResponseBody, using the provided ErrorEnvelope
+func (t *AddTenantMember403JSONResponseBody) MergeErrorEnvelope(v ErrorEnvelope) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsQuotaExceededEnvelope returns the union data inside the AddTenantMember403JSONResponseBody as a QuotaExceededEnvelope
+func (t AddTenantMember403JSONResponseBody) AsQuotaExceededEnvelope() (QuotaExceededEnvelope, error) {
+	var body QuotaExceededEnvelope
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromQuotaExceededEnvelope overwrites any union data inside the AddTenantMember403JSONResponseBody as the provided QuotaExceededEnvelope
+func (t *AddTenantMember403JSONResponseBody) FromQuotaExceededEnvelope(v QuotaExceededEnvelope) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeQuotaExceededEnvelope performs a merge with any union data inside the AddTenantMember403JSONResponseBody, using the provided QuotaExceededEnvelope
+func (t *AddTenantMember403JSONResponseBody) MergeQuotaExceededEnvelope(v QuotaExceededEnvelope) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t AddTenantMember403JSONResponseBody) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *AddTenantMember403JSONResponseBody) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -1413,7 +1640,7 @@ type ClientInterface interface {
 
 	// UploadDocumentWithBody Upload a document
 	//
-	// multipart/form-data with a file part. The content is streamed to storage once, hashed on the way; content the tenant already stores is shared, not stored again. Users and admins may upload.
+	// multipart/form-data with a file part. The content is streamed to storage once, hashed on the way; content the tenant already stores is shared, not stored again. Users and admins may upload. The tenant's quotas may refuse it (403 QUOTA_EXCEEDED): a document over the documents quota, or a content that does not fit in the storage quota's room left. Content the tenant already stores takes no more room, but must fit in the room left while it arrives. An upload whose size is declared (the request's Content-Length, or the file part's) is refused before its content is read; otherwise it is read only until it passes the room left.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1510,14 +1737,14 @@ type ClientInterface interface {
 
 	// GetStorage The tenant's storage totals and deduplication savings
 	//
-	// Document and file counts, logical and physical bytes, and what deduplication saves. Any member may read.
+	// Document and file counts, logical and physical bytes, what deduplication saves, and the tenant's quotas (limit and use of storage, documents and members). Any member may read.
 	//
 	// Corresponds with GET /api/tenants/{tenant_id}/storage (the `GetStorage` operationId).
 	GetStorage(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AddTenantMemberWithBody Add a user to a tenant (admins)
 	//
-	// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409).
+	// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1526,7 +1753,7 @@ type ClientInterface interface {
 
 	// AddTenantMember Add a user to a tenant (admins)
 	//
-	// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409).
+	// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2063,7 +2290,7 @@ func (c *Client) ListDocuments(ctx context.Context, tenantId openapi_types.UUID,
 
 // UploadDocumentWithBody Upload a document
 //
-// multipart/form-data with a file part. The content is streamed to storage once, hashed on the way; content the tenant already stores is shared, not stored again. Users and admins may upload.
+// multipart/form-data with a file part. The content is streamed to storage once, hashed on the way; content the tenant already stores is shared, not stored again. Users and admins may upload. The tenant's quotas may refuse it (403 QUOTA_EXCEEDED): a document over the documents quota, or a content that does not fit in the storage quota's room left. Content the tenant already stores takes no more room, but must fit in the room left while it arrives. An upload whose size is declared (the request's Content-Length, or the file part's) is refused before its content is read; otherwise it is read only until it passes the room left.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2290,7 +2517,7 @@ func (c *Client) GetFile(ctx context.Context, tenantId openapi_types.UUID, fileI
 
 // GetStorage The tenant's storage totals and deduplication savings
 //
-// Document and file counts, logical and physical bytes, and what deduplication saves. Any member may read.
+// Document and file counts, logical and physical bytes, what deduplication saves, and the tenant's quotas (limit and use of storage, documents and members). Any member may read.
 //
 // Corresponds with GET /api/tenants/{tenant_id}/storage (the `GetStorage` operationId).
 func (c *Client) GetStorage(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2307,7 +2534,7 @@ func (c *Client) GetStorage(ctx context.Context, tenantId openapi_types.UUID, re
 
 // AddTenantMemberWithBody Add a user to a tenant (admins)
 //
-// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409).
+// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2326,7 +2553,7 @@ func (c *Client) AddTenantMemberWithBody(ctx context.Context, tenantId openapi_t
 
 // AddTenantMember Add a user to a tenant (admins)
 //
-// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409).
+// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4937,7 +5164,7 @@ type ClientWithResponsesInterface interface {
 
 	// UploadDocumentWithBodyWithResponse Upload a document
 	//
-	// multipart/form-data with a file part. The content is streamed to storage once, hashed on the way; content the tenant already stores is shared, not stored again. Users and admins may upload.
+	// multipart/form-data with a file part. The content is streamed to storage once, hashed on the way; content the tenant already stores is shared, not stored again. Users and admins may upload. The tenant's quotas may refuse it (403 QUOTA_EXCEEDED): a document over the documents quota, or a content that does not fit in the storage quota's room left. Content the tenant already stores takes no more room, but must fit in the room left while it arrives. An upload whose size is declared (the request's Content-Length, or the file part's) is refused before its content is read; otherwise it is read only until it passes the room left.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5054,7 +5281,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetStorageWithResponse The tenant's storage totals and deduplication savings
 	//
-	// Document and file counts, logical and physical bytes, and what deduplication saves. Any member may read.
+	// Document and file counts, logical and physical bytes, what deduplication saves, and the tenant's quotas (limit and use of storage, documents and members). Any member may read.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5063,7 +5290,7 @@ type ClientWithResponsesInterface interface {
 
 	// AddTenantMemberWithBodyWithResponse Add a user to a tenant (admins)
 	//
-	// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409).
+	// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5072,7 +5299,7 @@ type ClientWithResponsesInterface interface {
 
 	// AddTenantMemberWithResponse Add a user to a tenant (admins)
 	//
-	// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409).
+	// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6899,7 +7126,7 @@ type UploadDocumentResponse struct {
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *ErrorEnvelope
 	// JSON403 the response for an HTTP 403 `application/json` response
-	JSON403 *ErrorEnvelope
+	JSON403 *UploadDocument403JSONResponseBody
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *ErrorEnvelope
 	// JSON413 the response for an HTTP 413 `application/json` response
@@ -6930,7 +7157,7 @@ func (r UploadDocumentResponse) GetJSON401() *ErrorEnvelope {
 }
 
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
-func (r UploadDocumentResponse) GetJSON403() *ErrorEnvelope {
+func (r UploadDocumentResponse) GetJSON403() *UploadDocument403JSONResponseBody {
 	return r.JSON403
 }
 
@@ -8076,7 +8303,7 @@ type AddTenantMemberResponse struct {
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *ErrorEnvelope
 	// JSON403 the response for an HTTP 403 `application/json` response
-	JSON403 *ErrorEnvelope
+	JSON403 *AddTenantMember403JSONResponseBody
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *ErrorEnvelope
 	// JSON409 the response for an HTTP 409 `application/json` response
@@ -8109,7 +8336,7 @@ func (r AddTenantMemberResponse) GetJSON401() *ErrorEnvelope {
 }
 
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
-func (r AddTenantMemberResponse) GetJSON403() *ErrorEnvelope {
+func (r AddTenantMemberResponse) GetJSON403() *AddTenantMember403JSONResponseBody {
 	return r.JSON403
 }
 
@@ -9301,7 +9528,7 @@ func (c *ClientWithResponses) ListDocumentsWithResponse(ctx context.Context, ten
 
 // UploadDocumentWithBodyWithResponse Upload a document
 //
-// multipart/form-data with a file part. The content is streamed to storage once, hashed on the way; content the tenant already stores is shared, not stored again. Users and admins may upload.
+// multipart/form-data with a file part. The content is streamed to storage once, hashed on the way; content the tenant already stores is shared, not stored again. Users and admins may upload. The tenant's quotas may refuse it (403 QUOTA_EXCEEDED): a document over the documents quota, or a content that does not fit in the storage quota's room left. Content the tenant already stores takes no more room, but must fit in the room left while it arrives. An upload whose size is declared (the request's Content-Length, or the file part's) is refused before its content is read; otherwise it is read only until it passes the room left.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9496,7 +9723,7 @@ func (c *ClientWithResponses) GetFileWithResponse(ctx context.Context, tenantId 
 
 // GetStorageWithResponse The tenant's storage totals and deduplication savings
 //
-// Document and file counts, logical and physical bytes, and what deduplication saves. Any member may read.
+// Document and file counts, logical and physical bytes, what deduplication saves, and the tenant's quotas (limit and use of storage, documents and members). Any member may read.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -9511,7 +9738,7 @@ func (c *ClientWithResponses) GetStorageWithResponse(ctx context.Context, tenant
 
 // AddTenantMemberWithBodyWithResponse Add a user to a tenant (admins)
 //
-// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409).
+// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9526,7 +9753,7 @@ func (c *ClientWithResponses) AddTenantMemberWithBodyWithResponse(ctx context.Co
 
 // AddTenantMemberWithResponse Add a user to a tenant (admins)
 //
-// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409).
+// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11292,7 +11519,7 @@ func ParseUploadDocumentResponse(rsp *http.Response) (*UploadDocumentResponse, e
 		response.JSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest ErrorEnvelope
+		var dest UploadDocument403JSONResponseBody
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -12358,7 +12585,7 @@ func ParseAddTenantMemberResponse(rsp *http.Response) (*AddTenantMemberResponse,
 		response.JSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest ErrorEnvelope
+		var dest AddTenantMember403JSONResponseBody
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

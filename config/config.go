@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -144,10 +145,15 @@ type Config struct {
 	// long, without limiting a slow upload that keeps moving.
 	BodyIdleTimeout time.Duration `env:"TENANTRY_BODY_IDLE_TIMEOUT" envDefault:"60s"`
 	BlobGrace       time.Duration `env:"TENANTRY_BLOB_GRACE_PERIOD" envDefault:"1h"`
-	S3EndpointURL   string        `env:"S3_ENDPOINT_URL"`
-	S3PublicURL     string        `env:"S3_PUBLIC_URL"`
-	S3AccessKeyID   string        `env:"S3_ACCESS_KEY_ID"`
-	S3SecretKey     string        `env:"S3_SECRET_ACCESS_KEY"`
+	// QuotaStorageMB, QuotaDocuments and QuotaMembers are the limits of a
+	// tenant without an override of its own; unset is unlimited.
+	QuotaStorageMB *int64 `env:"TENANTRY_QUOTA_STORAGE_MB"`
+	QuotaDocuments *int64 `env:"TENANTRY_QUOTA_DOCUMENTS"`
+	QuotaMembers   *int64 `env:"TENANTRY_QUOTA_MEMBERS"`
+	S3EndpointURL  string `env:"S3_ENDPOINT_URL"`
+	S3PublicURL    string `env:"S3_PUBLIC_URL"`
+	S3AccessKeyID  string `env:"S3_ACCESS_KEY_ID"`
+	S3SecretKey    string `env:"S3_SECRET_ACCESS_KEY"`
 	// S3Bucket selects S3-compatible storage for blobs; S3_BUCKET_NAME is
 	// the original platform's other name for it.
 	S3Bucket     string `env:"S3_BUCKET"`
@@ -286,7 +292,12 @@ func parseProblem(name, value string, pe env.ParseError) string {
 	if errors.Is(pe.Err, strconv.ErrRange) {
 		return fmt.Sprintf("%s: %q is too large", name, value)
 	}
-	switch pe.Type.Kind() {
+	kind := pe.Type.Kind()
+	if kind == reflect.Pointer {
+		// An optional setting, unset when absent.
+		kind = pe.Type.Elem().Kind()
+	}
+	switch kind {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return fmt.Sprintf("%s: %q is not a whole number", name, value)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
@@ -446,6 +457,21 @@ func (c Config) Validate() error {
 	}
 	if c.BlobGrace < time.Second {
 		errs = append(errs, errors.New("TENANTRY_BLOB_GRACE_PERIOD must be at least 1s"))
+	}
+	for _, q := range []struct {
+		name  string
+		value *int64
+	}{
+		{"TENANTRY_QUOTA_STORAGE_MB", c.QuotaStorageMB},
+		{"TENANTRY_QUOTA_DOCUMENTS", c.QuotaDocuments},
+		{"TENANTRY_QUOTA_MEMBERS", c.QuotaMembers},
+	} {
+		if q.value != nil && *q.value < 0 {
+			errs = append(errs, fmt.Errorf("%s: %d is negative; leave it unset for no limit", q.name, *q.value))
+		}
+	}
+	if c.QuotaStorageMB != nil && *c.QuotaStorageMB > math.MaxInt64>>20 {
+		errs = append(errs, fmt.Errorf("TENANTRY_QUOTA_STORAGE_MB: %d is too large", *c.QuotaStorageMB))
 	}
 	if c.Bucket() != "" && (c.S3AccessKeyID == "" || c.S3SecretKey == "") {
 		errs = append(errs, errors.New("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY are required with S3_BUCKET"))

@@ -30,6 +30,14 @@ func TestLoadNamesTheVariableAndTheAcceptedValues(t *testing.T) {
 			`TENANTRY_LOGIN_LOCKOUT: "15" is not a duration such as 30s or 5m`},
 		{"neither seconds nor a duration", map[string]string{"JWT_ACCESS_TOKEN_EXPIRES": "soon"},
 			`JWT_ACCESS_TOKEN_EXPIRES: "soon" is neither a number of seconds nor a duration such as 900 or 15m`},
+		{"quota not a number", map[string]string{"TENANTRY_QUOTA_STORAGE_MB": "lots"},
+			`TENANTRY_QUOTA_STORAGE_MB: "lots" is not a whole number`},
+		{"negative quota", map[string]string{"TENANTRY_QUOTA_DOCUMENTS": "-1"},
+			`TENANTRY_QUOTA_DOCUMENTS: -1 is negative; leave it unset for no limit`},
+		{"quota too large", map[string]string{"TENANTRY_QUOTA_MEMBERS": "99999999999999999999"},
+			`TENANTRY_QUOTA_MEMBERS: "99999999999999999999" is too large`},
+		{"storage quota too large in bytes", map[string]string{"TENANTRY_QUOTA_STORAGE_MB": "9000000000000000"},
+			`TENANTRY_QUOTA_STORAGE_MB: 9000000000000000 is too large`},
 		{"short key", map[string]string{"JWT_SECRET_KEY": "short"},
 			`JWT_SECRET_KEY must be at least 32 bytes`},
 		{"short key in the production shape", map[string]string{"DATABASE_URL": "postgres://db/tenantry", "JWT_SECRET_KEY": "short"},
@@ -117,5 +125,15 @@ func TestLoadAcceptsTheDefaultsAndValidValues(t *testing.T) {
 	}
 	if cfg.MaxUploadMB != 10 || cfg.AccessTokenTTL != config.Seconds(15*60e9) || cfg.LoginLockout.String() != "1h0m0s" {
 		t.Fatalf("parsed %+v", cfg)
+	}
+	if cfg.QuotaStorageMB != nil || cfg.QuotaDocuments != nil || cfg.QuotaMembers != nil {
+		t.Fatal("quotas without their variables are not unlimited")
+	}
+	cfg, err = config.Load(map[string]string{"TENANTRY_QUOTA_STORAGE_MB": "0", "TENANTRY_QUOTA_DOCUMENTS": "1000", "TENANTRY_QUOTA_MEMBERS": "25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.QuotaStorageMB == nil || *cfg.QuotaStorageMB != 0 || cfg.QuotaDocuments == nil || *cfg.QuotaDocuments != 1000 || cfg.QuotaMembers == nil || *cfg.QuotaMembers != 25 {
+		t.Fatalf("quotas parsed as %v %v %v", cfg.QuotaStorageMB, cfg.QuotaDocuments, cfg.QuotaMembers)
 	}
 }

@@ -41,6 +41,9 @@ type Report struct {
 	Tenants            int
 	OrphanFilesDeleted int
 	BlobsDeleted       int
+	// ReservationsExpired counts the quota reservations of uploads that
+	// died, given back.
+	ReservationsExpired int
 	// MissingBlobs lists the ids of files whose blob is missing.
 	MissingBlobs []string
 }
@@ -49,6 +52,7 @@ func (r *Report) add(o Report) {
 	r.Tenants += o.Tenants
 	r.OrphanFilesDeleted += o.OrphanFilesDeleted
 	r.BlobsDeleted += o.BlobsDeleted
+	r.ReservationsExpired += o.ReservationsExpired
 	r.MissingBlobs = append(r.MissingBlobs, o.MissingBlobs...)
 }
 
@@ -88,6 +92,21 @@ func (r *Reconciler) Tenant(ctx context.Context, t *tenantry.Tenant) (Report, er
 	db := lease.DB()
 	started := time.Now()
 	cutoff := started.Add(-r.grace)
+
+	// An upload records its document, or gives back its reservation,
+	// well within the grace period: one older belongs to an upload that
+	// died, and its room goes back to the tenant.
+	err = db.InTx(ctx, func(tx sqldb.Tx) error {
+		bytes, documents, err := expireReservations(ctx, tx, cutoff)
+		if err != nil || documents == 0 {
+			return err
+		}
+		rep.ReservationsExpired = int(documents)
+		return addCounters(ctx, tx, counterDelta{reservedBytes: -bytes, reservedDocuments: -documents})
+	})
+	if err != nil {
+		return rep, err
+	}
 
 	orphans, err := orphanFilesBefore(ctx, db, cutoff)
 	if err != nil {

@@ -12,10 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/blob"
 	"github.com/tenantry/tenantry/config"
 	"github.com/tenantry/tenantry/document"
+	"github.com/tenantry/tenantry/quota"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/tenantdb"
 )
@@ -288,6 +291,56 @@ func TestListingSeeksUseIndexes(t *testing.T) {
 			if !strings.Contains(plan, c.index) || strings.Contains(plan, "TEMP B-TREE") || strings.Contains(plan, "Sort") {
 				t.Errorf("%s: plan does not seek through %s alone:\n%s", c.name, c.index, plan)
 			}
+		}
+	})
+}
+
+// An upload that died between reserving its room in the quotas and
+// recording its document (or giving the room back) leaves a reservation;
+// the reconciler gives it back once it is older than the grace period.
+func TestReconcilerGivesBackTheQuotaOfUploadsThatDied(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		b := setup(t, shape)
+		ctx := context.Background()
+		limit := int64(1000)
+		if _, err := b.env.App.Quotas.Set(ctx, b.tenantID, []quota.Override{{Kind: quota.Storage, Limit: &limit}}); err != nil {
+			t.Fatal(err)
+		}
+		lease, err := b.env.App.Tenants.Acquire(ctx, tenantdb.Ref{Name: b.database})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lease.Release()
+		err = lease.DB().InTx(ctx, func(tx sqldb.Tx) error {
+			if _, err := tx.Exec(ctx, `INSERT INTO upload_reservations (id, bytes, documents, created_at) VALUES ($1, 500, 1, $2)`,
+				uuid.NewString(), sqldb.Now().Add(-time.Hour)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `UPDATE counters SET value = value + CASE name WHEN 'quota_bytes' THEN 500 ELSE 1 END
+				WHERE name IN ('quota_bytes', 'quota_documents')`)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		content := bytes.Repeat([]byte("x"), 600)
+		b.env.UploadParts(t, b.admin.AccessToken, b.tenantID, apptest.Part{Name: "file", Filename: "x.txt", Body: content}).
+			Expect(t, 403, "QUOTA_EXCEEDED")
+
+		if _, err := b.env.App.Reconciler.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var left int
+		if err := lease.DB().QueryRow(ctx, `SELECT count(*) FROM upload_reservations`).Scan(&left); err != nil || left != 0 {
+			t.Fatalf("reservations left: %d, %v", left, err)
+		}
+		b.env.Upload(t, b.admin, b.tenantID, "x.txt", content)
+		var usage [2]int64
+		if err := lease.DB().QueryRow(ctx, `SELECT
+			(SELECT value FROM counters WHERE name = 'quota_bytes'), (SELECT value FROM counters WHERE name = 'quota_documents')`).
+			Scan(&usage[0], &usage[1]); err != nil || usage != [2]int64{600, 1} {
+			t.Fatalf("quota totals after the upload: %v, %v", usage, err)
 		}
 	})
 }

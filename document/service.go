@@ -29,6 +29,7 @@ import (
 	"github.com/tenantry/tenantry/blob"
 	"github.com/tenantry/tenantry/digest"
 	"github.com/tenantry/tenantry/outbox"
+	"github.com/tenantry/tenantry/quota"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
@@ -90,6 +91,7 @@ type Received struct {
 	tenant  *tenant.MemberTenant
 	tempKey string
 	sums    digest.Sums
+	limits  quota.Limits
 }
 
 // Size is the received body's length in bytes.
@@ -125,19 +127,47 @@ func (l *limited) Read(p []byte) (int, error) {
 
 // Receive streams an upload's body into a temporary blob of the tenant,
 // computing its digests on the way. Only members who may upload get this
-// far; nothing is read otherwise.
-func (s *Service) Receive(ctx context.Context, tenantID string, body io.Reader) (*Received, error) {
+// far; nothing is read otherwise. declared is a size the content is known
+// to reach before it is read (0 when unknown): an upload that cannot fit in
+// the tenant's storage quota is refused without reading it, and one that
+// turns out not to fit stops being read as soon as it passes the room left.
+func (s *Service) Receive(ctx context.Context, tenantID string, body io.Reader, declared int64) (*Received, error) {
 	mt, err := s.tenants.Authorize(ctx, tenantID, tenantry.RoleUser)
 	if err != nil {
 		return nil, err
 	}
-	d := digest.NewReader(&limited{r: body, remaining: s.cfg.MaxUploadBytes, err: s.tooLarge()})
+	limits, err := s.tenants.Limits(ctx, mt.ID)
+	if err != nil {
+		return nil, err
+	}
+	most, over := s.cfg.MaxUploadBytes, s.tooLarge()
+	if limits.Storage != nil || limits.Documents != nil {
+		room, used, err := s.room(ctx, mt, limits)
+		if err != nil {
+			return nil, err
+		}
+		if limits.Storage != nil {
+			// A content the tenant already stores takes no more room
+			// (see reserve), but that is known only once it has been read
+			// whole; reading on past the room left would make the quota
+			// no bound on what an upload writes, so even such an upload
+			// must fit in the room left while it arrives.
+			full := quota.Exceeded(quota.Storage, *limits.Storage, used)
+			if declared > room {
+				return nil, full
+			}
+			if room < most {
+				most, over = room, full
+			}
+		}
+	}
+	d := digest.NewReader(&limited{r: body, remaining: most, err: over})
 	key, _, err := s.blobs.PutTemp(ctx, blobPrefix(mt.DatabaseName), d)
 	if err != nil {
 		d.Close()
 		return nil, err
 	}
-	r := &Received{tenant: mt, tempKey: key}
+	r := &Received{tenant: mt, tempKey: key, limits: limits}
 	if r.sums, err = d.Sums(); err != nil {
 		s.Discard(ctx, r)
 		return nil, err
@@ -148,6 +178,107 @@ func (s *Service) Receive(ctx context.Context, tenantID string, body io.Reader) 
 			Details: map[string][]string{"file": {"File is empty"}}}
 	}
 	return r, nil
+}
+
+// room returns how many bytes the tenant may still store and how many it
+// uses, refusing at once an upload for which its documents quota has no
+// room. It is a first look, to refuse early; the reservation made before
+// anything is stored decides.
+func (s *Service) room(ctx context.Context, mt *tenant.MemberTenant, limits quota.Limits) (room, used int64, err error) {
+	lease, err := s.dbs.Acquire(ctx, tenantdb.RefOf(&mt.Tenant))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer lease.Release()
+	u, err := readCounters(ctx, lease.DB())
+	if err != nil {
+		return 0, 0, err
+	}
+	if limits.Documents != nil && u.QuotaDocuments >= *limits.Documents {
+		return 0, 0, quota.Exceeded(quota.Documents, *limits.Documents, u.QuotaDocuments)
+	}
+	if limits.Storage == nil {
+		return -1, u.QuotaBytes, nil
+	}
+	return max(*limits.Storage-u.QuotaBytes, 0), u.QuotaBytes, nil
+}
+
+// reservation is the room an upload holds in its tenant's quotas from
+// before its content is stored until its document is recorded.
+type reservation struct {
+	id    string
+	bytes int64
+	at    time.Time
+}
+
+// reserve takes the room an upload needs in its tenant's quotas, or refuses
+// it. Nothing is stored yet, so a refused upload leaves nothing behind.
+//
+// A content the tenant already stores does not count again: the storage
+// quota bounds the bytes actually stored, the physical_bytes of the storage
+// report (the dedup_savings_bytes there are the tenant's to keep), so a
+// second document of the same content reserves no bytes, only a document.
+// Should that content's last file go away before the document is recorded,
+// the document stores it anew and its bytes are counted without a check.
+func (s *Service) reserve(ctx context.Context, db sqldb.DB, r *Received) (*reservation, error) {
+	res := &reservation{id: uuid.NewString(), bytes: r.sums.Size, at: sqldb.Now()}
+	storageLimit, documentsLimit := int64(-1), int64(-1)
+	if l := r.limits.Storage; l != nil {
+		storageLimit = *l
+	}
+	if l := r.limits.Documents; l != nil {
+		documentsLimit = *l
+	}
+	var bytesOK, documentsOK bool
+	err := db.InTx(ctx, func(tx sqldb.Tx) error {
+		stored, err := fileExistsWithSHA(ctx, tx, r.sums.SHA256)
+		if err != nil {
+			return err
+		} else if stored {
+			res.bytes = 0
+		}
+		if bytesOK, documentsOK, err = reserveQuota(ctx, tx, res.bytes, storageLimit, documentsLimit); err != nil {
+			return err
+		} else if !bytesOK || !documentsOK {
+			return errRefused
+		}
+		return insertReservation(ctx, tx, res.id, res.bytes, res.at)
+	})
+	if !errors.Is(err, errRefused) {
+		return res, err
+	}
+	// Rolled back: report what is used now, outside the transaction.
+	u, err := readCounters(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	if !bytesOK {
+		return nil, quota.Exceeded(quota.Storage, storageLimit, u.QuotaBytes)
+	}
+	return nil, quota.Exceeded(quota.Documents, documentsLimit, u.QuotaDocuments)
+}
+
+// errRefused rolls back a reservation the quotas have no room for.
+var errRefused = errors.New("document: no room in the quotas")
+
+// release gives back the room of an upload that failed. A failure to do so
+// is left to the reconciler, which gives back reservations older than the
+// grace period.
+func (s *Service) release(ctx context.Context, db sqldb.DB, res *reservation) {
+	if res == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	err := db.InTx(ctx, func(tx sqldb.Tx) error {
+		if held, err := deleteReservation(ctx, tx, res.id); err != nil || !held {
+			return err
+		}
+		return addCounters(ctx, tx, counterDelta{reservedBytes: -res.bytes, reservedDocuments: -1})
+	})
+	if err != nil {
+		s.logger.WarnContext(ctx, "giving back an upload's quota reservation: left to the reconciler", "reservation", res.id, "error", err)
+	}
 }
 
 // Discard removes a received body that will not be committed.
@@ -177,21 +308,34 @@ func (s *Service) Commit(ctx context.Context, r *Received, meta Metadata) (*Docu
 	}
 	db := r.tenant.DatabaseName
 	key := fileKey(db, r.sums.SHA256)
+	lease, err := s.dbs.Acquire(ctx, tenantdb.RefOf(&r.tenant.Tenant))
+	if err != nil {
+		s.Discard(ctx, r)
+		return nil, err
+	}
+	defer lease.Release()
+	// Without any limit there is nothing to reserve: the quota totals
+	// still follow every change, so that a limit set later starts right.
+	var res *reservation
+	started := time.Now()
+	if r.limits.Storage != nil || r.limits.Documents != nil {
+		if res, err = s.reserve(ctx, lease.DB(), r); err != nil {
+			s.Discard(ctx, r)
+			return nil, err
+		}
+	}
 	// The blob is complete at its final key before any row names it, and
 	// its modification time is renewed even if identical content was
 	// there already, which keeps the reconciler off it for a grace period.
 	if err := s.blobs.Promote(ctx, r.tempKey, key); err != nil {
+		s.release(ctx, lease.DB(), res)
 		s.Discard(ctx, r)
 		return nil, err
 	}
-	promoted := time.Now()
-
-	lease, err := s.dbs.Acquire(ctx, tenantdb.RefOf(&r.tenant.Tenant))
-	if err != nil {
-		return nil, err
-	}
-	defer lease.Release()
-	if time.Since(promoted) > s.cfg.BlobGrace/2 {
+	// The reconciler takes the blob, and gives back the reservation, of an
+	// upload that has not recorded its row within the grace period.
+	if time.Since(started) > s.cfg.BlobGrace/2 {
+		s.release(ctx, lease.DB(), res)
 		return nil, tenantry.Errorf(tenantry.EUnavailable, "The upload could not be recorded in time; please retry")
 	}
 
@@ -226,6 +370,13 @@ func (s *Service) Commit(ctx context.Context, r *Received, meta Metadata) (*Docu
 		if inserted {
 			delta.files, delta.physicalBytes = 1, f.Size
 		}
+		if res != nil {
+			if held, err := deleteReservation(ctx, tx, res.id); err != nil {
+				return err
+			} else if held {
+				delta.reservedBytes, delta.reservedDocuments = -res.bytes, -1
+			}
+		}
 		if err := addCounters(ctx, tx, delta); err != nil {
 			return err
 		}
@@ -243,6 +394,7 @@ func (s *Service) Commit(ctx context.Context, r *Received, meta Metadata) (*Docu
 		})
 	})
 	if err != nil {
+		s.release(ctx, lease.DB(), res)
 		return nil, err
 	}
 	audit.SetTarget(ctx, "document", doc.ID)
@@ -621,14 +773,35 @@ func removeBlobIfUnreferenced(ctx context.Context, q sqldb.Querier, blobs blob.S
 	return true, blobs.Delete(ctx, key)
 }
 
-// Storage returns the tenant's storage totals.
-func (s *Service) Storage(ctx context.Context, tenantID string) (Usage, error) {
-	lease, err := s.open(ctx, tenantID, tenantry.RoleViewer)
+// StorageReport is a tenant's storage totals with the limits it works
+// under.
+type StorageReport struct {
+	Usage
+	Limits  quota.Limits
+	Members int64
+}
+
+// Storage returns the tenant's storage totals, its limits and its member
+// count.
+func (s *Service) Storage(ctx context.Context, tenantID string) (*StorageReport, error) {
+	mt, err := s.tenants.Authorize(ctx, tenantID, tenantry.RoleViewer)
 	if err != nil {
-		return Usage{}, err
+		return nil, err
+	}
+	rep := &StorageReport{}
+	if rep.Limits, err = s.tenants.Limits(ctx, mt.ID); err != nil {
+		return nil, err
+	}
+	if rep.Members, err = s.tenants.MemberCount(ctx, mt.ID); err != nil {
+		return nil, err
+	}
+	lease, err := s.dbs.Acquire(ctx, tenantdb.RefOf(&mt.Tenant))
+	if err != nil {
+		return nil, err
 	}
 	defer lease.Release()
-	return readCounters(ctx, lease.DB())
+	rep.Usage, err = readCounters(ctx, lease.DB())
+	return rep, err
 }
 
 // sniffBytes is how much of a content is read to detect its type, as much

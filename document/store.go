@@ -120,9 +120,12 @@ func addReferences(ctx context.Context, q sqldb.Querier, fileID string, delta in
 	return n, err
 }
 
-// counterDelta is a change to the running totals of a tenant.
+// counterDelta is a change to the running totals of a tenant. The quota
+// totals follow the physical bytes and documents, plus the change to what
+// uploads in progress hold reserved.
 type counterDelta struct {
 	documents, logicalBytes, files, physicalBytes int64
+	reservedBytes, reservedDocuments              int64
 }
 
 func addCounters(ctx context.Context, q sqldb.Querier, d counterDelta) error {
@@ -132,9 +135,78 @@ func addCounters(ctx context.Context, q sqldb.Querier, d counterDelta) error {
 			WHEN 'logical_bytes' THEN CAST($2 AS BIGINT)
 			WHEN 'files' THEN CAST($3 AS BIGINT)
 			WHEN 'physical_bytes' THEN CAST($4 AS BIGINT)
+			WHEN 'quota_bytes' THEN CAST($5 AS BIGINT)
+			WHEN 'quota_documents' THEN CAST($6 AS BIGINT)
 			ELSE 0 END`,
-		d.documents, d.logicalBytes, d.files, d.physicalBytes)
+		d.documents, d.logicalBytes, d.files, d.physicalBytes,
+		d.physicalBytes+d.reservedBytes, d.documents+d.reservedDocuments)
 	return err
+}
+
+// reserveQuota adds bytes and one document to the quota totals if that
+// keeps each within its limit (a negative limit is none), and reports which
+// rows it changed. One statement over the whole table, like addCounters,
+// so that the transactions touching the totals take their row locks in the
+// same order; on PostgreSQL a row another upload changed meanwhile is
+// checked again against its committed value before it is changed.
+func reserveQuota(ctx context.Context, q sqldb.Querier, bytes, bytesLimit, documentsLimit int64) (bytesOK, documentsOK bool, err error) {
+	rows, err := q.Query(ctx, `
+		UPDATE counters SET value = value + CASE name WHEN 'quota_bytes' THEN CAST($1 AS BIGINT) ELSE 1 END
+		WHERE CASE name
+			WHEN 'quota_bytes' THEN CAST($2 AS BIGINT) < 0 OR value + CAST($1 AS BIGINT) <= CAST($2 AS BIGINT)
+			WHEN 'quota_documents' THEN CAST($3 AS BIGINT) < 0 OR value + 1 <= CAST($3 AS BIGINT)
+			ELSE 1 = 0 END
+		RETURNING name`, bytes, bytesLimit, documentsLimit)
+	if err != nil {
+		return false, false, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return false, false, err
+		}
+		bytesOK = bytesOK || name == "quota_bytes"
+		documentsOK = documentsOK || name == "quota_documents"
+	}
+	return bytesOK, documentsOK, rows.Err()
+}
+
+func insertReservation(ctx context.Context, q sqldb.Querier, id string, bytes int64, at time.Time) error {
+	_, err := q.Exec(ctx, `INSERT INTO upload_reservations (id, bytes, documents, created_at) VALUES ($1, $2, 1, $3)`, id, bytes, at)
+	return err
+}
+
+// deleteReservation removes a reservation and reports whether it was still
+// there: one the reconciler gave back after its upload seemed dead must not
+// be given back twice.
+func deleteReservation(ctx context.Context, q sqldb.Querier, id string) (bool, error) {
+	n, err := q.Exec(ctx, `DELETE FROM upload_reservations WHERE id = $1`, id)
+	return n == 1, err
+}
+
+// expireReservations removes the reservations made before cutoff and
+// returns what they held.
+func expireReservations(ctx context.Context, q sqldb.Querier, cutoff time.Time) (bytes, documents int64, err error) {
+	rows, err := q.Query(ctx, `DELETE FROM upload_reservations WHERE created_at < $1 RETURNING bytes, documents`, cutoff)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b, d int64
+		if err := rows.Scan(&b, &d); err != nil {
+			return 0, 0, err
+		}
+		bytes, documents = bytes+b, documents+d
+	}
+	return bytes, documents, rows.Err()
+}
+
+func fileExistsWithSHA(ctx context.Context, q sqldb.Querier, sha string) (bool, error) {
+	var n int
+	err := q.QueryRow(ctx, `SELECT count(*) FROM files WHERE sha256_hash = $1`, sha).Scan(&n)
+	return n > 0, err
 }
 
 // Usage is a tenant's storage totals.
@@ -143,6 +215,11 @@ type Usage struct {
 	Files         int64
 	LogicalBytes  int64
 	PhysicalBytes int64
+	// QuotaBytes and QuotaDocuments are what the quotas are checked
+	// against: the physical bytes and the documents, plus what uploads in
+	// progress hold reserved.
+	QuotaBytes     int64
+	QuotaDocuments int64
 }
 
 func readCounters(ctx context.Context, q sqldb.Querier) (Usage, error) {
@@ -167,6 +244,10 @@ func readCounters(ctx context.Context, q sqldb.Querier) (Usage, error) {
 			u.LogicalBytes = v
 		case "physical_bytes":
 			u.PhysicalBytes = v
+		case "quota_bytes":
+			u.QuotaBytes = v
+		case "quota_documents":
+			u.QuotaDocuments = v
 		}
 	}
 	return u, rows.Err()

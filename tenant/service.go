@@ -17,6 +17,7 @@ import (
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/audit"
 	"github.com/tenantry/tenantry/outbox"
+	"github.com/tenantry/tenantry/quota"
 	"github.com/tenantry/tenantry/sqldb"
 )
 
@@ -25,12 +26,26 @@ type Service struct {
 	db          sqldb.DB
 	provisioner *Provisioner
 	streams     *outbox.Streams
+	quotas      *quota.Store
 	logger      *slog.Logger
 }
 
-// NewService returns a Service recording its events through streams.
-func NewService(db sqldb.DB, provisioner *Provisioner, streams *outbox.Streams, logger *slog.Logger) *Service {
-	return &Service{db: db, provisioner: provisioner, streams: streams, logger: logger}
+// NewService returns a Service recording its events through streams and
+// holding tenants to the limits quotas gives.
+func NewService(db sqldb.DB, provisioner *Provisioner, streams *outbox.Streams, quotas *quota.Store, logger *slog.Logger) *Service {
+	return &Service{db: db, provisioner: provisioner, streams: streams, quotas: quotas, logger: logger}
+}
+
+// Limits returns the limits a tenant works under. The caller has
+// authorized the request already.
+func (s *Service) Limits(ctx context.Context, tenantID string) (quota.Limits, error) {
+	return s.quotas.Limits(ctx, s.db, tenantID)
+}
+
+// MemberCount returns how many members a tenant has, what its members
+// quota counts. The caller has authorized the request already.
+func (s *Service) MemberCount(ctx context.Context, tenantID string) (int64, error) {
+	return countMembers(ctx, s.db, tenantID)
 }
 
 const maxTenantNameLen = 255
@@ -291,6 +306,11 @@ func (s *Service) AddMember(ctx context.Context, tenantID, userID string, role t
 		} else if !ok {
 			return tenantry.Errorf(tenantry.ENotFound, "User not found")
 		}
+		// The tenant's row lock, taken above, makes this count and the
+		// insert below one step for concurrent additions.
+		if err := s.checkMembersQuota(ctx, tx, tenantID, userID); err != nil {
+			return err
+		}
 		err := insertMembership(ctx, tx, m)
 		if errors.Is(err, sqldb.ErrUniqueViolation) {
 			return tenantry.Errorf(tenantry.EConflict, "User is already a member of this tenant")
@@ -306,6 +326,25 @@ func (s *Service) AddMember(ctx context.Context, tenantID, userID string, role t
 	audit.SetTarget(ctx, "user", userID)
 	audit.Annotate(ctx, "after", map[string]any{"role": role})
 	return m, nil
+}
+
+// checkMembersQuota refuses a new member the tenant has no room for. An
+// existing member is left to the insert, which answers that it is one.
+func (s *Service) checkMembersQuota(ctx context.Context, tx sqldb.Tx, tenantID, userID string) error {
+	limits, err := s.quotas.Limits(ctx, tx, tenantID)
+	if err != nil || limits.Members == nil {
+		return err
+	}
+	n, err := countMembers(ctx, tx, tenantID)
+	if err != nil || n < *limits.Members {
+		return err
+	}
+	if _, err := findMembership(ctx, tx, tenantID, userID); err == nil {
+		return tenantry.Errorf(tenantry.EConflict, "User is already a member of this tenant")
+	} else if !errors.Is(err, sqldb.ErrNoRows) {
+		return err
+	}
+	return quota.Exceeded(quota.Members, *limits.Members, n)
 }
 
 // RemoveMember removes a user from a tenant; the last admin cannot be

@@ -190,6 +190,12 @@ func lockTenant(ctx context.Context, q sqldb.Querier, tenantID string) (bool, er
 	return n == 1, err
 }
 
+func countMembers(ctx context.Context, q sqldb.Querier, tenantID string) (int64, error) {
+	var n int64
+	err := q.QueryRow(ctx, `SELECT count(*) FROM memberships WHERE tenant_id = $1`, tenantID).Scan(&n)
+	return n, err
+}
+
 func insertMembership(ctx context.Context, q sqldb.Querier, m *tenantry.Membership) error {
 	_, err := q.Exec(ctx, `INSERT INTO memberships (tenant_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)`,
 		m.TenantID, m.UserID, string(m.Role), m.JoinedAt)
