@@ -64,6 +64,8 @@ type App struct {
 	// Mover moves tenants' databases between servers; nil in the
 	// embedded shape.
 	Mover *move.Mover
+	// Lifecycle restores deleted tenants and purges them.
+	Lifecycle *tenant.Lifecycle
 
 	// Streams records events; Dispatcher hands them to this process's
 	// consumers when there is no Kafka; Jobs is the job queue.
@@ -189,6 +191,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		SigningKey:     a.jwtKey,
 	}, logger)
 	a.Reconciler = document.NewReconciler(a.Engines.Control, a.Tenants, a.Blobs, a.Streams, cfg.BlobGrace, logger)
+	a.Lifecycle = tenant.NewLifecycle(a.Engines.Control, a.Tenants, a.Blobs, a.Audit, a.Streams, tenant.LifecycleConfig{
+		Retention: time.Duration(cfg.TenantRetention),
+		Logger:    logger,
+	})
 	if err := a.setupEvents(); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package config_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tenantry/tenantry/config"
 )
@@ -30,6 +31,10 @@ func TestLoadNamesTheVariableAndTheAcceptedValues(t *testing.T) {
 			`TENANTRY_LOGIN_LOCKOUT: "15" is not a duration such as 30s or 5m`},
 		{"neither seconds nor a duration", map[string]string{"JWT_ACCESS_TOKEN_EXPIRES": "soon"},
 			`JWT_ACCESS_TOKEN_EXPIRES: "soon" is neither a number of seconds nor a duration such as 900 or 15m`},
+		{"neither a duration nor days", map[string]string{"TENANTRY_TENANT_RETENTION": "a month"},
+			`TENANTRY_TENANT_RETENTION: "a month" is neither a duration nor a number of days, such as 720h or 30d`},
+		{"negative retention", map[string]string{"TENANTRY_TENANT_RETENTION": "-1h"},
+			`TENANTRY_TENANT_RETENTION must not be negative`},
 		{"short key", map[string]string{"JWT_SECRET_KEY": "short"},
 			`JWT_SECRET_KEY must be at least 32 bytes`},
 		{"short key in the production shape", map[string]string{"DATABASE_URL": "postgres://db/tenantry", "JWT_SECRET_KEY": "short"},
@@ -116,5 +121,16 @@ func TestLoadAcceptsTheDefaultsAndValidValues(t *testing.T) {
 	}
 	if cfg.MaxUploadMB != 10 || cfg.AccessTokenTTL != config.Seconds(15*60e9) || cfg.LoginLockout.String() != "1h0m0s" {
 		t.Fatalf("parsed %+v", cfg)
+	}
+	for value, want := range map[string]time.Duration{"": 30 * 24 * time.Hour, "720h": 720 * time.Hour, "30d": 30 * 24 * time.Hour,
+		"7d": 7 * 24 * time.Hour, "90m": 90 * time.Minute, "0d": 0} {
+		env := map[string]string{}
+		if value != "" {
+			env["TENANTRY_TENANT_RETENTION"] = value
+		}
+		cfg, err := config.Load(env)
+		if err != nil || time.Duration(cfg.TenantRetention) != want {
+			t.Errorf("TENANTRY_TENANT_RETENTION=%q: %v, %v; want %v", value, time.Duration(cfg.TenantRetention), err, want)
+		}
 	}
 }
