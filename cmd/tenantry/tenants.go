@@ -14,5 +14,8 @@ func (c *cli) tenantsCommand() *cobra.Command {
 func (c *cli) tenantSubcommands() []*cobra.Command {
 	return []*cobra.Command{
 		c.tenantMoveCommand(),
+		c.tenantListCommand(),
+		c.tenantRestoreCommand(),
+		c.tenantPurgeCommand(),
 	}
 }
