@@ -4,5 +4,9 @@ package tenant
 // the purge there, as a crash would.
 func SetAfterStep(l *Lifecycle, fn func(step int) error) { l.afterStep = fn }
 
-// PurgeSteps is how many steps a purge completes after recording itself.
-const PurgeSteps = purgeDone
+// PurgeSteps is how many steps a purge completes after recording itself;
+// PurgeDatabaseDropped is the step that drops the tenant's database.
+const (
+	PurgeSteps           = purgeDone
+	PurgeDatabaseDropped = purgeDatabaseDropped
+)

@@ -310,6 +310,10 @@ func findPurge(ctx context.Context, q sqldb.Querier, id string) (*Purged, error)
 
 func (p *Purged) ref() tenantdb.Ref { return tenantdb.Ref{Server: p.Server, Name: p.DatabaseName} }
 
+// errOvertaken is returned by a purge step that another purge of the same
+// tenant (the periodic pass, a command) completed first.
+var errOvertaken = errors.New("purge step completed by another purge")
+
 // advance records that p's purge completed step, with its counts so far.
 func advance(ctx context.Context, q sqldb.Querier, p *Purged, step int) error {
 	removed, _ := json.Marshal(p.Removed)
@@ -318,7 +322,7 @@ func advance(ctx context.Context, q sqldb.Querier, p *Purged, step int) error {
 	if err != nil {
 		return err
 	} else if n != 1 {
-		return fmt.Errorf("purge of tenant %s: step %d was recorded by another purge meanwhile", p.TenantID, step)
+		return errOvertaken
 	}
 	p.Step = step
 	return nil
@@ -403,7 +407,16 @@ func (l *Lifecycle) purge(ctx context.Context, id, reason string, deletedBefore 
 		purgeBlobsDeleted:    l.finish,
 	}
 	for p.Step < purgeDone {
-		if err := steps[p.Step](ctx, p); err != nil {
+		err := steps[p.Step](ctx, p)
+		if errors.Is(err, errOvertaken) {
+			// Every step is safe to repeat, so two purges of one tenant
+			// at once only cost work; this one goes on from where the
+			// other has got to, with the counts it recorded.
+			if p, err = findPurge(ctx, l.control, id); err != nil {
+				return nil, fmt.Errorf("purge tenant %s: %w", id, err)
+			}
+			continue
+		} else if err != nil {
 			return nil, fmt.Errorf("purge tenant %s (step %d): %w", id, p.Step+1, err)
 		}
 		if l.afterStep != nil {
@@ -567,7 +580,7 @@ func (l *Lifecycle) finish(ctx context.Context, p *Purged) error {
 		if n, err := tx.Exec(ctx, `UPDATE tenant_purges SET step = step WHERE tenant_id = $1 AND step = $2`, q.TenantID, purgeBlobsDeleted); err != nil {
 			return err
 		} else if n != 1 {
-			return fmt.Errorf("purge of tenant %s was finished by another purge meanwhile", q.TenantID)
+			return errOvertaken
 		}
 		var err error
 		if q.Removed.Memberships, err = tx.Exec(ctx, `DELETE FROM memberships WHERE tenant_id = $1`, q.TenantID); err != nil {

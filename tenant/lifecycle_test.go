@@ -217,51 +217,60 @@ func TestDeleteThenRestore(t *testing.T) {
 }
 
 // Ensure a purge stopped after any of its steps, as by a crash, is finished
-// by running it again, to the same end state; that a tenant being purged
+// by running it again or by the periodic pass, to the same end state; that a tenant being purged
 // cannot be restored; and that the content another tenant shares stays.
 func TestPurgeResumesAfterACrashAtEveryStep(t *testing.T) {
 	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
 		t.Parallel()
 		env := apptest.StartShape(t, shape)
 		ctx := context.Background()
+		// A lifecycle of its own, so that the crashes it plays never
+		// land in the worker's periodic purge.
+		lc := tenant.NewLifecycle(env.App.Engines.Control, env.App.Tenants, env.App.Blobs, env.App.Audit, env.App.Streams,
+			tenant.LifecycleConfig{Retention: time.Duration(env.App.Config.TenantRetention)})
 		bystander := createDoomed(t, env, "Bystander")
-		if _, err := env.App.Lifecycle.Restore(ctx, bystander.id); err != nil {
+		if _, err := lc.Restore(ctx, bystander.id); err != nil {
 			t.Fatal(err)
 		}
 		crash := errors.New("crash")
 		for k := 0; k <= tenant.PurgeSteps; k++ {
 			d := createDoomed(t, env, fmt.Sprintf("Crash%d", k))
 			var once sync.Once
-			tenant.SetAfterStep(env.App.Lifecycle, func(step int) error {
+			tenant.SetAfterStep(lc, func(step int) error {
 				var err error
 				if step == k {
 					once.Do(func() { err = crash })
 				}
 				return err
 			})
-			if _, err := env.App.Lifecycle.Purge(ctx, d.id); !errors.Is(err, crash) {
+			if _, err := lc.Purge(ctx, d.id); !errors.Is(err, crash) {
 				t.Fatalf("step %d: purge = %v, want the crash", k, err)
 			}
 			if k < tenant.PurgeSteps {
-				_, err := env.App.Lifecycle.Restore(ctx, d.id)
+				_, err := lc.Restore(ctx, d.id)
 				refused(t, err, tenantry.EConflict, "is being purged")
-				listed, err := env.App.Lifecycle.List(ctx, true)
+				listed, err := lc.List(ctx, true)
 				if err != nil || len(listed) == 0 || listed[0].ID != d.id || listed[0].State != tenant.StatePurging {
 					t.Fatalf("step %d: listed %+v, %v", k, listed, err)
 				}
 			}
-			p, err := env.App.Lifecycle.Purge(ctx, d.id)
-			if err != nil || p.Already != (k == tenant.PurgeSteps) {
+			if k == tenant.PurgeDatabaseDropped {
+				// The periodic pass finishes a purge that stopped, even
+				// one started within the retention period.
+				if n, err := lc.PurgeDue(ctx); err != nil || n != 1 {
+					t.Fatalf("step %d: PurgeDue = %d, %v; want the stopped purge finished", k, n, err)
+				}
+			} else if p, err := lc.Purge(ctx, d.id); err != nil || p.Already != (k == tenant.PurgeSteps) {
 				t.Fatalf("step %d: resumed purge = %+v, %v", k, p, err)
 			}
 			d.checkPurged(t, env)
 			// Once more changes nothing.
-			if p, err := env.App.Lifecycle.Purge(ctx, d.id); err != nil || !p.Already {
+			if p, err := lc.Purge(ctx, d.id); err != nil || !p.Already {
 				t.Fatalf("step %d: purge after the end = %+v, %v", k, p, err)
 			}
 			d.checkPurged(t, env)
 		}
-		tenant.SetAfterStep(env.App.Lifecycle, nil)
+		tenant.SetAfterStep(lc, nil)
 		bystander.readable(t, env, bystander.member)
 		if v, err := env.App.Audit.Verify(ctx, bystander.id); err != nil || !v.Intact {
 			t.Fatalf("another tenant's chain: %+v, %v", v, err)
@@ -295,5 +304,35 @@ func TestPurgeWaitsForAMove(t *testing.T) {
 			t.Fatal(err)
 		}
 		d.checkPurged(t, env)
+	})
+}
+
+// Ensure a restore and a purge of the same tenant at once never both
+// succeed: either the tenant is back, whole, or it is purged.
+func TestRestoreRacesPurge(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		env := apptest.StartShape(t, shape)
+		ctx := context.Background()
+		for i := range 4 {
+			d := createDoomed(t, env, fmt.Sprintf("Raced%d", i))
+			var wg sync.WaitGroup
+			var restoreErr, purgeErr error
+			wg.Go(func() { _, restoreErr = env.App.Lifecycle.Restore(ctx, d.id) })
+			wg.Go(func() { _, purgeErr = env.App.Lifecycle.Purge(ctx, d.id) })
+			wg.Wait()
+			switch {
+			case restoreErr == nil && purgeErr == nil:
+				t.Fatalf("round %d: both the restore and the purge succeeded", i)
+			case restoreErr == nil:
+				refused(t, purgeErr, tenantry.EConflict, "is not deleted")
+				d.readable(t, env, d.member)
+			case purgeErr == nil:
+				refused(t, restoreErr, tenantry.EConflict, "purge")
+				d.checkPurged(t, env)
+			default:
+				t.Fatalf("round %d: restore %v, purge %v", i, restoreErr, purgeErr)
+			}
+		}
 	})
 }
