@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/audit"
+	"github.com/tenantry/tenantry/cursor"
 )
 
 // auditActions names the action recorded for each state-changing
@@ -326,7 +328,7 @@ func (t *teeBody) Close() error {
 
 type auditListInput struct {
 	TenantPath
-	Paging
+	CursorPaging
 	Actor  resourceID `query:"actor" doc:"Only entries of this user's actions."`
 	Action text       `query:"action" maxLength:"128" doc:"Only entries of this action, such as tenant.member.role_change." example:"auth.login"`
 	From   time.Time  `query:"from" doc:"Only entries at or after this time (RFC 3339)."`
@@ -371,6 +373,14 @@ type auditVerification struct {
 	FirstBroken *brokenView `json:"first_broken" doc:"The first entry found edited, missing or out of place; null when intact."`
 }
 
+// scopeTime is how a time filter binds a cursor: the instant, or nothing.
+func scopeTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
 func nullIfEmpty(s string) *string {
 	if s == "" {
 		return nil
@@ -395,7 +405,7 @@ func (s *Server) registerAudit() {
 		OperationID: "list-audit-entries", Method: http.MethodGet, Path: base, Tags: tags,
 		Summary: "The tenant's audit trail, newest first (admins)",
 		Description: "Every state-changing request concerning the tenant and every security event in it, with who, " +
-			"what, the outcome and where from.",
+			"what, the outcome and where from. Walk deep listings by cursor (next_cursor), which costs the same at any depth.",
 		Errors: []int{http.StatusBadRequest, http.StatusNotFound},
 	}), func(ctx context.Context, in *auditListInput) (*response[auditList], error) {
 		tenantID := in.id(ctx)
@@ -405,15 +415,33 @@ func (s *Server) registerAudit() {
 		if !in.From.IsZero() && !in.To.IsZero() && !in.From.Before(in.To) {
 			return nil, tenantry.Errorf(tenantry.EBadRequest, "from must be before to")
 		}
-		entries, total, err := s.svc.Audit.List(ctx, tenantID, audit.Filter{
-			ActorID: in.Actor.String(), Action: string(in.Action), From: in.From, To: in.To, Page: in.Page, PerPage: in.PerPage,
-		})
+		scope := cursor.Scope{"audit", tenantID, in.Actor.String(), string(in.Action), scopeTime(in.From), scopeTime(in.To)}
+		from, err := s.resume(scope, in.CursorPaging)
 		if err != nil {
 			return nil, err
 		}
-		out := auditList{Entries: make([]auditEntryView, len(entries)), Pagination: paginate(in.Page, in.PerPage, total)}
-		for i := range entries {
-			out.Entries[i] = viewAuditEntry(&entries[i])
+		f := audit.Filter{ActorID: in.Actor.String(), Action: string(in.Action), From: in.From, To: in.To, Page: in.Page, PerPage: in.PerPage}
+		page, total := in.Page, int64(0)
+		if from != nil {
+			if f.BeforeSeq, err = strconv.ParseInt(from.Key, 10, 64); err != nil || f.BeforeSeq < 1 {
+				return nil, cursor.ErrInvalid
+			}
+			page, total = from.Page, from.Total
+		}
+		l, err := s.svc.Audit.ListPage(ctx, tenantID, f)
+		if err != nil {
+			return nil, err
+		}
+		if l.Total >= 0 {
+			total = l.Total
+		}
+		var next *cursor.Position
+		if l.NextBeforeSeq > 0 {
+			next = &cursor.Position{Key: strconv.FormatInt(l.NextBeforeSeq, 10)}
+		}
+		out := auditList{Entries: make([]auditEntryView, len(l.Entries)), Pagination: s.paginate(scope, page, in.PerPage, total, next)}
+		for i := range l.Entries {
+			out.Entries[i] = viewAuditEntry(&l.Entries[i])
 		}
 		return ok("Audit entries retrieved successfully", out), nil
 	})

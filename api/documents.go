@@ -18,6 +18,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/cursor"
 	"github.com/tenantry/tenantry/document"
 )
 
@@ -61,14 +62,41 @@ func optional(s string) *string {
 }
 
 type pagination struct {
-	Page    int   `json:"page"`
-	PerPage int   `json:"per_page"`
-	Total   int64 `json:"total"`
-	Pages   int64 `json:"pages"`
+	Page       int     `json:"page" doc:"The page number; on a page reached by cursor, its place in the walk."`
+	PerPage    int     `json:"per_page"`
+	Total      int64   `json:"total" doc:"How many items match. On a page reached by cursor, a listing that keeps a running count (documents without a filename filter, files) reads it afresh; the others (documents filtered by filename, audit entries) give the count taken on the page the walk began with, carried in the cursor, so that no deep page counts rows."`
+	Pages      int64   `json:"pages" doc:"Pages of per_page items that total makes."`
+	NextCursor *string `json:"next_cursor" doc:"Pass as cursor to get the next page, by a seek that costs what the first page costs; null on the last page. Opaque and signed: it is accepted only by the same listing of the same tenant with the same sort and filters."`
 }
 
-func paginate(page, perPage int, total int64) pagination {
-	return pagination{Page: page, PerPage: perPage, Total: total, Pages: (total + int64(perPage) - 1) / int64(perPage)}
+// paginate describes a page. next, when set, is the position the next
+// page starts after; it becomes a cursor under scope, carrying the next
+// page's number and total.
+func (s *Server) paginate(scope cursor.Scope, page, perPage int, total int64, next *cursor.Position) pagination {
+	p := pagination{Page: page, PerPage: perPage, Total: total, Pages: (total + int64(perPage) - 1) / int64(perPage)}
+	if next != nil {
+		next.Page, next.Total = page+1, total
+		c := s.cursors.Encode(scope, *next)
+		p.NextCursor = &c
+	}
+	return p
+}
+
+// resume reads the cursor a listing was asked to continue from, nil when
+// none was given. A cursor names its own page, so a page number beyond the
+// first beside it is a contradiction.
+func (s *Server) resume(scope cursor.Scope, in CursorPaging) (*cursor.Position, error) {
+	if in.Cursor == "" {
+		return nil, nil
+	}
+	if in.Page > 1 {
+		return nil, tenantry.Errorf(tenantry.EBadRequest, "Give either cursor or page, not both")
+	}
+	p, err := s.cursors.Decode(scope, in.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
 }
 
 type documentList struct {
@@ -78,7 +106,7 @@ type documentList struct {
 
 type listDocumentsInput struct {
 	TenantPath
-	Paging
+	CursorPaging
 	Filename text   `query:"filename" maxLength:"255" doc:"Case-insensitive substring of the filename; % and _ match themselves."`
 	Sort     string `query:"sort" enum:"-created_at,created_at,-filename,filename" default:"-created_at" doc:"Order; a leading - sorts descending."`
 }
@@ -178,15 +206,35 @@ func (s *Server) registerDocuments() {
 
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "list-documents", Method: http.MethodGet, Path: base, Tags: tags,
-		Summary:     "List the tenant's documents",
-		Description: "A page of the tenant's documents with their files, optionally filtered by filename, in the order asked. Any member may list.",
-		Errors:      []int{http.StatusBadRequest, http.StatusNotFound},
+		Summary: "List the tenant's documents",
+		Description: "A page of the tenant's documents with their files, optionally filtered by filename, in the order asked. " +
+			"Walk deep listings by cursor (next_cursor), which costs the same at any depth; page is kept for compatibility. Any member may list.",
+		Errors: []int{http.StatusBadRequest, http.StatusNotFound},
 	}), func(ctx context.Context, in *listDocumentsInput) (*response[documentList], error) {
-		l, err := s.svc.Documents.List(ctx, in.id(ctx), document.ListQuery{Page: in.Page, PerPage: in.PerPage, Filename: string(in.Filename), Sort: in.Sort})
+		tenantID := in.id(ctx)
+		scope := cursor.Scope{"documents", tenantID, in.Sort, string(in.Filename)}
+		from, err := s.resume(scope, in.CursorPaging)
 		if err != nil {
 			return nil, err
 		}
-		out := documentList{Documents: make([]documentView, len(l.Documents)), Pagination: paginate(in.Page, in.PerPage, l.Total)}
+		q := document.ListQuery{Page: in.Page, PerPage: in.PerPage, Filename: string(in.Filename), Sort: in.Sort}
+		page, total := in.Page, int64(0)
+		if from != nil {
+			q.After = &document.Seek{Key: from.Key, ID: from.ID}
+			page, total = from.Page, from.Total
+		}
+		l, err := s.svc.Documents.List(ctx, tenantID, q)
+		if err != nil {
+			return nil, err
+		}
+		if l.Total >= 0 {
+			total = l.Total
+		}
+		var next *cursor.Position
+		if l.Next != nil {
+			next = &cursor.Position{Key: l.Next.Key, ID: l.Next.ID}
+		}
+		out := documentList{Documents: make([]documentView, len(l.Documents)), Pagination: s.paginate(scope, page, in.PerPage, total, next)}
 		for i := range l.Documents {
 			out.Documents[i] = viewDocument(&l.Documents[i])
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/validation"
 
 	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/keyring"
 	"github.com/tenantry/tenantry/sqldb"
 )
 
@@ -148,8 +149,9 @@ func toAPIError(ctx context.Context, logger *slog.Logger, err error) *apiError {
 		// and log it to find the missing validation.
 		logger.WarnContext(ctx, "database refused a request value", "error", err)
 		return &apiError{status: http.StatusBadRequest, code: tenantry.EBadRequest, message: "A value in the request cannot be stored"}
-	case errors.Is(err, sqldb.ErrUnavailable), errors.Is(err, sqldb.ErrReadOnly), errors.Is(err, sqldb.ErrRetry):
-		logger.WarnContext(ctx, "database unavailable", "error", err)
+	case errors.Is(err, sqldb.ErrUnavailable), errors.Is(err, sqldb.ErrReadOnly), errors.Is(err, sqldb.ErrRetry),
+		errors.Is(err, keyring.ErrUnavailable):
+		logger.WarnContext(ctx, "a database or the key service is unavailable", "error", err)
 		return &apiError{status: http.StatusServiceUnavailable, code: tenantry.EUnavailable,
 			message: "The service is temporarily unavailable; try again later", retryAfter: unavailableRetryAfter}
 	}

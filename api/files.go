@@ -10,6 +10,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/tenantry/tenantry/cursor"
 	"github.com/tenantry/tenantry/document"
 )
 
@@ -54,7 +55,7 @@ type fileList struct {
 
 type listFilesInput struct {
 	TenantPath
-	Paging
+	CursorPaging
 	IncludeStats bool `query:"include_stats" doc:"Add the tenant's storage totals."`
 }
 
@@ -106,14 +107,31 @@ func (s *Server) registerFiles() {
 			OperationID: id("list-files"), Method: http.MethodGet, Path: base, Tags: tags, Deprecated: alias,
 			Summary: "List the tenant's distinct stored contents",
 			Description: "Each content is stored once however many documents share it; each file says how many do. " +
+				"Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. " +
 				"include_stats adds the tenant's totals. Any member may list.",
 			Errors: []int{http.StatusBadRequest, http.StatusNotFound},
 		}), func(ctx context.Context, in *listFilesInput) (*response[fileList], error) {
-			page, err := s.svc.Documents.Files(ctx, in.id(ctx), in.Page, in.PerPage)
+			tenantID := in.id(ctx)
+			scope := cursor.Scope{"files", tenantID}
+			from, err := s.resume(scope, in.CursorPaging)
 			if err != nil {
 				return nil, err
 			}
-			out := fileList{Files: make([]FileView, len(page.Files)), Pagination: paginate(in.Page, in.PerPage, page.Total)}
+			q := document.FileQuery{Page: in.Page, PerPage: in.PerPage}
+			number := in.Page
+			if from != nil {
+				q.After = &document.Seek{Key: from.Key, ID: from.ID}
+				number = from.Page
+			}
+			page, err := s.svc.Documents.Files(ctx, tenantID, q)
+			if err != nil {
+				return nil, err
+			}
+			var next *cursor.Position
+			if page.Next != nil {
+				next = &cursor.Position{Key: page.Next.Key, ID: page.Next.ID}
+			}
+			out := fileList{Files: make([]FileView, len(page.Files)), Pagination: s.paginate(scope, number, in.PerPage, page.Total, next)}
 			for i := range page.Files {
 				out.Files[i] = viewFile(&page.Files[i])
 			}

@@ -95,6 +95,16 @@ type Paging struct {
 	PerPage int `query:"per_page" minimum:"1" maximum:"100" default:"20" doc:"Items per page, from 1 to 100."`
 }
 
+// CursorPaging selects a page of a listing that may also be walked by
+// cursor: the next_cursor of one page asks for the page after it, found by
+// seeking to the last row returned, which costs what the first page costs
+// however deep the walk goes. It is exported because huma reads parameters
+// only from exported embedded structs.
+type CursorPaging struct {
+	Paging
+	Cursor string `query:"cursor" maxLength:"1024" pattern:"^[A-Za-z0-9_-]*$" patternDescription:"a next_cursor value" doc:"The next_cursor of the previous page, to get the page after it. Valid only with the same sort and filters, for the same tenant; not with page > 1."`
+}
+
 // TenantPath is the path parameter every tenant route starts with. It is
 // exported because huma only reads parameters from exported embedded
 // structs.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tenantry/tenantry/account"
 	"github.com/tenantry/tenantry/audit"
+	"github.com/tenantry/tenantry/cursor"
 	"github.com/tenantry/tenantry/document"
 	"github.com/tenantry/tenantry/events"
 	"github.com/tenantry/tenantry/ratelimit"
@@ -53,6 +54,10 @@ type Config struct {
 	Metrics   Metrics
 	Logger    *slog.Logger
 	Readiness []ReadinessCheck
+	// CursorSecret signs the cursors of listings. Every process of a
+	// deployment must share it, so that any of them continues a walk
+	// another began.
+	CursorSecret []byte
 }
 
 // Metrics records what the HTTP layer observes.
@@ -89,6 +94,7 @@ type Server struct {
 	mux     *http.ServeMux
 	api     huma.API
 	handler http.Handler
+	cursors *cursor.Codec
 	// document is the OpenAPI document as served, rendered on first use.
 	document openAPIDocument
 }
@@ -99,7 +105,8 @@ func NewServer(cfg Config, svc Services) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	useEnvelopeErrors(cfg.Logger)
-	s := &Server{cfg: cfg, svc: svc, logger: cfg.Logger, clients: newClientAddr(cfg.TrustedProxies), mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, svc: svc, logger: cfg.Logger, clients: newClientAddr(cfg.TrustedProxies), mux: http.NewServeMux(),
+		cursors: cursor.NewCodec(cfg.CursorSecret)}
 
 	hc := huma.DefaultConfig("tenantry API", cfg.Version)
 	// No $schema links in bodies, no CDN-loaded docs page: the embedded

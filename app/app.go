@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,7 @@ import (
 	"github.com/tenantry/tenantry/events"
 	"github.com/tenantry/tenantry/jobs"
 	"github.com/tenantry/tenantry/kafka"
+	"github.com/tenantry/tenantry/keyring"
 	"github.com/tenantry/tenantry/metrics"
 	"github.com/tenantry/tenantry/move"
 	"github.com/tenantry/tenantry/outbox"
@@ -38,6 +40,7 @@ import (
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
 	"github.com/tenantry/tenantry/token"
+	"github.com/tenantry/tenantry/vault"
 )
 
 // unfinishedTenantAge is how old a pending tenant must be before the reaper
@@ -64,6 +67,9 @@ type App struct {
 	// Mover moves tenants' databases between servers; nil in the
 	// embedded shape.
 	Mover *move.Mover
+	// Keys encrypts stored secrets; nil in the production shape without
+	// TENANTRY_MASTER_KEY.
+	Keys *keyring.Keyring
 	// Lifecycle restores deleted tenants and purges them.
 	Lifecycle *tenant.Lifecycle
 
@@ -75,6 +81,7 @@ type App struct {
 	Publisher  *kafka.Publisher
 	Relay      *outbox.Relay
 
+	vault      *vault.Client
 	background bool
 	notifier   *outbox.Notifier
 	consumer   *kafka.Consumer
@@ -181,6 +188,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	}, logger)
 	a.TenantSvc = tenant.NewService(a.Engines.Control, a.Provisioner, a.Streams, logger)
 	a.Audit = audit.NewLog(a.Engines.Control, AuditKey(a.jwtKey), logger)
+	if err := a.openKeyring(ctx); err != nil {
+		return nil, err
+	}
 
 	if a.Blobs, err = openBlobs(ctx, cfg); err != nil {
 		return nil, err
@@ -209,6 +219,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Metrics:         a.apiMetrics(),
 		Logger:          logger,
 		Readiness:       a.readinessChecks(),
+		CursorSecret:    a.jwtKey,
 	}, api.Services{
 		Accounts:        a.Accounts,
 		Tenants:         a.TenantSvc,
@@ -253,6 +264,55 @@ func JWTKey(cfg config.Config) ([]byte, error) {
 	return []byte(key), err
 }
 
+// openKeyring opens the key service: data keys wrapped by Vault Transit
+// when VAULT_ADDR is set; otherwise locally, by TENANTRY_MASTER_KEY or, in
+// the embedded shape, by a master key generated once in the data directory.
+// In the production shape without either there is none: a key generated on
+// one host would leave processes on the others unable to read what it
+// encrypted.
+func (a *App) openKeyring(ctx context.Context) error {
+	cfg := a.Config
+	var wrapper keyring.Wrapper
+	switch {
+	case cfg.VaultAddr != "":
+		client, err := vault.Open(ctx, vault.Config{
+			Addr: cfg.VaultAddr, Namespace: cfg.VaultNamespace, Token: cfg.VaultToken,
+			RoleID: cfg.VaultRoleID, SecretID: cfg.VaultSecretID, TransitMount: cfg.VaultTransitMount,
+			Logger: a.Logger,
+		})
+		if err != nil {
+			return err
+		}
+		a.closers = append(a.closers, client.Close)
+		a.vault = client
+		wrapper = vault.NewTransit(client)
+	case cfg.MasterKey != "":
+		master, err := config.DecodeMasterKey(cfg.MasterKey)
+		if err != nil {
+			return err
+		}
+		if wrapper, err = keyring.NewLocal(master, a.Engines.Control); err != nil {
+			return err
+		}
+	case cfg.Shape() == config.Embedded:
+		text, err := secretFile(filepath.Join(cfg.DataDir, "secrets"), "master_key", 32)
+		if err != nil {
+			return err
+		}
+		master, err := hex.DecodeString(text)
+		if err != nil || len(master) != 32 {
+			return fmt.Errorf("the master key file in %s is damaged", filepath.Join(cfg.DataDir, "secrets"))
+		}
+		if wrapper, err = keyring.NewLocal(master, a.Engines.Control); err != nil {
+			return err
+		}
+	default:
+		return nil
+	}
+	a.Keys = keyring.New(a.Engines.Control, wrapper, keyring.Options{})
+	return nil
+}
+
 // AuditKey derives the key that signs audit chain heads from the signing
 // key, so that no signature made for one purpose is valid for the other.
 func AuditKey(jwtKey []byte) []byte {
@@ -273,6 +333,9 @@ func (a *App) readinessChecks() []api.ReadinessCheck {
 	}
 	if a.Publisher != nil {
 		checks = append(checks, api.ReadinessCheck{Name: "kafka", Check: a.Publisher.Ping})
+	}
+	if a.vault != nil {
+		checks = append(checks, api.ReadinessCheck{Name: "vault", Check: a.vault.Ping})
 	}
 	return checks
 }

@@ -46,7 +46,9 @@ func (a *App) setupEvents() error {
 	if cfg.Kafka() {
 		var err error
 		kcfg := kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: cfg.KafkaClientID, TopicPrefix: cfg.KafkaTopicPrefix,
-			GroupID: cfg.KafkaConsumerGroup, Logger: a.Logger, Metrics: a.kafkaMetrics()}
+			GroupID: cfg.KafkaConsumerGroup, Logger: a.Logger, Metrics: a.kafkaMetrics(),
+			SASLMechanism: cfg.KafkaSASLMechanism, SASLUser: cfg.KafkaSASLUsername, SASLPassword: cfg.KafkaSASLPassword,
+			TLS: cfg.KafkaTLS}
 		if a.Publisher, err = kafka.NewPublisher(kcfg); err != nil {
 			return err
 		}

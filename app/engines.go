@@ -89,7 +89,7 @@ func OpenEngines(ctx context.Context, cfg config.Config) (*Engines, error) {
 	if err != nil {
 		return nil, err
 	}
-	tenants, err := sqlite.NewTenantDatabases(filepath.Join(cfg.DataDir, "tenants"))
+	tenants, err := sqlite.NewTenantDatabases(filepath.Join(cfg.DataDir, "tenants"), cfg.TenantDBMaxConns)
 	if err != nil {
 		control.Close()
 		return nil, err

@@ -108,6 +108,22 @@ type Filter struct {
 	// Page counts from 1; PerPage defaults to 20.
 	Page    int
 	PerPage int
+	// BeforeSeq, when positive, continues a walk: the page is the entries
+	// just older than the one at this position, found through the chain's
+	// (chain, seq) indexes however deep, Page skips nothing and the
+	// matching entries are not counted.
+	BeforeSeq int64
+}
+
+// Listing is a page of a chain's entries.
+type Listing struct {
+	Entries []Entry
+	// Total is how many entries match, or -1 when the listing continued a
+	// walk (Filter.BeforeSeq) and did not count them.
+	Total int64
+	// NextBeforeSeq is the BeforeSeq of the following page, 0 on the last
+	// page.
+	NextBeforeSeq int64
 }
 
 // Verification is the result of checking one chain.
@@ -396,6 +412,19 @@ const defaultPerPage = 20
 // List returns one page of a chain's entries matching f, newest first, and
 // how many entries match in all.
 func (l *Log) List(ctx context.Context, chain string, f Filter) ([]Entry, int64, error) {
+	page, err := l.ListPage(ctx, chain, f)
+	if err != nil {
+		return nil, 0, err
+	}
+	return page.Entries, page.Total, nil
+}
+
+// ListPage returns one page of a chain's entries matching f, newest first,
+// with where the next page starts. A first page (no BeforeSeq) counts the
+// matching entries; a page that continues a walk does not, since counting
+// reads every matching index entry and would make each deep page cost what
+// the whole chain does.
+func (l *Log) ListPage(ctx context.Context, chain string, f Filter) (*Listing, error) {
 	where := "chain = $1"
 	args := []any{chain}
 	add := func(cond string, arg any) {
@@ -414,25 +443,39 @@ func (l *Log) List(ctx context.Context, chain string, f Filter) ([]Entry, int64,
 	if !f.To.IsZero() {
 		add("occurred_at <", f.To.UTC())
 	}
-	var total int64
-	if err := l.db.QueryRow(ctx, `SELECT COUNT(*) FROM audit_log WHERE `+where, args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count audit entries: %w", err)
-	}
 	page, perPage := max(f.Page, 1), f.PerPage
 	if perPage <= 0 {
 		perPage = defaultPerPage
 	}
-	if total == 0 || int64(page-1)*int64(perPage) >= total {
-		return []Entry{}, total, nil
+	out := &Listing{Entries: []Entry{}, Total: -1}
+	offset := 0
+	if f.BeforeSeq > 0 {
+		add("seq <", f.BeforeSeq)
+	} else {
+		if err := l.db.QueryRow(ctx, `SELECT COUNT(*) FROM audit_log WHERE `+where, args...).Scan(&out.Total); err != nil {
+			return nil, fmt.Errorf("count audit entries: %w", err)
+		}
+		offset = (page - 1) * perPage
+		if out.Total == 0 || int64(offset) >= out.Total {
+			return out, nil
+		}
 	}
 	n := len(args)
-	args = append(args, (page-1)*perPage)
+	args = append(args, offset)
+	// One entry more than the page says whether another page follows.
 	entries, err := scanEntries(l.db.Query(ctx, `SELECT `+entryColumns+` FROM audit_log WHERE `+where+`
-		ORDER BY seq DESC `+sqldb.Limit(perPage)+` OFFSET $`+strconv.Itoa(n+1), args...))
+		ORDER BY seq DESC `+sqldb.Limit(perPage+1)+` OFFSET $`+strconv.Itoa(n+1), args...))
 	if err != nil {
-		return nil, 0, fmt.Errorf("list audit entries: %w", err)
+		return nil, fmt.Errorf("list audit entries: %w", err)
 	}
-	return entries, total, nil
+	if len(entries) > perPage {
+		entries = entries[:perPage]
+		out.NextBeforeSeq = entries[perPage-1].Seq
+	}
+	if entries != nil {
+		out.Entries = entries
+	}
+	return out, nil
 }
 
 // Chains returns the name of every chain, the platform chain first and

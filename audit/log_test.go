@@ -350,3 +350,53 @@ func TestAppendValidatesAndCleans(t *testing.T) {
 		}
 	})
 }
+
+// Ensure a walk from page to page by position returns every matching
+// entry once, newest first, counts only on its first page, and says on
+// its last page that nothing follows.
+func TestListPageWalksByPosition(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		db, _ := openControl(t, shape)
+		l := audit.NewLog(db, testKey, nil)
+		for i := range 7 {
+			e := entry("walk", "test.odd")
+			if i%2 == 1 {
+				e.Action = "test.even"
+			}
+			if err := l.Append(t.Context(), e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range []struct {
+			action string
+			want   string
+			total  int64
+		}{{"", "7,6,5,4,3,2,1", 7}, {"test.odd", "7,5,3,1", 4}, {"test.even", "6,4,2", 3}} {
+			var seqs []string
+			f := audit.Filter{Action: c.action, PerPage: 2}
+			for n := 1; ; n++ {
+				p, err := l.ListPage(t.Context(), "walk", f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := map[bool]int64{true: c.total, false: -1}[n == 1]; p.Total != want {
+					t.Errorf("%q page %d: total %d, want %d", c.action, n, p.Total, want)
+				}
+				for _, e := range p.Entries {
+					seqs = append(seqs, fmt.Sprint(e.Seq))
+				}
+				if p.NextBeforeSeq == 0 {
+					break
+				}
+				if n > 10 {
+					t.Fatalf("%q: the walk does not end", c.action)
+				}
+				f.BeforeSeq = p.NextBeforeSeq
+			}
+			if got := strings.Join(seqs, ","); got != c.want {
+				t.Errorf("%q: walked %s, want %s", c.action, got, c.want)
+			}
+		}
+	})
+}

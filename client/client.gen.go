@@ -770,10 +770,18 @@ type NoData = map[string]interface{}
 
 // Pagination defines model for Pagination.
 type Pagination struct {
-	Page    int64 `json:"page"`
+	// NextCursor Pass as cursor to get the next page, by a seek that costs what the first page costs; null on the last page. Opaque and signed: it is accepted only by the same listing of the same tenant with the same sort and filters.
+	NextCursor *string `json:"next_cursor"`
+
+	// Page The page number; on a page reached by cursor, its place in the walk.
+	Page int64 `json:"page"`
+
+	// Pages Pages of per_page items that total makes.
 	Pages   int64 `json:"pages"`
 	PerPage int64 `json:"per_page"`
-	Total   int64 `json:"total"`
+
+	// Total How many items match. On a page reached by cursor, a listing that keeps a running count (documents without a filename filter, files) reads it afresh; the others (documents filtered by filename, audit entries) give the count taken on the page the walk began with, carried in the cursor, so that no deep page counts rows.
+	Total int64 `json:"total"`
 }
 
 // PasswordChanged defines model for PasswordChanged.
@@ -967,6 +975,9 @@ type ListFilesAliasParams struct {
 	// PerPage Items per page, from 1 to 100.
 	PerPage *int64 `form:"per_page,omitempty" json:"per_page,omitempty"`
 
+	// Cursor The next_cursor of the previous page, to get the page after it. Valid only with the same sort and filters, for the same tenant; not with page > 1.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
 	// IncludeStats Add the tenant's storage totals.
 	IncludeStats *bool `form:"include_stats,omitempty" json:"include_stats,omitempty"`
 }
@@ -978,6 +989,9 @@ type ListAuditEntriesParams struct {
 
 	// PerPage Items per page, from 1 to 100.
 	PerPage *int64 `form:"per_page,omitempty" json:"per_page,omitempty"`
+
+	// Cursor The next_cursor of the previous page, to get the page after it. Valid only with the same sort and filters, for the same tenant; not with page > 1.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Actor Only entries of this user's actions.
 	Actor *openapi_types.UUID `form:"actor,omitempty" json:"actor,omitempty"`
@@ -999,6 +1013,9 @@ type ListDocumentsParams struct {
 
 	// PerPage Items per page, from 1 to 100.
 	PerPage *int64 `form:"per_page,omitempty" json:"per_page,omitempty"`
+
+	// Cursor The next_cursor of the previous page, to get the page after it. Valid only with the same sort and filters, for the same tenant; not with page > 1.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Filename Case-insensitive substring of the filename; % and _ match themselves.
 	Filename *string `form:"filename,omitempty" json:"filename,omitempty"`
@@ -1061,6 +1078,9 @@ type ListFilesParams struct {
 
 	// PerPage Items per page, from 1 to 100.
 	PerPage *int64 `form:"per_page,omitempty" json:"per_page,omitempty"`
+
+	// Cursor The next_cursor of the previous page, to get the page after it. Valid only with the same sort and filters, for the same tenant; not with page > 1.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// IncludeStats Add the tenant's storage totals.
 	IncludeStats *bool `form:"include_stats,omitempty" json:"include_stats,omitempty"`
@@ -1243,7 +1263,7 @@ type ClientInterface interface {
 
 	// ListFilesAlias List the tenant's distinct stored contents
 	//
-	// Each content is stored once however many documents share it; each file says how many do. include_stats adds the tenant's totals. Any member may list.
+	// Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
 	//
 	// Corresponds with GET /api/files/{tenant_id}/files (the `ListFilesAlias` operationId).
 	//
@@ -1334,7 +1354,7 @@ type ClientInterface interface {
 
 	// ListAuditEntries The tenant's audit trail, newest first (admins)
 	//
-	// Every state-changing request concerning the tenant and every security event in it, with who, what, the outcome and where from.
+	// Every state-changing request concerning the tenant and every security event in it, with who, what, the outcome and where from. Walk deep listings by cursor (next_cursor), which costs the same at any depth.
 	//
 	// Corresponds with GET /api/tenants/{tenant_id}/audit (the `ListAuditEntries` operationId).
 	ListAuditEntries(ctx context.Context, tenantId openapi_types.UUID, params *ListAuditEntriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1348,7 +1368,7 @@ type ClientInterface interface {
 
 	// ListDocuments List the tenant's documents
 	//
-	// A page of the tenant's documents with their files, optionally filtered by filename, in the order asked. Any member may list.
+	// A page of the tenant's documents with their files, optionally filtered by filename, in the order asked. Walk deep listings by cursor (next_cursor), which costs the same at any depth; page is kept for compatibility. Any member may list.
 	//
 	// Corresponds with GET /api/tenants/{tenant_id}/documents (the `ListDocuments` operationId).
 	ListDocuments(ctx context.Context, tenantId openapi_types.UUID, params *ListDocumentsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1431,7 +1451,7 @@ type ClientInterface interface {
 
 	// ListFiles List the tenant's distinct stored contents
 	//
-	// Each content is stored once however many documents share it; each file says how many do. include_stats adds the tenant's totals. Any member may list.
+	// Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
 	//
 	// Corresponds with GET /api/tenants/{tenant_id}/files (the `ListFiles` operationId).
 	ListFiles(ctx context.Context, tenantId openapi_types.UUID, params *ListFilesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1722,7 +1742,7 @@ func (c *Client) Register(ctx context.Context, body RegisterJSONRequestBody, req
 
 // ListFilesAlias List the tenant's distinct stored contents
 //
-// Each content is stored once however many documents share it; each file says how many do. include_stats adds the tenant's totals. Any member may list.
+// Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
 //
 // Corresponds with GET /api/files/{tenant_id}/files (the `ListFilesAlias` operationId).
 // Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
@@ -1920,7 +1940,7 @@ func (c *Client) UpdateTenant(ctx context.Context, tenantId openapi_types.UUID, 
 
 // ListAuditEntries The tenant's audit trail, newest first (admins)
 //
-// Every state-changing request concerning the tenant and every security event in it, with who, what, the outcome and where from.
+// Every state-changing request concerning the tenant and every security event in it, with who, what, the outcome and where from. Walk deep listings by cursor (next_cursor), which costs the same at any depth.
 //
 // Corresponds with GET /api/tenants/{tenant_id}/audit (the `ListAuditEntries` operationId).
 func (c *Client) ListAuditEntries(ctx context.Context, tenantId openapi_types.UUID, params *ListAuditEntriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1954,7 +1974,7 @@ func (c *Client) VerifyAuditChain(ctx context.Context, tenantId openapi_types.UU
 
 // ListDocuments List the tenant's documents
 //
-// A page of the tenant's documents with their files, optionally filtered by filename, in the order asked. Any member may list.
+// A page of the tenant's documents with their files, optionally filtered by filename, in the order asked. Walk deep listings by cursor (next_cursor), which costs the same at any depth; page is kept for compatibility. Any member may list.
 //
 // Corresponds with GET /api/tenants/{tenant_id}/documents (the `ListDocuments` operationId).
 func (c *Client) ListDocuments(ctx context.Context, tenantId openapi_types.UUID, params *ListDocumentsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2147,7 +2167,7 @@ func (c *Client) ListTenantEvents(ctx context.Context, tenantId openapi_types.UU
 
 // ListFiles List the tenant's distinct stored contents
 //
-// Each content is stored once however many documents share it; each file says how many do. include_stats adds the tenant's totals. Any member may list.
+// Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
 //
 // Corresponds with GET /api/tenants/{tenant_id}/files (the `ListFiles` operationId).
 func (c *Client) ListFiles(ctx context.Context, tenantId openapi_types.UUID, params *ListFilesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2715,6 +2735,18 @@ func NewListFilesAliasRequest(server string, tenantId openapi_types.UUID, params
 
 		}
 
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.IncludeStats != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "include_stats", *params.IncludeStats, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
@@ -3091,6 +3123,18 @@ func NewListAuditEntriesRequest(server string, tenantId openapi_types.UUID, para
 
 		}
 
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Actor != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "actor", *params.Actor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
@@ -3237,6 +3281,18 @@ func NewListDocumentsRequest(server string, tenantId openapi_types.UUID, params 
 		if params.PerPage != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "per_page", *params.PerPage, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -3877,6 +3933,18 @@ func NewListFilesRequest(server string, tenantId openapi_types.UUID, params *Lis
 
 		}
 
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.IncludeStats != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "include_stats", *params.IncludeStats, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
@@ -4494,7 +4562,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListFilesAliasWithResponse List the tenant's distinct stored contents
 	//
-	// Each content is stored once however many documents share it; each file says how many do. include_stats adds the tenant's totals. Any member may list.
+	// Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4599,7 +4667,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListAuditEntriesWithResponse The tenant's audit trail, newest first (admins)
 	//
-	// Every state-changing request concerning the tenant and every security event in it, with who, what, the outcome and where from.
+	// Every state-changing request concerning the tenant and every security event in it, with who, what, the outcome and where from. Walk deep listings by cursor (next_cursor), which costs the same at any depth.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4617,7 +4685,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListDocumentsWithResponse List the tenant's documents
 	//
-	// A page of the tenant's documents with their files, optionally filtered by filename, in the order asked. Any member may list.
+	// A page of the tenant's documents with their files, optionally filtered by filename, in the order asked. Walk deep listings by cursor (next_cursor), which costs the same at any depth; page is kept for compatibility. Any member may list.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4716,7 +4784,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListFilesWithResponse List the tenant's distinct stored contents
 	//
-	// Each content is stored once however many documents share it; each file says how many do. include_stats adds the tenant's totals. Any member may list.
+	// Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8585,7 +8653,7 @@ func (c *ClientWithResponses) RegisterWithResponse(ctx context.Context, body Reg
 
 // ListFilesAliasWithResponse List the tenant's distinct stored contents
 //
-// Each content is stored once however many documents share it; each file says how many do. include_stats adds the tenant's totals. Any member may list.
+// Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8756,7 +8824,7 @@ func (c *ClientWithResponses) UpdateTenantWithResponse(ctx context.Context, tena
 
 // ListAuditEntriesWithResponse The tenant's audit trail, newest first (admins)
 //
-// Every state-changing request concerning the tenant and every security event in it, with who, what, the outcome and where from.
+// Every state-changing request concerning the tenant and every security event in it, with who, what, the outcome and where from. Walk deep listings by cursor (next_cursor), which costs the same at any depth.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8786,7 +8854,7 @@ func (c *ClientWithResponses) VerifyAuditChainWithResponse(ctx context.Context, 
 
 // ListDocumentsWithResponse List the tenant's documents
 //
-// A page of the tenant's documents with their files, optionally filtered by filename, in the order asked. Any member may list.
+// A page of the tenant's documents with their files, optionally filtered by filename, in the order asked. Walk deep listings by cursor (next_cursor), which costs the same at any depth; page is kept for compatibility. Any member may list.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8951,7 +9019,7 @@ func (c *ClientWithResponses) ListTenantEventsWithResponse(ctx context.Context, 
 
 // ListFilesWithResponse List the tenant's distinct stored contents
 //
-// Each content is stored once however many documents share it; each file says how many do. include_stats adds the tenant's totals. Any member may list.
+// Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -7,6 +7,8 @@ package config
 
 import (
 	"encoding"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -122,7 +124,23 @@ type Config struct {
 	// it has passed, workers purge the tenant.
 	TenantRetention Retention `env:"TENANTRY_TENANT_RETENTION" envDefault:"720h"`
 
-	JWTSecretKey    string  `env:"JWT_SECRET_KEY"`
+	JWTSecretKey string `env:"JWT_SECRET_KEY"`
+	// MasterKey wraps the keyring's keys when no key service is
+	// configured: 32 bytes, base64 or hex. Without it the embedded shape
+	// generates one in the data directory.
+	MasterKey string `env:"TENANTRY_MASTER_KEY"`
+
+	// Vault, when VaultAddr is set, wraps the keyring's keys with
+	// Transit; VaultSecretsPath names a KV v2 secret read for the
+	// configuration secrets the environment leaves unset.
+	VaultAddr         string `env:"VAULT_ADDR"`
+	VaultToken        string `env:"VAULT_TOKEN"`
+	VaultRoleID       string `env:"VAULT_ROLE_ID"`
+	VaultSecretID     string `env:"VAULT_SECRET_ID"`
+	VaultNamespace    string `env:"VAULT_NAMESPACE"`
+	VaultTransitMount string `env:"VAULT_TRANSIT_MOUNT" envDefault:"transit"`
+	VaultSecretsPath  string `env:"VAULT_SECRETS_PATH"`
+
 	AccessTokenTTL  Seconds `env:"JWT_ACCESS_TOKEN_EXPIRES" envDefault:"900"`
 	RefreshTokenTTL Seconds `env:"JWT_REFRESH_TOKEN_EXPIRES" envDefault:"604800"`
 
@@ -167,6 +185,12 @@ type Config struct {
 	KafkaTopicPrefix   string   `env:"KAFKA_TOPIC_PREFIX"`
 	KafkaClientID      string   `env:"KAFKA_CLIENT_ID" envDefault:"tenantry"`
 	KafkaConsumerGroup string   `env:"KAFKA_CONSUMER_GROUP_ID" envDefault:"tenantry-workers"`
+	// KafkaSASLMechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) with a
+	// user name and password authenticates to the brokers.
+	KafkaSASLMechanism string `env:"KAFKA_SASL_MECHANISM"`
+	KafkaSASLUsername  string `env:"KAFKA_SASL_USERNAME"`
+	KafkaSASLPassword  string `env:"KAFKA_SASL_PASSWORD"`
+	KafkaTLS           bool   `env:"KAFKA_TLS"`
 
 	// RelayPollInterval is how often a relay looks for unpublished events
 	// written by other processes.
@@ -371,6 +395,22 @@ func (c Config) Validate() error {
 	case c.JWTSecretKey != "" && len(c.JWTSecretKey) < MinJWTKeyBytes:
 		errs = append(errs, fmt.Errorf("JWT_SECRET_KEY must be at least %d bytes", MinJWTKeyBytes))
 	}
+	if c.VaultAddr != "" && c.VaultToken == "" && (c.VaultRoleID == "" || c.VaultSecretID == "") {
+		errs = append(errs, errors.New("VAULT_ADDR is set: set VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole"))
+	}
+	if c.VaultSecretsPath != "" && c.VaultAddr == "" {
+		errs = append(errs, errors.New("VAULT_SECRETS_PATH needs VAULT_ADDR"))
+	}
+	switch strings.ToUpper(c.KafkaSASLMechanism) {
+	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		errs = append(errs, fmt.Errorf("KAFKA_SASL_MECHANISM: %q is not one of PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.KafkaSASLMechanism))
+	}
+	if c.MasterKey != "" {
+		if _, err := DecodeMasterKey(c.MasterKey); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -479,4 +519,36 @@ func (c Config) Summary() map[string]any {
 		"blob_store":          map[bool]string{true: "s3", false: "local"}[c.Bucket() != ""],
 		"events":              map[bool]string{true: "kafka", false: "in-process"}[c.Kafka()],
 	}
+}
+
+// DecodeMasterKey reads TENANTRY_MASTER_KEY: 32 bytes written in base64
+// (standard or URL alphabet, padded or not) or hex.
+func DecodeMasterKey(text string) ([]byte, error) {
+	text = strings.TrimSpace(text)
+	for _, decode := range []func(string) ([]byte, error){
+		hex.DecodeString,
+		base64.StdEncoding.DecodeString,
+		base64.RawStdEncoding.DecodeString,
+		base64.URLEncoding.DecodeString,
+		base64.RawURLEncoding.DecodeString,
+	} {
+		if b, err := decode(text); err == nil && len(b) == 32 {
+			return b, nil
+		}
+	}
+	return nil, errors.New("TENANTRY_MASTER_KEY must be 32 bytes written in base64 or hex (for example: openssl rand -base64 32)")
+}
+
+// VaultSecretNames are the configuration secrets VAULT_SECRETS_PATH may
+// hold, each read from there only when the environment leaves it unset.
+var VaultSecretNames = []string{
+	"JWT_SECRET_KEY",
+	"TENANTRY_MASTER_KEY",
+	"DATABASE_URL",
+	"TENANT_DATABASE_URL_TEMPLATE",
+	"REDIS_URL",
+	"S3_ACCESS_KEY_ID",
+	"S3_SECRET_ACCESS_KEY",
+	"KAFKA_SASL_USERNAME",
+	"KAFKA_SASL_PASSWORD",
 }

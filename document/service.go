@@ -258,6 +258,10 @@ type ListQuery struct {
 	// Sort is one of created_at, -created_at (the default), filename,
 	// -filename.
 	Sort string
+	// After, when set, continues a walk: the page is the one after this
+	// position, Page is not used to skip rows, and the total is not
+	// counted.
+	After *Seek
 }
 
 // List returns a page of the tenant's documents, all members' included.
@@ -267,7 +271,7 @@ func (s *Service) List(ctx context.Context, tenantID string, q ListQuery) (*List
 		return nil, err
 	}
 	defer lease.Release()
-	return listDocuments(ctx, lease.DB(), q.Filename, q.Sort, q.PerPage, (q.Page-1)*q.PerPage)
+	return listDocuments(ctx, lease.DB(), q.Filename, q.Sort, q.PerPage, (q.Page-1)*q.PerPage, q.After)
 }
 
 // open authorizes the caller on a tenant and leases its database.
@@ -487,16 +491,28 @@ type FilePage struct {
 	Files []File
 	Total int64
 	Usage Usage
+	// Next is where the following page starts, nil on the last page.
+	Next *Seek
 }
 
-// Files returns a page of the tenant's files, newest first.
-func (s *Service) Files(ctx context.Context, tenantID string, page, perPage int) (*FilePage, error) {
+// FileQuery selects a page of files.
+type FileQuery struct {
+	Page    int
+	PerPage int
+	// After, when set, continues a walk from this position instead of
+	// skipping (Page-1)*PerPage files.
+	After *Seek
+}
+
+// Files returns a page of the tenant's files, newest first. The total is
+// the files counter, which costs nothing to read, so every page has it.
+func (s *Service) Files(ctx context.Context, tenantID string, q FileQuery) (*FilePage, error) {
 	lease, err := s.open(ctx, tenantID, tenantry.RoleViewer)
 	if err != nil {
 		return nil, err
 	}
 	defer lease.Release()
-	files, err := listFiles(ctx, lease.DB(), perPage, (page-1)*perPage)
+	files, next, err := listFiles(ctx, lease.DB(), q.PerPage, (q.Page-1)*q.PerPage, q.After)
 	if err != nil {
 		return nil, err
 	}
@@ -504,7 +520,7 @@ func (s *Service) Files(ctx context.Context, tenantID string, page, perPage int)
 	if err != nil {
 		return nil, err
 	}
-	return &FilePage{Files: files, Total: usage.Files, Usage: usage}, nil
+	return &FilePage{Files: files, Total: usage.Files, Usage: usage, Next: next}, nil
 }
 
 // FileDetail is a file with the documents that reference it.

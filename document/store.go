@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -202,60 +203,172 @@ func findDocument(ctx context.Context, q sqldb.Querier, id string) (*Document, e
 // Listing is a page of documents and how many match in all.
 type Listing struct {
 	Documents []Document
-	Total     int64
+	// Total is how many documents match, or -1 when the listing continued
+	// a walk and did not count them.
+	Total int64
+	// Next is where the following page starts, nil on the last page.
+	Next *Seek
 }
 
+// Seek is a position in a listing: the sort key and id of the row the
+// next page starts after. The key is text: a timestamp in sqldb.TimeLayout
+// for orders by time, the case-folded filename for orders by name.
+type Seek struct {
+	Key string
+	ID  string
+}
+
+// sortOrder is an order a listing may ask for: a column, then the id to
+// break ties, both in one direction, so that one index on (column, id)
+// serves the order and the seek to any position in it.
+type sortOrder struct {
+	column string
+	desc   bool
+}
+
+// byTime reports whether the order's key is a timestamp.
+func (o sortOrder) byTime() bool { return strings.HasSuffix(o.column, "created_at") }
+
+func (o sortOrder) orderBy(idColumn string) string {
+	dir := " ASC"
+	if o.desc {
+		dir = " DESC"
+	}
+	return o.column + dir + ", " + idColumn + dir
+}
+
+// seekAfter is the condition that keeps the rows after a position, with
+// its parameters numbered from n. It compares row values, which both
+// engines match against the (column, id) index as one range.
+func (o sortOrder) seekAfter(idColumn string, n int) string {
+	op := " > "
+	if o.desc {
+		op = " < "
+	}
+	return "(" + o.column + ", " + idColumn + ")" + op + "($" + strconv.Itoa(n) + ", $" + strconv.Itoa(n+1) + ")"
+}
+
+// seekArgs returns the parameters of seekAfter for s, or a BAD_REQUEST
+// error when s's key cannot be a key of this order.
+func (o sortOrder) seekArgs(s *Seek) ([]any, error) {
+	if !o.byTime() {
+		return []any{s.Key, s.ID}, nil
+	}
+	t, err := time.Parse(sqldb.TimeLayout, s.Key)
+	if err != nil {
+		return nil, errBadSeek
+	}
+	return []any{t, s.ID}, nil
+}
+
+// seekKey is the key of a row in the order's text form.
+func (o sortOrder) seekKey(createdAt time.Time, filenameKey string) string {
+	if o.byTime() {
+		return createdAt.UTC().Format(sqldb.TimeLayout)
+	}
+	return filenameKey
+}
+
+var errBadSeek = tenantry.Errorf(tenantry.EBadRequest, "Invalid cursor")
+
 // sortOrders are the orders a listing may ask for, by name.
-var sortOrders = map[string]string{ //nolint:gochecknoglobals // read-only table
-	"-created_at": "d.created_at DESC, d.id DESC",
-	"created_at":  "d.created_at ASC, d.id ASC",
-	"-filename":   "d.filename_key DESC, d.id DESC",
-	"filename":    "d.filename_key ASC, d.id ASC",
+var sortOrders = map[string]sortOrder{ //nolint:gochecknoglobals // read-only table
+	"-created_at": {"d.created_at", true},
+	"created_at":  {"d.created_at", false},
+	"-filename":   {"d.filename_key", true},
+	"filename":    {"d.filename_key", false},
 }
 
 // likeEscaper makes % and _ literal in a LIKE pattern.
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`) //nolint:gochecknoglobals // stateless
 
-// listDocuments returns a page of documents and how many match in all.
-// Without a filename filter the total is the documents counter, read by
-// the listing statement itself: one statement instead of two on the
-// busiest read, and the page and its total come from one snapshot. A page
-// past the end has no row to carry the total, so it is read on its own.
-func listDocuments(ctx context.Context, q sqldb.Querier, filename, sort string, limit, offset int) (*Listing, error) {
+// documentsQuery selects up to limit documents in order, with the sort
+// key when it is not a column documentDest reads, and the documents
+// counter unless filtered. Its parameters are the offset, then the
+// filename pattern when filtered, then the position to seek after when
+// seeking.
+func documentsQuery(d sqldb.Dialect, order sortOrder, filtered, seek bool, limit int) string {
+	columns := documentColumns(d)
+	if !order.byTime() {
+		columns += `, d.filename_key`
+	}
+	var conds []string
+	n := 2
+	if filtered {
+		conds = append(conds, `d.filename_key LIKE $2 ESCAPE '\'`)
+		n++
+	} else {
+		columns += `, (SELECT value FROM counters WHERE name = 'documents')`
+	}
+	if seek {
+		conds = append(conds, order.seekAfter("d.id", n))
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = "WHERE " + strings.Join(conds, " AND ")
+	}
+	return `SELECT ` + columns + ` FROM documents d ` + where + `
+		ORDER BY ` + order.orderBy("d.id") + ` ` + sqldb.Limit(limit) + ` OFFSET $1`
+}
+
+// listDocuments returns a page of documents: the first limit after the
+// position after, or after offset rows when after is nil. Without a
+// filename filter the total is the documents counter, read by the listing
+// statement itself: one statement instead of two on the busiest read, and
+// the page and its total come from one snapshot. A page past the end has no
+// row to carry the total, so it is read on its own. A filtered page that
+// continues a walk (after set) counts nothing, since counting the matches
+// reads every row: its caller carries the total counted when the walk
+// began.
+func listDocuments(ctx context.Context, q sqldb.Querier, filename, sort string, limit, offset int, after *Seek) (*Listing, error) {
 	order, ok := sortOrders[sort]
 	if !ok {
 		order = sortOrders["-created_at"]
 	}
-	l := &Listing{Documents: make([]Document, 0, limit), Total: -1}
+	// One row more than the page says whether another page follows.
+	l := &Listing{Documents: make([]Document, 0, limit+1), Total: -1}
 	var d Document
+	var filenameKey string
 	dest := documentDest(&d)
-	columns, where, args := documentColumns(q.Dialect()), "", []any{offset}
+	args := []any{offset}
+	if !order.byTime() {
+		dest = append(dest, &filenameKey)
+	}
 	if filename == "" {
-		columns += `, (SELECT value FROM counters WHERE name = 'documents')`
 		dest = append(dest, &l.Total)
 	} else {
-		where = `WHERE d.filename_key LIKE $2 ESCAPE '\'`
 		args = append(args, likePattern(filename))
 	}
-	rows, err := q.Query(ctx, `
-		SELECT `+columns+` FROM documents d `+where+`
-		ORDER BY `+order+` `+sqldb.Limit(limit)+` OFFSET $1`, args...)
+	if after != nil {
+		seek, err := order.seekArgs(after)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, seek...)
+	}
+	rows, err := q.Query(ctx, documentsQuery(q.Dialect(), order, filename != "", after != nil, limit+1), args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	var lastKey string
 	for rows.Next() {
 		d = Document{}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
+		if len(l.Documents) == limit {
+			l.Next = &Seek{Key: lastKey, ID: l.Documents[limit-1].ID}
+			break
+		}
 		l.Documents = append(l.Documents, d)
+		lastKey = order.seekKey(d.CreatedAt, filenameKey)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	rows.Close()
-	if l.Total < 0 {
+	if l.Total < 0 && (filename == "" || after == nil) {
 		if l.Total, err = countDocuments(ctx, q, filename); err != nil {
 			return nil, err
 		}
@@ -298,23 +411,55 @@ func deleteDocument(ctx context.Context, q sqldb.Querier, id string) (bool, erro
 	return n == 1, err
 }
 
-func listFiles(ctx context.Context, q sqldb.Querier, limit, offset int) ([]File, error) {
-	rows, err := q.Query(ctx, `SELECT `+fileColumns(q.Dialect())+` FROM files f ORDER BY f.created_at DESC, f.id DESC `+sqldb.Limit(limit)+` OFFSET $1`, offset)
+// filesOrder is the one order of the files listing, newest first.
+var filesOrder = sortOrder{"f.created_at", true} //nolint:gochecknoglobals // read-only
+
+// filesQuery selects up to limit files, newest first. Its parameters are
+// the offset, then the position to seek after when seeking.
+func filesQuery(d sqldb.Dialect, seek bool, limit int) string {
+	where := ""
+	if seek {
+		where = "WHERE " + filesOrder.seekAfter("f.id", 2)
+	}
+	return `SELECT ` + fileColumns(d) + ` FROM files f ` + where + `
+		ORDER BY ` + filesOrder.orderBy("f.id") + ` ` + sqldb.Limit(limit) + ` OFFSET $1`
+}
+
+// listFiles returns the first limit files after the position after, or
+// after offset files when after is nil, and where the next page starts (nil
+// on the last page).
+func listFiles(ctx context.Context, q sqldb.Querier, limit, offset int, after *Seek) ([]File, *Seek, error) {
+	args := []any{offset}
+	if after != nil {
+		seek, err := filesOrder.seekArgs(after)
+		if err != nil {
+			return nil, nil, err
+		}
+		args = append(args, seek...)
+	}
+	rows, err := q.Query(ctx, filesQuery(q.Dialect(), after != nil, limit+1), args...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
-	out := []File{}
+	out := make([]File, 0, limit+1)
 	for rows.Next() {
 		var f File
 		var meta string
 		if err := rows.Scan(fileDest(&f, &meta)...); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		f.Metadata = json.RawMessage(meta)
 		out = append(out, f)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	if len(out) <= limit {
+		return out, nil, nil
+	}
+	last := out[limit-1]
+	return out[:limit], &Seek{Key: filesOrder.seekKey(last.CreatedAt, ""), ID: last.ID}, nil
 }
 
 // FileDocument is how a file lists the documents that reference it.

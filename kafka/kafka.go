@@ -7,11 +7,16 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // Config locates the cluster and names this process in it. The zero value of
@@ -35,6 +40,30 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when set, counts what failed.
 	Metrics Metrics
+	// SASLMechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) with
+	// SASLUser and SASLPassword authenticates to the brokers; empty
+	// connects without.
+	SASLMechanism, SASLUser, SASLPassword string
+	// TLS dials the brokers over TLS, with the system's roots.
+	TLS bool
+}
+
+// SASLMechanisms are the SASL mechanisms Config accepts.
+var SASLMechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+
+// saslMechanism returns the mechanism cfg names, nil for none.
+func (cfg Config) saslMechanism() (sasl.Mechanism, error) {
+	switch strings.ToUpper(cfg.SASLMechanism) {
+	case "":
+		return nil, nil
+	case "PLAIN":
+		return plain.Auth{User: cfg.SASLUser, Pass: cfg.SASLPassword}.AsMechanism(), nil
+	case "SCRAM-SHA-256":
+		return scram.Auth{User: cfg.SASLUser, Pass: cfg.SASLPassword}.AsSha256Mechanism(), nil
+	case "SCRAM-SHA-512":
+		return scram.Auth{User: cfg.SASLUser, Pass: cfg.SASLPassword}.AsSha512Mechanism(), nil
+	}
+	return nil, fmt.Errorf("kafka: SASL mechanism %q is not one of %s", cfg.SASLMechanism, strings.Join(SASLMechanisms, ", "))
 }
 
 // Metrics records the failures of publishing and consuming.
@@ -71,6 +100,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, errors.New("kafka: no brokers configured")
 	}
 	cfg.Brokers = brokers
+	if _, err := cfg.saslMechanism(); err != nil {
+		return cfg, err
+	}
 	if cfg.ClientID == "" {
 		cfg.ClientID = "tenantry"
 	}
@@ -87,12 +119,20 @@ func (cfg Config) withDefaults() (Config, error) {
 }
 
 // clientOpts are the options every client of this package shares.
+// withDefaults has checked the SASL mechanism.
 func (cfg Config) clientOpts() []kgo.Opt {
-	return []kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
 		kgo.WithLogger(kgoLogger{cfg.Logger}),
 	}
+	if mech, _ := cfg.saslMechanism(); mech != nil {
+		opts = append(opts, kgo.SASL(mech))
+	}
+	if cfg.TLS {
+		opts = append(opts, kgo.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}))
+	}
+	return opts
 }
 
 // kgoLogger forwards franz-go's log lines to slog.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,11 +48,14 @@ type Options struct {
 	// those opened later, fails if it has gone, rather than starting an
 	// empty database in its place.
 	MustExist bool
+	// CacheKiB is the page cache of each connection, in KiB. Zero keeps
+	// SQLite's default, 2,000 KiB.
+	CacheKiB int
 }
 
 // Open opens the database file at path, creating it unless opts.MustExist.
 func Open(path string, opts Options) (*DB, error) {
-	write, err := sql.Open("sqlite", dsn(path, false, opts.MustExist))
+	write, err := sql.Open("sqlite", dsn(path, false, opts))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -68,7 +72,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, translate(err))
 	}
 	if opts.ReadConns > 0 {
-		read, err := sql.Open("sqlite", dsn(path, true, opts.MustExist))
+		read, err := sql.Open("sqlite", dsn(path, true, opts))
 		if err != nil {
 			_ = write.Close()
 			return nil, fmt.Errorf("open sqlite %s for reading: %w", path, err)
@@ -102,10 +106,14 @@ func pingWhileClosing(db *sql.DB) error {
 	}
 }
 
-func dsn(path string, readOnly, mustExist bool) string {
+func dsn(path string, readOnly bool, opts Options) string {
 	q := url.Values{}
-	if mustExist {
+	if opts.MustExist {
 		q.Set("mode", "rw")
+	}
+	if opts.CacheKiB > 0 {
+		// A negative size is in KiB rather than pages.
+		q.Add("_pragma", "cache_size(-"+strconv.Itoa(opts.CacheKiB)+")")
 	}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")

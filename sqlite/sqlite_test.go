@@ -78,3 +78,42 @@ func TestMustExistNeverCreatesTheFile(t *testing.T) {
 		t.Fatalf("a later connection recreated the file (%v)", err)
 	}
 }
+
+// Ensure every connection, the writer's and the readers', gets the page
+// cache asked for, and none is asked for by default.
+func TestCacheSizeAppliesToEveryConnection(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, c := range []struct{ kib, want int }{{128, -128}, {0, -2000}} {
+		db, err := sqlite.Open(filepath.Join(t.TempDir(), "x.db"), sqlite.Options{ReadConns: 2, CacheKiB: c.kib})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var read, written int
+		if err := db.QueryRow(ctx, `PRAGMA cache_size`).Scan(&read); err != nil {
+			t.Fatal(err)
+		}
+		err = db.InTx(ctx, func(tx sqldb.Tx) error { return tx.QueryRow(ctx, `PRAGMA cache_size`).Scan(&written) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if read != c.want || written != c.want {
+			t.Errorf("CacheKiB %d: cache_size %d on a reader, %d on the writer; want %d", c.kib, read, written, c.want)
+		}
+		db.Close()
+	}
+}
+
+// Ensure the page caches of tenant connections fit their budget at any
+// connection cap, within SQLite's default and a useful minimum.
+func TestTenantCacheFitsTheCap(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ cap, want int }{{768, 128}, {1, 2000}, {40, 2000}, {100, 983}, {3000, 64}, {0, 2000}} {
+		if got := sqlite.TenantCacheKiB(c.cap); got != c.want {
+			t.Errorf("TenantCacheKiB(%d) = %d, want %d", c.cap, got, c.want)
+		}
+		if c.cap >= 768 && c.cap*sqlite.TenantCacheKiB(c.cap) > 96<<10 && sqlite.TenantCacheKiB(c.cap) > 64 {
+			t.Errorf("cap %d: caches may reach %d KiB", c.cap, c.cap*sqlite.TenantCacheKiB(c.cap))
+		}
+	}
+}

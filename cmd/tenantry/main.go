@@ -24,6 +24,7 @@ import (
 	"github.com/tenantry/tenantry/app"
 	"github.com/tenantry/tenantry/config"
 	"github.com/tenantry/tenantry/logbuf"
+	"github.com/tenantry/tenantry/vault"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -47,9 +48,12 @@ func main() {
 // environment).
 type cli struct {
 	environ map[string]string
-	stdin   io.Reader
-	stdout  io.Writer
-	stderr  io.Writer
+	// secretSources says where each configuration secret came from,
+	// when some may have come from Vault.
+	secretSources map[string]vault.Source
+	stdin         io.Reader
+	stdout        io.Writer
+	stderr        io.Writer
 }
 
 // run executes one command line and returns the process exit status.
@@ -70,6 +74,8 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		c.usersCommand(),
 		c.tenantsCommand(),
 		c.serversCommand(),
+		c.keysCommand(),
+		c.secretsCommand(),
 		c.auditCommand(),
 		&cobra.Command{
 			Use:   "version",
@@ -136,7 +142,12 @@ func (c *cli) serverLogger(level string) (logger *slog.Logger, sink *logbuf.Writ
 }
 
 func (c *cli) loadConfig() (config.Config, error) {
-	return config.Load(c.environ)
+	environ, sources, err := c.environWithSecrets()
+	if err != nil {
+		return config.Config{}, err
+	}
+	c.secretSources = sources
+	return config.Load(environ)
 }
 
 func (c *cli) serveCommand() *cobra.Command {
@@ -153,6 +164,7 @@ func (c *cli) serveCommand() *cobra.Command {
 			memoryAttrs := memory.apply()
 			logger, logs := c.serverLogger(cfg.LogLevel)
 			defer logs.Close()
+			logSecretSources(logger, c.secretSources)
 			ctx := cmd.Context()
 			a, err := app.New(ctx, cfg, logger, version)
 			if err != nil {
@@ -202,6 +214,7 @@ func (c *cli) workerCommand() *cobra.Command {
 			memoryAttrs := memory.apply()
 			logger, logs := c.serverLogger(cfg.LogLevel)
 			defer logs.Close()
+			logSecretSources(logger, c.secretSources)
 			ctx := cmd.Context()
 			a, err := app.New(ctx, cfg, logger, version, app.AsWorker())
 			if err != nil {
