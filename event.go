@@ -14,6 +14,7 @@ const (
 	EventTenantCreated      = "tenant.created"
 	EventTenantUpdated      = "tenant.updated"
 	EventTenantDeleted      = "tenant.deleted"
+	EventTenantRestored     = "tenant.restored"
 	EventDocumentUploaded   = "document.uploaded"
 	EventDocumentUpdated    = "document.updated"
 	EventDocumentDeleted    = "document.deleted"

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/audit"
+	"github.com/tenantry/tenantry/audit/audittest"
 	"github.com/tenantry/tenantry/config"
 )
 
@@ -306,9 +307,7 @@ func TestAuditVerifyFindsTampering(t *testing.T) {
 			if v := verifyAudit(t, env, admin.AccessToken, id); !v.Intact || v.Entries != 5 || len(entries) != 5 {
 				t.Fatalf("%s: before tampering: %+v, %d entries", tc.name, v, len(entries))
 			}
-			if _, err := env.App.Engines.Control.Exec(t.Context(), tc.tamper, id); err != nil {
-				t.Fatal(err)
-			}
+			audittest.Tamper(t, env.App.Engines.Control, id, tc.tamper, id)
 			v := verifyAudit(t, env, admin.AccessToken, id)
 			if v.Intact || v.FirstBroken == nil || v.FirstBroken.Seq != tc.seq || v.FirstBroken.Reason == "" {
 				t.Fatalf("%s: verification = %+v", tc.name, v)

@@ -83,7 +83,7 @@ type updateTenantInput struct {
 	TenantPath
 	Body struct {
 		Name     *text `json:"name,omitempty" doc:"1 to 255 characters; trimmed; no control characters."`
-		IsActive *bool `json:"is_active,omitempty" doc:"false deactivates the tenant, like DELETE."`
+		IsActive *bool `json:"is_active,omitempty" doc:"false deactivates the tenant: it answers 404 like a deleted one, but is kept with no retention period."`
 	}
 }
 
@@ -163,7 +163,7 @@ func (s *Server) registerTenants() {
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "update-tenant", Method: http.MethodPut, Path: "/api/tenants/{tenant_id}", Tags: tags,
 		Summary:     "Rename or deactivate a tenant (admins)",
-		Description: "Fields left out are unchanged. is_active false deactivates the tenant, like DELETE.",
+		Description: "Fields left out are unchanged. is_active false deactivates the tenant: afterwards it answers 404, like a deleted tenant, but its data is kept with no retention period and it is never purged.",
 		Errors:      notFound,
 	}), func(ctx context.Context, in *updateTenantInput) (*response[TenantView], error) {
 		t, err := s.svc.Tenants.Update(ctx, in.id(ctx), tenant.Update{Name: (*string)(in.Body.Name), IsActive: in.Body.IsActive})
@@ -175,8 +175,8 @@ func (s *Server) registerTenants() {
 
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "delete-tenant", Method: http.MethodDelete, Path: "/api/tenants/{tenant_id}", Tags: tags,
-		Summary:     "Deactivate a tenant (admins)",
-		Description: "The tenant's data is kept; afterwards the tenant answers 404.",
+		Summary:     "Delete a tenant (admins)",
+		Description: "Afterwards the tenant answers 404 to everyone. Its data (members, documents, files, audit trail) is kept for the retention period (TENANTRY_TENANT_RETENTION, 30 days by default), during which an operator can restore it (tenantry tenants restore), then purged for good.",
 		Errors:      notFound,
 	}), func(ctx context.Context, in *TenantPath) (*response[*noData], error) {
 		if err := s.svc.Tenants.Delete(ctx, in.id(ctx)); err != nil {

@@ -73,6 +73,8 @@ type App struct {
 	// Keys encrypts stored secrets; nil in the production shape without
 	// TENANTRY_MASTER_KEY.
 	Keys *keyring.Keyring
+	// Lifecycle restores deleted tenants and purges them.
+	Lifecycle *tenant.Lifecycle
 
 	// Streams records events; Dispatcher hands them to this process's
 	// consumers when there is no Kafka; Jobs is the job queue.
@@ -203,6 +205,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		SigningKey:     a.jwtKey,
 	}, logger)
 	a.Reconciler = document.NewReconciler(a.Engines.Control, a.Tenants, a.Blobs, a.Streams, cfg.BlobGrace, logger)
+	lifecycle := tenant.LifecycleConfig{Retention: time.Duration(cfg.TenantRetention), Logger: logger}
+	if a.Keys != nil {
+		lifecycle.Keys = a.Keys
+	}
+	a.Lifecycle = tenant.NewLifecycle(a.Engines.Control, a.Tenants, a.Blobs, a.Audit, a.Streams, lifecycle)
 	if err := a.setupEvents(); err != nil {
 		return nil, err
 	}

@@ -161,6 +161,10 @@ func (a *App) workers() *river.Workers {
 		_, err := a.Provisioner.Reap(ctx, unfinishedTenantAge)
 		return err
 	}})
+	river.AddWorker(w, &jobs.Func[jobs.PurgeTenants]{Do: func(ctx context.Context, _ *river.Job[jobs.PurgeTenants]) error {
+		_, err := a.Lifecycle.PurgeDue(ctx)
+		return err
+	}})
 	river.AddWorker(w, &jobs.Func[jobs.PruneOutbox]{Do: func(ctx context.Context, _ *river.Job[jobs.PruneOutbox]) error {
 		tenants, err := tenant.ListProvisioned(ctx, a.Engines.Control)
 		if err != nil {
@@ -190,6 +194,7 @@ func (a *App) periodicJobs() []*river.PeriodicJob {
 		jobs.Every(every, jobs.ReconcileStorage{}),
 		jobs.Every(every, jobs.CleanupSessions{}),
 		jobs.Every(every, jobs.ReapTenants{}),
+		jobs.Every(every, jobs.PurgeTenants{}),
 		jobs.Every(every, jobs.PruneOutbox{}),
 		jobs.Every(sweep, jobs.SweepOutbox{}),
 	}

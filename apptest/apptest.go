@@ -89,6 +89,7 @@ func Environ(t testing.TB, shape config.Shape) map[string]string {
 	if shape == config.Production {
 		env["DATABASE_URL"] = NewPostgresDatabase(t)
 		env["JWT_SECRET_KEY"] = randomHex(32)
+		env["TENANTRY_MASTER_KEY"] = randomHex(32)
 		if url := os.Getenv(RedisEnv); url != "" {
 			env["REDIS_URL"] = url
 		}

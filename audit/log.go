@@ -178,11 +178,36 @@ const entryColumns = `id, chain, seq, occurred_at, actor_id, action, target_type
 // limits and details in compact form, exactly as hashed. Concurrent appends
 // to one chain, from any number of processes, queue on the chain's head row.
 func (l *Log) Append(ctx context.Context, e *Entry) error {
-	n, err := normalize(*e)
+	var n Entry
+	err := l.db.InTx(ctx, func(tx sqldb.Tx) error {
+		var err error
+		n, err = l.appendTx(ctx, tx, *e)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	err = l.db.InTx(ctx, func(tx sqldb.Tx) error {
+	*e = n
+	return nil
+}
+
+// AppendTx is Append in tx, a transaction of the control database, so that
+// the entry is written if and only if the change it records commits.
+func (l *Log) AppendTx(ctx context.Context, tx sqldb.Tx, e *Entry) error {
+	n, err := l.appendTx(ctx, tx, *e)
+	if err != nil {
+		return err
+	}
+	*e = n
+	return nil
+}
+
+func (l *Log) appendTx(ctx context.Context, tx sqldb.Tx, e Entry) (Entry, error) {
+	n, err := normalize(e)
+	if err != nil {
+		return n, err
+	}
+	err = func() error {
 		if _, err := tx.Exec(ctx, `INSERT INTO audit_chains (chain, last_seq, last_hash, head_mac) VALUES ($1, 0, $2, $3)
 			ON CONFLICT (chain) DO NOTHING`, n.Chain, GenesisHash, l.headMAC(n.Chain, 0, GenesisHash)); err != nil {
 			return err
@@ -215,12 +240,11 @@ func (l *Log) Append(ctx context.Context, e *Entry) error {
 			return err
 		}
 		return l.emit(ctx, tx, &n)
-	})
+	}()
 	if err != nil {
-		return fmt.Errorf("append audit entry to chain %s: %w", n.Chain, err)
+		return n, fmt.Errorf("append audit entry to chain %s: %w", n.Chain, err)
 	}
-	*e = n
-	return nil
+	return n, nil
 }
 
 // emit records the entry as an audit.log event, in the transaction that

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/audit"
+	"github.com/tenantry/tenantry/audit/audittest"
 	"github.com/tenantry/tenantry/config"
 	"github.com/tenantry/tenantry/sqldb"
 )
@@ -161,9 +162,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 			chain := strings.ReplaceAll(tc.name, " ", "-")
 			entries := appendN(t, l, chain, 5)
 			for _, stmt := range tc.tamper {
-				if _, err := db.Exec(t.Context(), stmt, chain); err != nil {
-					t.Fatalf("%s: %s: %v", tc.name, stmt, err)
-				}
+				audittest.Tamper(t, db, chain, stmt, chain)
 			}
 			v, err := l.Verify(t.Context(), chain)
 			if err != nil {
@@ -195,9 +194,7 @@ func TestRewritingAChainNeedsTheKey(t *testing.T) {
 		l := audit.NewLog(db, testKey, nil)
 		appendN(t, l, "rewritten", 5)
 		for _, stmt := range []string{`DELETE FROM audit_log WHERE chain = $1`, `DELETE FROM audit_chains WHERE chain = $1`} {
-			if _, err := db.Exec(t.Context(), stmt, "rewritten"); err != nil {
-				t.Fatal(err)
-			}
+			audittest.Tamper(t, db, "rewritten", stmt, "rewritten")
 		}
 		forger := audit.NewLog(db, []byte("a key the forger chose"), nil)
 		appendN(t, forger, "rewritten", 5)

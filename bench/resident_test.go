@@ -244,8 +244,8 @@ func BenchmarkRestartMemory(b *testing.B) {
 		c.stop()
 		control := openControlDatabase(b, c, shape)
 		kinds := []any{jobs.ReconcileStorage{}.Kind(), jobs.PruneOutbox{}.Kind(), jobs.SweepOutbox{}.Kind(),
-			jobs.CleanupSessions{}.Kind(), jobs.ReapTenants{}.Kind()}
-		if _, err := control.Exec(context.Background(), `DELETE FROM river_job WHERE kind IN ($1, $2, $3, $4, $5)`, kinds...); err != nil {
+			jobs.CleanupSessions{}.Kind(), jobs.ReapTenants{}.Kind(), jobs.PurgeTenants{}.Kind()}
+		if _, err := control.Exec(context.Background(), `DELETE FROM river_job WHERE kind IN ($1, $2, $3, $4, $5, $6)`, kinds...); err != nil {
 			b.Fatal(err)
 		}
 		if err := control.Close(); err != nil {

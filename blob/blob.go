@@ -96,6 +96,11 @@ type Store interface {
 	Ping(ctx context.Context) error
 }
 
+// TenantPrefix is where a tenant's blobs live, named by its database as in
+// the original platform. Database names are unique, so no two tenants share
+// a prefix, and content is deduplicated within a tenant only.
+func TenantPrefix(databaseName string) string { return "tenants/" + databaseName + "/" }
+
 // ValidKey reports whether key is safe to use on every store: non-empty,
 // relative, slash-separated segments none of which is empty, "." or "..", no
 // backslash, valid UTF-8 without control characters, at most MaxKeyLength

@@ -1031,7 +1031,7 @@ type UpdateMeInputBody struct {
 
 // UpdateTenantInputBody defines model for UpdateTenantInputBody.
 type UpdateTenantInputBody struct {
-	// IsActive false deactivates the tenant, like DELETE.
+	// IsActive false deactivates the tenant: it answers 404 like a deleted one, but is kept with no retention period.
 	IsActive *bool `json:"is_active,omitempty"`
 
 	// Name 1 to 255 characters; trimmed; no control characters.
@@ -1585,9 +1585,9 @@ type ClientInterface interface {
 	// Corresponds with GET /api/tenants/health (the `TenantsHealth` operationId).
 	TenantsHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// DeleteTenant Deactivate a tenant (admins)
+	// DeleteTenant Delete a tenant (admins)
 	//
-	// The tenant's data is kept; afterwards the tenant answers 404.
+	// Afterwards the tenant answers 404 to everyone. Its data (members, documents, files, audit trail) is kept for the retention period (TENANTRY_TENANT_RETENTION, 30 days by default), during which an operator can restore it (tenantry tenants restore), then purged for good.
 	//
 	// Corresponds with DELETE /api/tenants/{tenant_id} (the `DeleteTenant` operationId).
 	DeleteTenant(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1601,7 +1601,7 @@ type ClientInterface interface {
 
 	// UpdateTenantWithBody Rename or deactivate a tenant (admins)
 	//
-	// Fields left out are unchanged. is_active false deactivates the tenant, like DELETE.
+	// Fields left out are unchanged. is_active false deactivates the tenant: afterwards it answers 404, like a deleted tenant, but its data is kept with no retention period and it is never purged.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1610,7 +1610,7 @@ type ClientInterface interface {
 
 	// UpdateTenant Rename or deactivate a tenant (admins)
 	//
-	// Fields left out are unchanged. is_active false deactivates the tenant, like DELETE.
+	// Fields left out are unchanged. is_active false deactivates the tenant: afterwards it answers 404, like a deleted tenant, but its data is kept with no retention period and it is never purged.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2165,9 +2165,9 @@ func (c *Client) TenantsHealth(ctx context.Context, reqEditors ...RequestEditorF
 	return c.Client.Do(req)
 }
 
-// DeleteTenant Deactivate a tenant (admins)
+// DeleteTenant Delete a tenant (admins)
 //
-// The tenant's data is kept; afterwards the tenant answers 404.
+// Afterwards the tenant answers 404 to everyone. Its data (members, documents, files, audit trail) is kept for the retention period (TENANTRY_TENANT_RETENTION, 30 days by default), during which an operator can restore it (tenantry tenants restore), then purged for good.
 //
 // Corresponds with DELETE /api/tenants/{tenant_id} (the `DeleteTenant` operationId).
 func (c *Client) DeleteTenant(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2201,7 +2201,7 @@ func (c *Client) GetTenant(ctx context.Context, tenantId openapi_types.UUID, req
 
 // UpdateTenantWithBody Rename or deactivate a tenant (admins)
 //
-// Fields left out are unchanged. is_active false deactivates the tenant, like DELETE.
+// Fields left out are unchanged. is_active false deactivates the tenant: afterwards it answers 404, like a deleted tenant, but its data is kept with no retention period and it is never purged.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2220,7 +2220,7 @@ func (c *Client) UpdateTenantWithBody(ctx context.Context, tenantId openapi_type
 
 // UpdateTenant Rename or deactivate a tenant (admins)
 //
-// Fields left out are unchanged. is_active false deactivates the tenant, like DELETE.
+// Fields left out are unchanged. is_active false deactivates the tenant: afterwards it answers 404, like a deleted tenant, but its data is kept with no retention period and it is never purged.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -5099,9 +5099,9 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/tenants/health (the `TenantsHealth` operationId).
 	TenantsHealthWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*TenantsHealthResponse, error)
 
-	// DeleteTenantWithResponse Deactivate a tenant (admins)
+	// DeleteTenantWithResponse Delete a tenant (admins)
 	//
-	// The tenant's data is kept; afterwards the tenant answers 404.
+	// Afterwards the tenant answers 404 to everyone. Its data (members, documents, files, audit trail) is kept for the retention period (TENANTRY_TENANT_RETENTION, 30 days by default), during which an operator can restore it (tenantry tenants restore), then purged for good.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5119,7 +5119,7 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateTenantWithBodyWithResponse Rename or deactivate a tenant (admins)
 	//
-	// Fields left out are unchanged. is_active false deactivates the tenant, like DELETE.
+	// Fields left out are unchanged. is_active false deactivates the tenant: afterwards it answers 404, like a deleted tenant, but its data is kept with no retention period and it is never purged.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5128,7 +5128,7 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateTenantWithResponse Rename or deactivate a tenant (admins)
 	//
-	// Fields left out are unchanged. is_active false deactivates the tenant, like DELETE.
+	// Fields left out are unchanged. is_active false deactivates the tenant: afterwards it answers 404, like a deleted tenant, but its data is kept with no retention period and it is never purged.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -9421,9 +9421,9 @@ func (c *ClientWithResponses) TenantsHealthWithResponse(ctx context.Context, req
 	return ParseTenantsHealthResponse(rsp)
 }
 
-// DeleteTenantWithResponse Deactivate a tenant (admins)
+// DeleteTenantWithResponse Delete a tenant (admins)
 //
-// The tenant's data is kept; afterwards the tenant answers 404.
+// Afterwards the tenant answers 404 to everyone. Its data (members, documents, files, audit trail) is kept for the retention period (TENANTRY_TENANT_RETENTION, 30 days by default), during which an operator can restore it (tenantry tenants restore), then purged for good.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -9453,7 +9453,7 @@ func (c *ClientWithResponses) GetTenantWithResponse(ctx context.Context, tenantI
 
 // UpdateTenantWithBodyWithResponse Rename or deactivate a tenant (admins)
 //
-// Fields left out are unchanged. is_active false deactivates the tenant, like DELETE.
+// Fields left out are unchanged. is_active false deactivates the tenant: afterwards it answers 404, like a deleted tenant, but its data is kept with no retention period and it is never purged.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9468,7 +9468,7 @@ func (c *ClientWithResponses) UpdateTenantWithBodyWithResponse(ctx context.Conte
 
 // UpdateTenantWithResponse Rename or deactivate a tenant (admins)
 //
-// Fields left out are unchanged. is_active false deactivates the tenant, like DELETE.
+// Fields left out are unchanged. is_active false deactivates the tenant: afterwards it answers 404, like a deleted tenant, but its data is kept with no retention period and it is never purged.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

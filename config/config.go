@@ -67,6 +67,28 @@ func (s *Seconds) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// Retention is a period written as a Go duration such as "720h" or as a
+// whole number of days such as "30d".
+type Retention time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (r *Retention) UnmarshalText(b []byte) error {
+	text := strings.TrimSpace(string(b))
+	if days, ok := strings.CutSuffix(text, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 32)
+		if err == nil && n >= 0 {
+			*r = Retention(time.Duration(n) * 24 * time.Hour)
+			return nil
+		}
+	}
+	d, err := time.ParseDuration(text)
+	if err != nil {
+		return fmt.Errorf("%q is neither a duration nor a number of days, such as 720h or 30d", text)
+	}
+	*r = Retention(d)
+	return nil
+}
+
 // Config is the whole configuration. Fields holding secrets are tagged so
 // that they never appear in logs (see Summary).
 type Config struct {
@@ -99,6 +121,9 @@ type Config struct {
 	// renewing its heartbeat before workers take the mover for dead and
 	// undo the move.
 	MoveStaleAfter time.Duration `env:"TENANTRY_MOVE_STALE_AFTER" envDefault:"15s"`
+	// TenantRetention is how long a deleted tenant can be restored; once
+	// it has passed, workers purge the tenant.
+	TenantRetention Retention `env:"TENANTRY_TENANT_RETENTION" envDefault:"720h"`
 
 	JWTSecretKey string `env:"JWT_SECRET_KEY"`
 	// MasterKey wraps the keyring's keys when no key service is
@@ -420,6 +445,9 @@ func (c Config) Validate() error {
 	}
 	if c.MoveStaleAfter < time.Second {
 		errs = append(errs, errors.New("TENANTRY_MOVE_STALE_AFTER must be at least 1s"))
+	}
+	if c.TenantRetention < 0 {
+		errs = append(errs, errors.New("TENANTRY_TENANT_RETENTION must not be negative"))
 	}
 	if c.TenantDBRetryAfter < time.Second {
 		errs = append(errs, errors.New("TENANTRY_TENANT_DB_RETRY_AFTER must be at least 1s"))

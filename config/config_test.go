@@ -3,6 +3,7 @@ package config_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tenantry/tenantry/config"
 )
@@ -38,6 +39,10 @@ func TestLoadNamesTheVariableAndTheAcceptedValues(t *testing.T) {
 			`TENANTRY_QUOTA_MEMBERS: "99999999999999999999" is too large`},
 		{"storage quota too large in bytes", map[string]string{"TENANTRY_QUOTA_STORAGE_MB": "9000000000000000"},
 			`TENANTRY_QUOTA_STORAGE_MB: 9000000000000000 is too large`},
+		{"neither a duration nor days", map[string]string{"TENANTRY_TENANT_RETENTION": "a month"},
+			`TENANTRY_TENANT_RETENTION: "a month" is neither a duration nor a number of days, such as 720h or 30d`},
+		{"negative retention", map[string]string{"TENANTRY_TENANT_RETENTION": "-1h"},
+			`TENANTRY_TENANT_RETENTION must not be negative`},
 		{"short key", map[string]string{"JWT_SECRET_KEY": "short"},
 			`JWT_SECRET_KEY must be at least 32 bytes`},
 		{"short key in the production shape", map[string]string{"DATABASE_URL": "postgres://db/tenantry", "JWT_SECRET_KEY": "short"},
@@ -135,5 +140,16 @@ func TestLoadAcceptsTheDefaultsAndValidValues(t *testing.T) {
 	}
 	if cfg.QuotaStorageMB == nil || *cfg.QuotaStorageMB != 0 || cfg.QuotaDocuments == nil || *cfg.QuotaDocuments != 1000 || cfg.QuotaMembers == nil || *cfg.QuotaMembers != 25 {
 		t.Fatalf("quotas parsed as %v %v %v", cfg.QuotaStorageMB, cfg.QuotaDocuments, cfg.QuotaMembers)
+	}
+	for value, want := range map[string]time.Duration{"": 30 * 24 * time.Hour, "720h": 720 * time.Hour, "30d": 30 * 24 * time.Hour,
+		"7d": 7 * 24 * time.Hour, "90m": 90 * time.Minute, "0d": 0} {
+		env := map[string]string{}
+		if value != "" {
+			env["TENANTRY_TENANT_RETENTION"] = value
+		}
+		cfg, err := config.Load(env)
+		if err != nil || time.Duration(cfg.TenantRetention) != want {
+			t.Errorf("TENANTRY_TENANT_RETENTION=%q: %v, %v; want %v", value, time.Duration(cfg.TenantRetention), err, want)
+		}
 	}
 }

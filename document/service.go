@@ -71,9 +71,8 @@ func NewService(tenants *tenant.Service, dbs *tenantdb.Manager, blobs blob.Store
 	return &Service{tenants: tenants, dbs: dbs, blobs: blobs, streams: streams, cfg: cfg, logger: logger}
 }
 
-// blobPrefix is where a tenant's blobs live, named by database as in the
-// original platform.
-func blobPrefix(databaseName string) string { return "tenants/" + databaseName + "/" }
+// blobPrefix is where a tenant's blobs live.
+func blobPrefix(databaseName string) string { return blob.TenantPrefix(databaseName) }
 
 // fileKey is the content address of a tenant's blob.
 func fileKey(databaseName, sha string) string {

@@ -13,6 +13,9 @@ type (
 	SweepOutbox struct{}
 	// ReapTenants undoes tenant provisioning that never finished.
 	ReapTenants struct{}
+	// PurgeTenants purges the tenants deleted longer ago than the
+	// retention period, and finishes purges that stopped.
+	PurgeTenants struct{}
 	// ProcessFile inspects a newly stored content.
 	ProcessFile struct {
 		TenantID string `json:"tenant_id"`
@@ -34,6 +37,9 @@ func (SweepOutbox) Kind() string { return "sweep_outbox" }
 
 // Kind implements river.JobArgs.
 func (ReapTenants) Kind() string { return "reap_tenants" }
+
+// Kind implements river.JobArgs.
+func (PurgeTenants) Kind() string { return "purge_tenants" }
 
 // Kind implements river.JobArgs.
 func (ProcessFile) Kind() string { return "process_file" }

@@ -240,4 +240,16 @@ func TestMoveRefusals(t *testing.T) {
 	if got := b.documents(t); len(got) != 5 {
 		t.Fatalf("%d documents, want 5", len(got))
 	}
+	// A deleted tenant may be purged at any time: it is not moved.
+	if err := b.env.App.Engines.Servers.SetState(ctx, "two", "active"); err != nil {
+		t.Fatal(err)
+	}
+	b.env.Do(t, apptest.Request{Method: http.MethodDelete, Path: "/api/tenants/" + b.tenantID, Token: b.owner.AccessToken}).
+		Expect(t, http.StatusOK, "")
+	if _, err := m.Move(ctx, b.tenantID, "two"); err == nil || !strings.Contains(err.Error(), "deleted") {
+		t.Fatalf("a move of a deleted tenant: %v", err)
+	}
+	if found, _ := exists(t, b.second, b.database); found {
+		t.Fatal("the refused move of a deleted tenant left a database on the target")
+	}
 }

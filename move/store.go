@@ -38,18 +38,29 @@ func nullable(s string) any {
 }
 
 // begin records a move under way; the unique index on moves under way
-// refuses a second one for the same tenant.
+// refuses a second one for the same tenant. A deleted tenant is not moved:
+// it may be purged, and the purge's first step takes the same row lock as
+// begin, then refuses a tenant with a move under way, so that the two never
+// overlap.
 func begin(ctx context.Context, control sqldb.DB, r *record, owner string, now time.Time) error {
 	r.id = uuid.NewString()
 	r.state = stateCopying
-	_, err := control.Exec(ctx, `
-		INSERT INTO tenant_moves (id, tenant_id, from_server, to_server, state, owner, started_at, heartbeat_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
-		r.id, r.tenantID, nullable(r.from), nullable(r.to), r.state, owner, now)
-	if errors.Is(err, sqldb.ErrUniqueViolation) {
-		return tenantry.Errorf(tenantry.EConflict, "A move of this tenant is already under way")
-	}
-	return err
+	return control.InTx(ctx, func(tx sqldb.Tx) error {
+		n, err := tx.Exec(ctx, `UPDATE tenants SET updated_at = updated_at WHERE id = $1 AND deleted_at IS NULL`, r.tenantID)
+		if err != nil {
+			return err
+		} else if n != 1 {
+			return tenantry.Errorf(tenantry.EConflict, "The tenant is deleted: it is not moved")
+		}
+		_, err = tx.Exec(ctx, `
+			INSERT INTO tenant_moves (id, tenant_id, from_server, to_server, state, owner, started_at, heartbeat_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
+			r.id, r.tenantID, nullable(r.from), nullable(r.to), r.state, owner, now)
+		if errors.Is(err, sqldb.ErrUniqueViolation) {
+			return tenantry.Errorf(tenantry.EConflict, "A move of this tenant is already under way")
+		}
+		return err
+	})
 }
 
 // heartbeat renews a move's heartbeat, and reports whether it is still

@@ -283,10 +283,13 @@ func (r *Relay) forward(ctx context.Context, tenantID string, events []tenantry.
 }
 
 // tenantDatabase finds where a provisioned tenant's database is now: a move
-// may have taken it to another server since its stream was marked.
+// may have taken it to another server since its stream was marked. A tenant
+// whose purge has begun has none: its events go with it.
 func tenantDatabase(ctx context.Context, control sqldb.Querier, tenantID string) (tenantdb.Ref, error) {
 	var ref tenantdb.Ref
-	err := control.QueryRow(ctx, `SELECT COALESCE(server, ''), database_name FROM tenants WHERE id = $1 AND provisioned_at IS NOT NULL`, tenantID).
+	err := control.QueryRow(ctx, `SELECT COALESCE(server, ''), database_name FROM tenants
+		WHERE id = $1 AND provisioned_at IS NOT NULL
+		AND NOT EXISTS (SELECT 1 FROM tenant_purges p WHERE p.tenant_id = tenants.id)`, tenantID).
 		Scan(&ref.Server, &ref.Name)
 	return ref, err
 }

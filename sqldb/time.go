@@ -103,3 +103,17 @@ func parseLayout(s string) (time.Time, bool) {
 	}
 	return t, true
 }
+
+// ScanNullTime is ScanTime for a nullable column: NULL scans as the zero
+// time.
+func ScanNullTime(t *time.Time) any { return (*nullTimeDest)(t) }
+
+type nullTimeDest time.Time
+
+func (t *nullTimeDest) Scan(src any) error {
+	if src == nil {
+		*t = nullTimeDest{}
+		return nil
+	}
+	return (*timeDest)(t).Scan(src)
+}

@@ -182,7 +182,8 @@ func (s *Service) Get(ctx context.Context, tenantID string) (*Detail, error) {
 // Update is a change to a tenant; nil leaves a field alone.
 type Update struct {
 	Name *string
-	// IsActive false deactivates the tenant, as Delete does.
+	// IsActive false deactivates the tenant: like Delete it then answers
+	// not found, but it is kept for good, with no retention period.
 	IsActive *bool
 }
 
@@ -237,20 +238,35 @@ func (s *Service) Update(ctx context.Context, tenantID string, in Update) (*tena
 	return &t, nil
 }
 
-// Delete deactivates a tenant. Its data is kept; it is no longer listed and
-// answers not found. Admins only.
+// Delete deletes a tenant: it answers not found at once, and its data (its
+// row, members, database and blobs) is kept for the retention period, during
+// which the tenant can be restored (see Lifecycle), then purged. Admins
+// only.
 func (s *Service) Delete(ctx context.Context, tenantID string) error {
 	mt, err := s.Authorize(ctx, tenantID, tenantry.RoleAdmin)
 	if err != nil {
 		return err
 	}
-	err = s.db.InTx(ctx, func(tx sqldb.Tx) error { return s.deactivate(ctx, tx, &mt.Tenant, sqldb.Now()) })
+	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
+		now := sqldb.Now()
+		ok, err := deleteTenant(ctx, tx, tenantID, now)
+		if err != nil {
+			return err
+		} else if !ok {
+			return errTenantNotFound
+		}
+		return s.streams.EmitPlatform(ctx, tx, tenantry.EventTenantDeleted, tenantID, principalID(ctx), map[string]any{
+			"tenant_id": tenantID, "database_name": mt.DatabaseName, "hard_delete": false, "deleted_at": now,
+		})
+	})
 	if err == nil {
 		s.streams.Committed()
 	}
 	return err
 }
 
+// deactivate deactivates a tenant without deleting it: it answers not
+// found, and its data is kept with no retention period.
 func (s *Service) deactivate(ctx context.Context, tx sqldb.Tx, t *tenantry.Tenant, now time.Time) error {
 	ok, err := deactivateTenant(ctx, tx, t.ID, now)
 	if err != nil {

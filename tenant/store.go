@@ -73,21 +73,26 @@ func listPendingBefore(ctx context.Context, q sqldb.Querier, before time.Time) (
 		ORDER BY created_at`, before))
 }
 
-// ListProvisioned returns every tenant whose database exists, active or
-// not, oldest first. Migrations run over this list.
+// notPurging excludes tenants whose purge has begun: their database and
+// blobs may already be gone.
+const notPurging = `NOT EXISTS (SELECT 1 FROM tenant_purges p WHERE p.tenant_id = tenants.id)`
+
+// ListProvisioned returns every tenant whose database exists, active,
+// deactivated or deleted (and not yet being purged), oldest first.
+// Migrations and maintenance run over this list.
 func ListProvisioned(ctx context.Context, q sqldb.Querier) ([]*tenantry.Tenant, error) {
 	return scanTenants(q.Query(ctx, `
 		SELECT `+tenantColumns+` FROM tenants
-		WHERE provisioned_at IS NOT NULL
+		WHERE provisioned_at IS NOT NULL AND `+notPurging+`
 		ORDER BY created_at, id`))
 }
 
 // FindProvisioned returns the provisioned tenant with the given id, active or
-// not.
+// not, unless its purge has begun.
 func FindProvisioned(ctx context.Context, q sqldb.Querier, id string) (*tenantry.Tenant, error) {
 	t, err := scanTenant(q.QueryRow(ctx, `
 		SELECT `+tenantColumns+` FROM tenants
-		WHERE id = $1 AND provisioned_at IS NOT NULL`, id))
+		WHERE id = $1 AND provisioned_at IS NOT NULL AND `+notPurging, id))
 	if errors.Is(err, sqldb.ErrNoRows) {
 		return nil, tenantry.Errorf(tenantry.ENotFound, "Tenant not found")
 	}
@@ -235,6 +240,12 @@ func renameTenant(ctx context.Context, q sqldb.Querier, tenantID, name string, n
 
 func deactivateTenant(ctx context.Context, q sqldb.Querier, tenantID string, now time.Time) (bool, error) {
 	n, err := q.Exec(ctx, `UPDATE tenants SET is_active = $2, updated_at = $3 WHERE id = $1 AND is_active`, tenantID, false, now)
+	return n == 1, err
+}
+
+// deleteTenant deactivates a tenant and starts its retention period.
+func deleteTenant(ctx context.Context, q sqldb.Querier, tenantID string, now time.Time) (bool, error) {
+	n, err := q.Exec(ctx, `UPDATE tenants SET is_active = $2, deleted_at = $3, updated_at = $3 WHERE id = $1 AND is_active`, tenantID, false, now)
 	return n == 1, err
 }
 

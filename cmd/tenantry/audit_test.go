@@ -8,6 +8,7 @@ import (
 
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/audit"
+	"github.com/tenantry/tenantry/audit/audittest"
 	"github.com/tenantry/tenantry/config"
 )
 
@@ -63,9 +64,7 @@ func TestAuditVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 		edited := entries[2] // seq 3
-		if _, err := env.App.Engines.Control.Exec(t.Context(), `UPDATE audit_log SET action = 'tenant.delete' WHERE chain = $1 AND seq = 3`, tenants[0]); err != nil {
-			t.Fatal(err)
-		}
+		audittest.Tamper(t, env.App.Engines.Control, tenants[0], `UPDATE audit_log SET action = 'tenant.delete' WHERE chain = $1 AND seq = 3`, tenants[0])
 		code, out = runCLI(t, environ, "audit", "verify")
 		if code == 0 || !strings.Contains(out, fmt.Sprintf("tenant %s: BROKEN at seq 3 (%s): ", tenants[0], edited.ID)) ||
 			!strings.Contains(out, fmt.Sprintf("tenant %s: intact, 5 entries", tenants[1])) ||
@@ -78,9 +77,7 @@ func TestAuditVerify(t *testing.T) {
 			t.Fatalf("audit verify --tenant (%d):\n%s", code, out)
 		}
 		// Deleting the end of the second tenant's chain is found too.
-		if _, err := env.App.Engines.Control.Exec(t.Context(), `DELETE FROM audit_log WHERE chain = $1 AND seq = 5`, tenants[1]); err != nil {
-			t.Fatal(err)
-		}
+		audittest.Tamper(t, env.App.Engines.Control, tenants[1], `DELETE FROM audit_log WHERE chain = $1 AND seq = 5`, tenants[1])
 		code, out = runCLI(t, environ, "audit", "verify", "--tenant", tenants[1])
 		if code == 0 || !strings.Contains(out, fmt.Sprintf("tenant %s: BROKEN at seq 5: ", tenants[1])) {
 			t.Fatalf("audit verify --tenant after deleting the last entry (%d):\n%s", code, out)

@@ -94,6 +94,7 @@ func TestKeysOnTheEmbeddedShape(t *testing.T) {
 func TestKeysInProductionNeedTheMasterKey(t *testing.T) {
 	t.Parallel()
 	env := apptest.Environ(t, config.Production)
+	delete(env, "TENANTRY_MASTER_KEY")
 	if code, out := runCLI(t, env, "migrate"); code != 0 {
 		t.Fatalf("migrate: %s", out)
 	}

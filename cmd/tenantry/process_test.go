@@ -382,7 +382,7 @@ func TestPeriodicJobsRunOncePerPeriodAcrossProcesses(t *testing.T) {
 	}
 	defer engines.Close()
 	maxPerKind := int(elapsed/period) + 2
-	for _, kind := range []string{"reconcile_storage", "cleanup_sessions", "reap_tenants", "prune_outbox", "sweep_outbox"} {
+	for _, kind := range []string{"reconcile_storage", "cleanup_sessions", "reap_tenants", "purge_tenants", "prune_outbox", "sweep_outbox"} {
 		var total, done int
 		if err := engines.Control.QueryRow(context.Background(),
 			`SELECT count(*), count(*) FILTER (WHERE state = 'completed' AND attempt = 1) FROM river_job WHERE kind = $1`, kind).

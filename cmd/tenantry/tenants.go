@@ -15,5 +15,8 @@ func (c *cli) tenantSubcommands() []*cobra.Command {
 	return []*cobra.Command{
 		c.tenantMoveCommand(),
 		c.tenantQuotaCommand(),
+		c.tenantListCommand(),
+		c.tenantRestoreCommand(),
+		c.tenantPurgeCommand(),
 	}
 }
