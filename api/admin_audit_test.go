@@ -10,6 +10,7 @@ import (
 
 	"github.com/tenantry/tenantry/account"
 	"github.com/tenantry/tenantry/apptest"
+	"github.com/tenantry/tenantry/audit/audittest"
 	"github.com/tenantry/tenantry/config"
 )
 
@@ -135,10 +136,8 @@ func TestPlatformAuditVerify(t *testing.T) {
 			t.Fatalf("before tampering: %+v, %d entries listed", v, total)
 		}
 		second := adminAudit(t, env, root.AccessToken, fmt.Sprintf("?per_page=1&page=%d", total-1)).Entries[0]
-		if _, err := env.App.Engines.Control.Exec(t.Context(),
-			`UPDATE audit_log SET action = 'auth.logout' WHERE chain = 'platform' AND seq = 2`); err != nil {
-			t.Fatal(err)
-		}
+		audittest.Tamper(t, env.App.Engines.Control, "platform",
+			`UPDATE audit_log SET action = 'auth.logout' WHERE chain = 'platform' AND seq = 2`)
 		v = adminVerify(t, env, root.AccessToken)
 		if v.Intact || v.FirstBroken == nil || v.FirstBroken.Seq != 2 || deref(v.FirstBroken.ID) != second.ID || v.FirstBroken.Reason == "" {
 			t.Fatalf("after tampering: %+v", v)

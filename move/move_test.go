@@ -94,6 +94,26 @@ func (b *bundle) documents(t *testing.T) []apptest.Document {
 	return list.Documents
 }
 
+// moveAndHold starts moving the tenant to server two and returns once the
+// move holds writes back; it goes on when release is closed, and its
+// outcome arrives on done.
+func (b *bundle) moveAndHold() (release chan struct{}, done chan error) {
+	held := make(chan struct{})
+	release = make(chan struct{})
+	cfg := move.Config{}
+	move.HoldWhileFenced(&cfg, func(ctx context.Context) {
+		close(held)
+		<-release
+	})
+	done = make(chan error, 1)
+	go func() {
+		_, err := b.mover(cfg).Move(context.Background(), b.tenantID, "two")
+		done <- err
+	}()
+	<-held
+	return release, done
+}
+
 func (b *bundle) mover(cfg move.Config) *move.Mover {
 	a := b.env.App
 	return move.New(a.Engines.Control, a.Engines.Tenants.(move.Engine), a.Engines.Servers, a.Tenants, cfg)
@@ -106,19 +126,7 @@ func (b *bundle) mover(cfg move.Config) *move.Mover {
 func TestMoveHoldsWritesOnlyForTheSwitch(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	held := make(chan struct{})
-	release := make(chan struct{})
-	cfg := move.Config{}
-	move.HoldWhileFenced(&cfg, func(ctx context.Context) {
-		close(held)
-		<-release
-	})
-	done := make(chan error, 1)
-	go func() {
-		_, err := b.mover(cfg).Move(context.Background(), b.tenantID, "two")
-		done <- err
-	}()
-	<-held
+	release, done := b.moveAndHold()
 	body, contentType := apptest.Multipart(t, apptest.Part{Name: "file", Filename: "during.txt", Body: []byte("during")})
 	res := b.env.Do(t, apptest.Request{Method: http.MethodPost, Path: "/api/tenants/" + b.tenantID + "/documents",
 		Token: b.owner.AccessToken, Body: body, ContentType: contentType}).Expect(t, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE")
@@ -161,19 +169,7 @@ func TestMoveHoldsWritesOnlyForTheSwitch(t *testing.T) {
 func TestMoveGivenUpMidSwitchLeavesTheTenantWorking(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	held := make(chan struct{})
-	release := make(chan struct{})
-	cfg := move.Config{}
-	move.HoldWhileFenced(&cfg, func(ctx context.Context) {
-		close(held)
-		<-release
-	})
-	done := make(chan error, 1)
-	go func() {
-		_, err := b.mover(cfg).Move(context.Background(), b.tenantID, "two")
-		done <- err
-	}()
-	<-held
+	release, done := b.moveAndHold()
 	// Another process's janitor, for which the mover is long silent.
 	n, err := b.mover(move.Config{StaleAfter: 1}).GiveUpStale(context.Background())
 	if err != nil || n != 1 {
