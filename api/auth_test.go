@@ -462,7 +462,10 @@ func TestCleanupPrunesStaleLoginFailures(t *testing.T) {
 	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
 		t.Parallel()
 		cfg := apptest.Config(t, shape)
-		cfg.LoginLockout = time.Second
+		// Long enough that the row is surely there when first looked
+		// for, however slow the machine (the race detector, a loaded
+		// CI host), and short enough to see it pruned soon after.
+		cfg.LoginLockout = 5 * time.Second
 		// The job queue refuses periods under a second.
 		cfg.MaintenanceInterval = time.Second
 		env := apptest.Start(t, cfg)
