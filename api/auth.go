@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net/http"
 	"strings"
@@ -64,6 +65,15 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 			next(huma.WithContext(ctx, tenantry.NewContextWithPrincipal(ctx.Context(), p)))
 			return
 		}
+	}
+	var verdict *tenantry.Error
+	if !errors.As(err, &verdict) {
+		// Not a verdict on the token: its session could not be looked up
+		// (the control database busy or down), which is ours to answer
+		// for, with a 503 the client retries, never a 401 that signs it
+		// out.
+		_ = huma.WriteErr(s.api, ctx, http.StatusInternalServerError, "", toAPIError(ctx.Context(), loggerFrom(ctx.Context(), s.logger), err))
+		return
 	}
 	_ = huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "", err)
 }
