@@ -203,10 +203,18 @@ func translate(err error) error {
 	}
 	var connectErr *pgconn.ConnectError
 	var netErr net.Error
-	if errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	if errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || connClosed(err) {
 		return fmt.Errorf("%w: %w", sqldb.ErrUnavailable, err)
 	}
 	return err
+}
+
+// connClosed reports pgx's error for a connection the server closed under
+// it, as when a moved tenant's old database is dropped with its sessions:
+// pgx exports no value for it, only its text.
+func connClosed(err error) bool {
+	return strings.HasSuffix(err.Error(), "conn closed")
 }
 
 // unavailableCode reports the SQLSTATEs of a server that cannot serve the
