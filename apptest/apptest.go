@@ -279,3 +279,20 @@ func Engines(t testing.TB, cfg config.Config) *app.Engines {
 	}
 	return e
 }
+
+// DatabaseExists reports whether a database of that name exists on the
+// PostgreSQL server a URL template (with {database_name}) points to.
+func DatabaseExists(t testing.TB, template, name string) bool {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, strings.ReplaceAll(template, "{database_name}", "postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname = $1`, name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}

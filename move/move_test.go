@@ -62,16 +62,7 @@ func (b *bundle) location(t *testing.T) location {
 func exists(t *testing.T, template, database string) (found, followed bool) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, strings.ReplaceAll(template, "{database_name}", "postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname = $1`, database).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n == 0 {
+	if !apptest.DatabaseExists(t, template, database) {
 		return false, false
 	}
 	db, err := pgx.Connect(ctx, strings.ReplaceAll(template, "{database_name}", database))
@@ -79,6 +70,7 @@ func exists(t *testing.T, template, database string) (found, followed bool) {
 		t.Fatal(err)
 	}
 	defer db.Close(ctx)
+	var n int
 	if err := db.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'tenantry_move_%'`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
 )
@@ -16,17 +14,7 @@ import (
 // URL template points to.
 func onServer(t *testing.T, template, name string) bool {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, strings.ReplaceAll(template, "{database_name}", "postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_database WHERE datname = $1`, name).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n == 1
+	return apptest.DatabaseExists(t, template, name)
 }
 
 // Ensure registered servers take new tenants by weight, each tenant's
