@@ -38,6 +38,7 @@ import (
 	"github.com/tenantry/tenantry/postgres"
 	"github.com/tenantry/tenantry/quota"
 	"github.com/tenantry/tenantry/ratelimit"
+	"github.com/tenantry/tenantry/sealedblob"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
 	"github.com/tenantry/tenantry/token"
@@ -196,8 +197,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		return nil, err
 	}
 
-	if a.Blobs, err = openBlobs(ctx, cfg); err != nil {
+	if a.Blobs, err = OpenBlobs(ctx, cfg); err != nil {
 		return nil, err
+	}
+	if cfg.EncryptsBlobs() {
+		a.Blobs = sealedblob.New(a.Blobs, a.Keys, tenantScopes(a.Engines.Control))
 	}
 	a.Documents = document.NewService(a.TenantSvc, a.Tenants, a.Blobs, a.Streams, document.Config{
 		MaxUploadBytes: cfg.MaxUploadMB << 20,

@@ -97,9 +97,10 @@ func OpenEngines(ctx context.Context, cfg config.Config) (*Engines, error) {
 	return &Engines{Shape: config.Embedded, Control: control, ControlMigrations: sqlite.ControlMigrations(), Tenants: tenants}, nil
 }
 
-// openBlobs opens the blob store cfg selects: S3 when a bucket is
-// configured, local disk under the data directory otherwise.
-func openBlobs(ctx context.Context, cfg config.Config) (blob.Store, error) {
+// OpenBlobs opens the blob store cfg selects, as it stores objects, sealed
+// or not: S3 when a bucket is configured, local disk under the data
+// directory otherwise.
+func OpenBlobs(ctx context.Context, cfg config.Config) (blob.Store, error) {
 	if cfg.Bucket() != "" {
 		return s3.NewBlobStore(ctx, s3.Config{
 			Endpoint:        cfg.S3EndpointURL,

@@ -130,6 +130,11 @@ type Config struct {
 	// configured: 32 bytes, base64 or hex. Without it the embedded shape
 	// generates one in the data directory.
 	MasterKey string `env:"TENANTRY_MASTER_KEY"`
+	// BlobEncryption, "on", seals document content written from then on
+	// with its tenant's key; content written before stays readable. It
+	// needs a key service: the embedded shape's own master key,
+	// TENANTRY_MASTER_KEY or Vault.
+	BlobEncryption string `env:"TENANTRY_BLOB_ENCRYPTION" envDefault:"off"`
 
 	// Vault, when VaultAddr is set, wraps the keyring's keys with
 	// Transit; VaultSecretsPath names a KV v2 secret read for the
@@ -420,6 +425,15 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("KAFKA_SASL_MECHANISM: %q is not one of PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.KafkaSASLMechanism))
 	}
+	switch strings.ToLower(c.BlobEncryption) {
+	case "off", "":
+	case "on":
+		if c.Shape() == Production && c.VaultAddr == "" && c.MasterKey == "" {
+			errs = append(errs, errors.New("TENANTRY_BLOB_ENCRYPTION=on needs a key service: set VAULT_ADDR or TENANTRY_MASTER_KEY"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("TENANTRY_BLOB_ENCRYPTION: %q is not on or off", c.BlobEncryption))
+	}
 	if c.MasterKey != "" {
 		if _, err := DecodeMasterKey(c.MasterKey); err != nil {
 			errs = append(errs, err)
@@ -552,6 +566,9 @@ func (c Config) Summary() map[string]any {
 		"events":              map[bool]string{true: "kafka", false: "in-process"}[c.Kafka()],
 	}
 }
+
+// EncryptsBlobs reports whether document content is sealed at rest.
+func (c Config) EncryptsBlobs() bool { return strings.EqualFold(c.BlobEncryption, "on") }
 
 // DecodeMasterKey reads TENANTRY_MASTER_KEY: 32 bytes written in base64
 // (standard or URL alphabet, padded or not) or hex.

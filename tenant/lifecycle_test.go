@@ -13,11 +13,14 @@ import (
 	"time"
 
 	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/app"
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/audit"
 	"github.com/tenantry/tenantry/blob"
+	"github.com/tenantry/tenantry/blob/blobtest"
 	"github.com/tenantry/tenantry/config"
 	"github.com/tenantry/tenantry/keyring"
+	"github.com/tenantry/tenantry/sealedblob"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
@@ -34,6 +37,9 @@ type doomed struct {
 	// A secret sealed with the tenant's key, and its wrapped data key,
 	// kept aside.
 	sealed, wrappedKey []byte
+	// With blob encryption on, the stored (sealed) objects of its
+	// documents, kept aside by key.
+	sealedBlobs map[string][]byte
 }
 
 func createDoomed(t *testing.T, env *apptest.Env, name string) *doomed {
@@ -60,6 +66,9 @@ func createDoomed(t *testing.T, env *apptest.Env, name string) *doomed {
 	if err := env.App.Engines.Control.QueryRow(context.Background(),
 		`SELECT wrapped FROM data_keys WHERE scope = $1`, d.id).Scan(&d.wrappedKey); err != nil {
 		t.Fatal(err)
+	}
+	if env.App.Config.EncryptsBlobs() {
+		d.keepSealedBlobs(t, env)
 	}
 	env.Do(t, apptest.Request{Method: http.MethodDelete, Path: "/api/tenants/" + d.id, Token: d.admin.AccessToken}).Expect(t, http.StatusOK, "")
 	v, err := env.App.Audit.Verify(context.Background(), d.id)
@@ -167,6 +176,52 @@ func (d *doomed) checkShredded(t *testing.T, env *apptest.Env) {
 	if got, err := fresh.Decrypt(ctx, d.id, d.sealed, keyring.AAD{"test"}); !errors.Is(err, keyring.ErrDecrypt) {
 		t.Fatalf("the purged tenant's secret, with its wrapped key restored from a copy: %q, %v", got, err)
 	}
+	d.checkShreddedBlobs(t, env, fresh)
+}
+
+// keepSealedBlobs copies the tenant's stored objects aside, as a backup or
+// a forgotten bucket version would keep them, and checks they hold none of
+// the content in clear.
+func (d *doomed) keepSealedBlobs(t *testing.T, env *apptest.Env) {
+	t.Helper()
+	raw, err := app.OpenBlobs(context.Background(), env.App.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.sealedBlobs = map[string][]byte{}
+	for _, doc := range d.docs {
+		stored := blobtest.Read(t, raw, doc.File.S3Path, 0, -1)
+		if bytes.Contains(stored, d.content[doc.ID]) {
+			t.Fatalf("the stored object of %s holds its content in clear", doc.ID)
+		}
+		d.sealedBlobs[doc.File.S3Path] = stored
+	}
+}
+
+// checkShreddedBlobs puts the objects kept aside back where they were and
+// checks that nothing tenantry holds opens them, the tenant's wrapped data
+// key restored from its copy included.
+func (d *doomed) checkShreddedBlobs(t *testing.T, env *apptest.Env, keys *keyring.Keyring) {
+	t.Helper()
+	raw, err := app.OpenBlobs(context.Background(), env.App.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := blob.TenantPrefix(d.database)
+	opened := sealedblob.New(raw, keys, func(context.Context, string) (string, error) { return d.id, nil })
+	for key, stored := range d.sealedBlobs {
+		blobtest.Store(t, raw, prefix, key, stored)
+		rc, err := opened.Open(context.Background(), key, 0, -1)
+		if err == nil {
+			rc.Close()
+		}
+		if !errors.Is(err, keyring.ErrDecrypt) {
+			t.Fatalf("a copy of the purged tenant's object %s opened: %v", key, err)
+		}
+		if err := raw.Delete(context.Background(), key); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func refused(t *testing.T, err error, code, says string) {
@@ -184,7 +239,11 @@ func refused(t *testing.T, err error, code, says string) {
 func TestDeleteThenRestore(t *testing.T) {
 	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
 		t.Parallel()
-		env := apptest.StartShape(t, shape)
+		// Content sealed at rest, so that the purge below also shows
+		// copies of it unreadable once the tenant's keys are destroyed.
+		cfg := apptest.Config(t, shape)
+		cfg.BlobEncryption = "on"
+		env := apptest.Start(t, cfg)
 		ctx := context.Background()
 		d := createDoomed(t, env, "Restored")
 		for _, u := range []*apptest.User{d.admin, d.member} {
