@@ -39,6 +39,7 @@ import (
 	"github.com/tenantry/tenantry/quota"
 	"github.com/tenantry/tenantry/ratelimit"
 	"github.com/tenantry/tenantry/sealedblob"
+	"github.com/tenantry/tenantry/servers"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
 	"github.com/tenantry/tenantry/token"
@@ -139,6 +140,17 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	if err != nil {
 		return nil, fmt.Errorf("migrate control database: %w", err)
 	}
+	// Before anything connects to a tenant database: a registered
+	// server's connection string is sealed.
+	if err := a.openKeyring(ctx); err != nil {
+		return nil, err
+	}
+	if a.Keys != nil && a.Engines.Servers != nil {
+		a.Engines.Servers.SealWith(a.Keys)
+		if err := a.Engines.Servers.SealStored(ctx); err != nil {
+			return nil, fmt.Errorf("seal registered servers' connection strings: %w", err)
+		}
+	}
 
 	a.Tenants, err = tenantdb.NewManager(a.Engines.Tenants, tenantdb.Config{
 		MaxConns:    cfg.TenantDBMaxConns,
@@ -193,9 +205,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	a.Quotas = quota.NewStore(a.Engines.Control, quotaDefaults(cfg))
 	a.TenantSvc = tenant.NewService(a.Engines.Control, a.Provisioner, a.Streams, a.Quotas, logger)
 	a.Audit = audit.NewLog(a.Engines.Control, AuditKey(a.jwtKey), logger)
-	if err := a.openKeyring(ctx); err != nil {
-		return nil, err
-	}
 
 	if a.Blobs, err = OpenBlobs(ctx, cfg); err != nil {
 		return nil, err
@@ -320,6 +329,12 @@ func (a *App) openKeyring(ctx context.Context) error {
 	}
 	a.Keys = keyring.New(a.Engines.Control, wrapper, keyring.Options{})
 	return nil
+}
+
+// SealedValues are the places the product stores sealed secrets, for the
+// keyring's rotation and status.
+func (a *App) SealedValues() []keyring.SealedValues {
+	return []keyring.SealedValues{servers.SealedTemplates(a.Engines.Control)}
 }
 
 // AuditKey derives the key that signs audit chain heads from the signing

@@ -14,6 +14,7 @@ import (
 	"riverqueue.com/riverui"
 
 	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/audit"
 	"github.com/tenantry/tenantry/jobs"
 	"github.com/tenantry/tenantry/kafka"
 	"github.com/tenantry/tenantry/outbox"
@@ -165,6 +166,7 @@ func (a *App) workers() *river.Workers {
 		_, err := a.Lifecycle.PurgeDue(ctx)
 		return err
 	}})
+	river.AddWorker(w, &jobs.Func[jobs.MaintainKeys]{Do: a.maintainKeys})
 	river.AddWorker(w, &jobs.Func[jobs.PruneOutbox]{Do: func(ctx context.Context, _ *river.Job[jobs.PruneOutbox]) error {
 		tenants, err := tenant.ListProvisioned(ctx, a.Engines.Control)
 		if err != nil {
@@ -196,6 +198,7 @@ func (a *App) periodicJobs() []*river.PeriodicJob {
 		jobs.Every(every, jobs.ReapTenants{}),
 		jobs.Every(every, jobs.PurgeTenants{}),
 		jobs.Every(every, jobs.PruneOutbox{}),
+		jobs.Every(every, jobs.MaintainKeys{}),
 		jobs.Every(sweep, jobs.SweepOutbox{}),
 	}
 }
@@ -241,4 +244,25 @@ func (a *App) Start(ctx context.Context) error {
 		})
 	}
 	return nil
+}
+
+// maintainKeys rotates the keys that reached the rotation period, each
+// rotation recorded in the platform's audit trail, and moves what older
+// versions still protect to the newest.
+func (a *App) maintainKeys(ctx context.Context, _ *river.Job[jobs.MaintainKeys]) error {
+	if a.Keys == nil {
+		return nil
+	}
+	rep, err := a.Keys.Maintain(ctx, a.Config.KeyRotation, a.SealedValues())
+	for _, scope := range rep.Rotated {
+		details, _ := json.Marshal(map[string]any{"via": "scheduled rotation", "period": a.Config.KeyRotation.String()})
+		if aerr := a.Audit.Append(ctx, &audit.Entry{Chain: audit.PlatformChain, Action: "keys.rotate",
+			TargetType: "key_scope", TargetID: scope, Outcome: audit.OutcomeSuccess, Details: details}); aerr != nil {
+			err = errors.Join(err, aerr)
+		}
+	}
+	if len(rep.Rotated)+rep.Rewrapped+rep.Resealed > 0 {
+		a.Logger.InfoContext(ctx, "maintained keys", "rotated", len(rep.Rotated), "rewrapped", rep.Rewrapped, "resealed", rep.Resealed)
+	}
+	return err
 }

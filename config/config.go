@@ -135,6 +135,10 @@ type Config struct {
 	// needs a key service: the embedded shape's own master key,
 	// TENANTRY_MASTER_KEY or Vault.
 	BlobEncryption string `env:"TENANTRY_BLOB_ENCRYPTION" envDefault:"off"`
+	// KeyRotation is the age at which the key job makes a new version of
+	// a scope's key; 0 rotates only by hand. The job also moves stored
+	// secrets and wrapped keys to the newest versions.
+	KeyRotation time.Duration `env:"TENANTRY_KEY_ROTATION_PERIOD" envDefault:"2160h"`
 
 	// Vault, when VaultAddr is set, wraps the keyring's keys with
 	// Transit; VaultSecretsPath names a KV v2 secret read for the
@@ -527,6 +531,9 @@ func (c Config) Validate() error {
 		if d < 10*time.Millisecond {
 			errs = append(errs, fmt.Errorf("%s must be at least 10ms", name))
 		}
+	}
+	if c.KeyRotation < 0 {
+		errs = append(errs, errors.New("TENANTRY_KEY_ROTATION_PERIOD must not be negative; 0 rotates only by hand"))
 	}
 	if c.JobWorkers < 1 {
 		errs = append(errs, errors.New("TENANTRY_JOB_WORKERS must be at least 1"))

@@ -16,6 +16,9 @@ type (
 	// PurgeTenants purges the tenants deleted longer ago than the
 	// retention period, and finishes purges that stopped.
 	PurgeTenants struct{}
+	// MaintainKeys rotates keys that reached the rotation period and
+	// moves stored secrets and wrapped keys to the newest versions.
+	MaintainKeys struct{}
 	// ProcessFile inspects a newly stored content.
 	ProcessFile struct {
 		TenantID string `json:"tenant_id"`
@@ -40,6 +43,9 @@ func (ReapTenants) Kind() string { return "reap_tenants" }
 
 // Kind implements river.JobArgs.
 func (PurgeTenants) Kind() string { return "purge_tenants" }
+
+// Kind implements river.JobArgs.
+func (MaintainKeys) Kind() string { return "maintain_keys" }
 
 // Kind implements river.JobArgs.
 func (ProcessFile) Kind() string { return "process_file" }

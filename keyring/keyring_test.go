@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -306,4 +307,77 @@ func TestMasterKeyMustBe32Bytes(t *testing.T) {
 	if _, err := keyring.NewLocal(make([]byte, 16), nil); err == nil {
 		t.Fatal("a 16-byte master key was accepted")
 	}
+}
+
+// A rotation's re-sealing pass moves every value an older version sealed to
+// the newest, in batches it can resume from, and never overwrites a value
+// written meanwhile.
+func TestResealInBatches(t *testing.T) {
+	eachKeyring(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		aad := func(id string) keyring.AAD { return keyring.AAD{"table", "tenant_servers", "row", id} }
+		col := keyring.Column{DB: f.control, Table: "tenant_servers", Key: "name", Column: "url_template_sealed", Scope: keyring.Platform, AAD: aad}
+		for i := range 5 {
+			name := fmt.Sprintf("s%d", i)
+			sealed, err := f.ring.Encrypt(ctx, keyring.Platform, []byte("secret "+name), aad(name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.control.Exec(ctx, `INSERT INTO tenant_servers (name, url_template, url_template_sealed, weight, state, created_at)
+				VALUES ($1, 'x', $2, 1, 'active', $3)`, name, sealed, sqldb.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := f.ring.Rotate(ctx, keyring.Platform); err != nil {
+			t.Fatal(err)
+		}
+		next, moved, err := f.ring.Reseal(ctx, col, "", 2)
+		if err != nil || next != "s1" || moved != 2 {
+			t.Fatalf("first batch: next %q, moved %d, %v", next, moved, err)
+		}
+		old, err := f.ring.OldVersionsInUse(ctx, []keyring.SealedValues{col})
+		if err != nil || len(old) != 1 || old[0].Count != 3 || old[0].Version != 1 {
+			t.Fatalf("after one batch, older versions seal %+v, %v", old, err)
+		}
+		// A value written meanwhile is newer than the one the pass read.
+		var stale []byte
+		if err := f.control.QueryRow(ctx, `SELECT url_template_sealed FROM tenant_servers WHERE name = 's4'`).Scan(&stale); err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := f.ring.Encrypt(ctx, keyring.Platform, []byte("changed s4"), aad("s4"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := col.Replace(ctx, "s4", stale, fresh); err != nil {
+			t.Fatal(err)
+		}
+		if err := col.Replace(ctx, "s4", stale, stale); err != nil {
+			t.Fatal(err)
+		}
+		for next != "" {
+			if next, _, err = f.ring.Reseal(ctx, col, next, 2); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if old, err := f.ring.OldVersionsInUse(ctx, []keyring.SealedValues{col}); err != nil || len(old) != 0 {
+			t.Fatalf("after the pass, older versions seal %+v, %v", old, err)
+		}
+		for i := range 5 {
+			name := fmt.Sprintf("s%d", i)
+			want := "secret " + name
+			if i == 4 {
+				want = "changed s4"
+			}
+			var sealed []byte
+			if err := f.control.QueryRow(ctx, `SELECT url_template_sealed FROM tenant_servers WHERE name = $1`, name).Scan(&sealed); err != nil {
+				t.Fatal(err)
+			}
+			if v, _ := keyring.SealedVersion(sealed); v != 2 {
+				t.Errorf("%s is sealed with version %d, want 2", name, v)
+			}
+			if got, err := f.ring.Decrypt(ctx, keyring.Platform, sealed, aad(name)); err != nil || string(got) != want {
+				t.Errorf("%s opens as %q, %v; want %q", name, got, err, want)
+			}
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tenantry/tenantry/sqldb"
 )
@@ -201,13 +202,15 @@ type ScopeStatus struct {
 	Scope    string
 	Versions int
 	Newest   int
+	// NewestAt is when the newest version was made.
+	NewestAt time.Time
 	Wrappers []string
 }
 
 // Status lists every scope with keys.
 func (k *Keyring) Status(ctx context.Context) ([]ScopeStatus, error) {
 	rows, err := k.control.Query(ctx, `
-		SELECT scope, version, wrapper FROM data_keys ORDER BY scope, version`)
+		SELECT scope, version, wrapper, created_at FROM data_keys ORDER BY scope, version`)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +219,8 @@ func (k *Keyring) Status(ctx context.Context) ([]ScopeStatus, error) {
 	for rows.Next() {
 		var scope, wrapper string
 		var version int
-		if err := rows.Scan(&scope, &version, &wrapper); err != nil {
+		var createdAt time.Time
+		if err := rows.Scan(&scope, &version, &wrapper, &createdAt); err != nil {
 			return nil, err
 		}
 		if len(out) == 0 || out[len(out)-1].Scope != scope {
@@ -224,7 +228,7 @@ func (k *Keyring) Status(ctx context.Context) ([]ScopeStatus, error) {
 		}
 		s := &out[len(out)-1]
 		s.Versions++
-		s.Newest = version
+		s.Newest, s.NewestAt = version, createdAt
 		if len(s.Wrappers) == 0 || s.Wrappers[len(s.Wrappers)-1] != wrapper {
 			s.Wrappers = append(s.Wrappers, wrapper)
 		}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/keyring"
 	"github.com/tenantry/tenantry/sqldb"
 )
 
@@ -35,7 +36,8 @@ const (
 type Server struct {
 	Name string
 	// URLTemplate is a connection string with a {database_name}
-	// placeholder. It may hold a password: show it with Redacted.
+	// placeholder. It may hold a password: show it with Redacted. As
+	// listed, it is redacted already when the registry seals templates.
 	URLTemplate string
 	Weight      int
 	State       string
@@ -66,8 +68,69 @@ func Redact(raw string) string {
 // has served cached: a server's template never changes once registered.
 type Registry struct {
 	control   sqldb.DB
+	keys      Sealer
 	mu        sync.Mutex
 	templates map[string]string
+}
+
+// Sealer encrypts templates at rest: the keyring.
+type Sealer interface {
+	Encrypt(ctx context.Context, scope string, plaintext []byte, aad keyring.AAD) ([]byte, error)
+	Decrypt(ctx context.Context, scope string, sealed []byte, aad keyring.AAD) ([]byte, error)
+}
+
+// templateAAD binds a sealed template to its server's row.
+func templateAAD(name string) keyring.AAD {
+	return keyring.AAD{"table", "tenant_servers", "column", "url_template", "row", name}
+}
+
+// SealedTemplates is where the registry keeps sealed templates, for the
+// keyring's rotation and status.
+func SealedTemplates(control sqldb.DB) keyring.SealedValues {
+	return keyring.Column{DB: control, Table: "tenant_servers", Key: "name", Column: "url_template_sealed",
+		Scope: keyring.Platform, AAD: templateAAD}
+}
+
+// SealWith makes the registry keep templates sealed by keys from now on.
+// The key service is opened after the databases the registry serves, hence
+// not given to NewRegistry.
+func (r *Registry) SealWith(keys Sealer) { r.keys = keys }
+
+// SealStored seals the templates registered before a key service was
+// configured, leaving their redacted form in clear.
+func (r *Registry) SealStored(ctx context.Context) error {
+	if r.keys == nil {
+		return nil
+	}
+	rows, err := r.control.Query(ctx, `SELECT name, url_template FROM tenant_servers WHERE url_template_sealed IS NULL`)
+	if err != nil {
+		return err
+	}
+	inClear := map[string]string{}
+	for rows.Next() {
+		var name, t string
+		if err := rows.Scan(&name, &t); err != nil {
+			rows.Close()
+			return err
+		}
+		inClear[name] = t
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for name, t := range inClear {
+		sealed, err := r.keys.Encrypt(ctx, keyring.Platform, []byte(t), templateAAD(name))
+		if err != nil {
+			return err
+		}
+		if _, err := r.control.Exec(ctx, `
+			UPDATE tenant_servers SET url_template = $1, url_template_sealed = $2
+			WHERE name = $3 AND url_template_sealed IS NULL`, Redact(t), sealed, name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // NewRegistry returns the registry kept in control.
@@ -101,9 +164,17 @@ func (r *Registry) Add(ctx context.Context, name, urlTemplate string, weight int
 		}
 	}
 	s := &Server{Name: name, URLTemplate: urlTemplate, Weight: weight, State: Active, CreatedAt: sqldb.Now()}
+	stored, sealed := urlTemplate, []byte(nil)
+	if r.keys != nil {
+		var err error
+		if sealed, err = r.keys.Encrypt(ctx, keyring.Platform, []byte(urlTemplate), templateAAD(name)); err != nil {
+			return nil, err
+		}
+		stored = Redact(urlTemplate)
+	}
 	_, err := r.control.Exec(ctx, `
-		INSERT INTO tenant_servers (name, url_template, weight, state, created_at) VALUES ($1, $2, $3, $4, $5)`,
-		s.Name, s.URLTemplate, s.Weight, s.State, s.CreatedAt)
+		INSERT INTO tenant_servers (name, url_template, url_template_sealed, weight, state, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		s.Name, stored, sealed, s.Weight, s.State, s.CreatedAt)
 	if errors.Is(err, sqldb.ErrUniqueViolation) {
 		return nil, tenantry.Errorf(tenantry.EConflict, "A server named %s is already registered", name)
 	}
@@ -168,11 +239,22 @@ func (r *Registry) URLTemplate(ctx context.Context, name string) (string, error)
 	if ok {
 		return t, nil
 	}
-	err := r.control.QueryRow(ctx, `SELECT url_template FROM tenant_servers WHERE name = $1`, name).Scan(&t)
+	var sealed []byte
+	err := r.control.QueryRow(ctx, `SELECT url_template, url_template_sealed FROM tenant_servers WHERE name = $1`, name).Scan(&t, &sealed)
 	if errors.Is(err, sqldb.ErrNoRows) {
 		return "", fmt.Errorf("database server %q is not registered", name)
 	} else if err != nil {
 		return "", err
+	}
+	if sealed != nil {
+		if r.keys == nil {
+			return "", fmt.Errorf("database server %q: its connection string is sealed and no key service is configured", name)
+		}
+		plain, err := r.keys.Decrypt(ctx, keyring.Platform, sealed, templateAAD(name))
+		if err != nil {
+			return "", fmt.Errorf("database server %q: %w", name, err)
+		}
+		t = string(plain)
 	}
 	r.mu.Lock()
 	r.templates[name] = t

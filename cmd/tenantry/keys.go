@@ -26,7 +26,7 @@ func (c *cli) keysCommand() *cobra.Command {
 		Short: "List every key scope with its versions and what wraps them",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withKeys(cmd.Context(), func(_ *app.App, keys *keyring.Keyring) error {
+			return c.withKeys(cmd.Context(), func(a *app.App, keys *keyring.Keyring) error {
 				list, err := keys.Status(cmd.Context())
 				if err != nil {
 					return err
@@ -41,6 +41,23 @@ func (c *cli) keysCommand() *cobra.Command {
 				}
 				if len(list) == 0 {
 					fmt.Fprintln(w, "(no key made yet: keys are made when something is first encrypted)")
+				}
+				if err := w.Flush(); err != nil {
+					return err
+				}
+				old, err := keys.OldVersionsInUse(cmd.Context(), a.SealedValues())
+				if err != nil {
+					return err
+				}
+				if len(old) == 0 {
+					fmt.Fprintln(c.stdout, "every stored secret is sealed with its scope's newest key version")
+					return nil
+				}
+				fmt.Fprintln(c.stdout, "stored secrets still sealed with an older version (moved by `tenantry keys rotate` or the key job):")
+				w = tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "WHERE\tSCOPE\tVERSION\tVALUES")
+				for _, u := range old {
+					fmt.Fprintf(w, "%s\t%s\t%d\t%d\n", u.Values, u.Scope, u.Version, u.Count)
 				}
 				return w.Flush()
 			})
@@ -80,9 +97,14 @@ func (c *cli) keysCommand() *cobra.Command {
 					}
 					fmt.Fprintf(c.stdout, "%s: version %d encrypts from now on\n", scope, v)
 				}
-				return rewrapAll(cmd.Context(), keys, func(n int) {
-					fmt.Fprintf(c.stdout, "re-wrapped %d stored keys with the newest wrapping key\n", n)
-				})
+				rep, err := keys.Maintain(cmd.Context(), 0, a.SealedValues())
+				if rep.Rewrapped > 0 {
+					fmt.Fprintf(c.stdout, "re-wrapped %d stored keys with the newest wrapping key\n", rep.Rewrapped)
+				}
+				if rep.Resealed > 0 {
+					fmt.Fprintf(c.stdout, "moved %d stored secrets to the newest key version\n", rep.Resealed)
+				}
+				return err
 			})
 		},
 	}
@@ -105,29 +127,4 @@ func countTenant(ctx context.Context, a *app.App, tenantID string) (int, error) 
 	var n int
 	err := a.Engines.Control.QueryRow(ctx, `SELECT count(*) FROM tenants WHERE id = $1`, tenantID).Scan(&n)
 	return n, err
-}
-
-// rewrapBatch is how many data keys one re-wrapping step moves.
-const rewrapBatch = 100
-
-// rewrapAll moves every stored data key to the newest version of its
-// wrapping key, where the key service versions them.
-func rewrapAll(ctx context.Context, keys *keyring.Keyring, report func(int)) error {
-	var pos keyring.Position
-	total := 0
-	for {
-		next, n, err := keys.Rewrap(ctx, pos, rewrapBatch)
-		total += n
-		if err != nil {
-			return err
-		}
-		if next == (keyring.Position{}) {
-			break
-		}
-		pos = next
-	}
-	if total > 0 {
-		report(total)
-	}
-	return nil
 }
