@@ -217,6 +217,9 @@ type Env struct {
 	Server *httptest.Server
 	URL    string
 	Logs   *LogBuffer
+	// OnResponse, when set, is given every response Do reads, for tests
+	// that check what all of them hold.
+	OnResponse func(*Response)
 
 	contractOnce sync.Once
 	contract     *contract

@@ -81,7 +81,11 @@ func (e *Env) Do(t testing.TB, req Request) *Response {
 		t.Fatalf("read response: %v", err)
 	}
 	e.checkResponse(t, r, res, data)
-	return &Response{Status: res.StatusCode, Header: res.Header, Body: data}
+	out := &Response{Status: res.StatusCode, Header: res.Header, Body: data}
+	if e.OnResponse != nil {
+		e.OnResponse(out)
+	}
+	return out
 }
 
 // Get is Do for a GET with an optional token.
