@@ -12,6 +12,11 @@
 // tenant's keys exist: destroying them (a purge) leaves every copy of it,
 // wherever it went, unreadable.
 //
+// Rotation leaves objects as they are: a content key stays sealed with the
+// data key version current when its object was written, and versions are
+// kept until the tenant's keys are destroyed, so rotating costs no rewrite
+// of content, as with envelope encryption in object stores generally.
+//
 // Deduplication is untouched: content is addressed by the SHA-256 of its
 // plaintext, computed above this store, and a re-upload of the same content
 // promotes its own sealed copy over the existing one.
