@@ -1,6 +1,10 @@
 package tenantry
 
-import "time"
+import (
+	"time"
+
+	"github.com/tenantry/tenantry/permission"
+)
 
 // Tenant is an organisation whose data lives in its own database.
 type Tenant struct {
@@ -22,4 +26,9 @@ type Membership struct {
 	UserID   string
 	Role     Role
 	JoinedAt time.Time
+	// ExpiresAt is when the role, and with it the membership, ends; zero
+	// for never.
+	ExpiresAt time.Time
+	// Permissions are what the role grants, when read for a decision.
+	Permissions permission.Set
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/audit"
 	"github.com/tenantry/tenantry/cursor"
+	"github.com/tenantry/tenantry/permission"
 )
 
 // auditActions names the action recorded for each state-changing
@@ -203,7 +204,7 @@ func (s *Server) mayAccess(ctx context.Context, tenantID, userID string) bool {
 		return false
 	}
 	ctx = tenantry.NewContextWithPrincipal(context.WithoutCancel(ctx), tenantry.Principal{UserID: userID})
-	_, err := s.svc.Tenants.Authorize(ctx, tenantID, tenantry.RoleViewer)
+	_, err := s.svc.Tenants.Authorize(ctx, tenantID, permission.TenantRead)
 	return err == nil
 }
 
@@ -408,7 +409,7 @@ func (s *Server) registerAudit() {
 	tags := []string{"Audit"}
 	base := "/api/tenants/{tenant_id}/audit"
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, requires(permission.AuditRead, huma.Operation{
 		OperationID: "list-audit-entries", Method: http.MethodGet, Path: base, Tags: tags,
 		Summary: "The tenant's audit trail, newest first (admins)",
 		Description: "Every state-changing request concerning the tenant and every security event in it, with who, " +
@@ -416,13 +417,13 @@ func (s *Server) registerAudit() {
 		Errors: []int{http.StatusBadRequest, http.StatusNotFound},
 	}), func(ctx context.Context, in *auditListInput) (*response[auditList], error) {
 		tenantID := in.id(ctx)
-		if _, err := s.svc.Tenants.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
+		if _, err := s.svc.Tenants.Authorize(ctx, tenantID, permission.AuditRead); err != nil {
 			return nil, err
 		}
 		return s.listAudit(ctx, tenantID, &in.AuditFilters)
 	})
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, requires(permission.AuditRead, huma.Operation{
 		OperationID: "verify-audit-chain", Method: http.MethodGet, Path: base + "/verify", Tags: tags,
 		Summary: "Check that the tenant's audit trail is intact (admins)",
 		Description: "Recomputes the hash chain and reports the first entry edited, deleted, inserted or out of place. " +
@@ -430,7 +431,7 @@ func (s *Server) registerAudit() {
 		Errors: []int{http.StatusBadRequest, http.StatusNotFound},
 	}), func(ctx context.Context, in *TenantPath) (*response[auditVerification], error) {
 		tenantID := in.id(ctx)
-		if _, err := s.svc.Tenants.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
+		if _, err := s.svc.Tenants.Authorize(ctx, tenantID, permission.AuditRead); err != nil {
 			return nil, err
 		}
 		return s.verifyAuditChain(ctx, tenantID)

@@ -13,6 +13,7 @@ import (
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/account"
 	"github.com/tenantry/tenantry/audit"
+	"github.com/tenantry/tenantry/permission"
 	"github.com/tenantry/tenantry/ratelimit"
 )
 
@@ -279,3 +280,20 @@ func viewUser(u *tenantry.User) UserView {
 		CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC(),
 	}
 }
+
+// requires is secured for an operation on a tenant's resources that needs
+// perm. The permission is named in the OpenAPI document (x-permission), so
+// that clients and the route tests read it from there; the decision itself
+// is the service's, through tenant.Service.Authorize.
+func requires(perm permission.Permission, op huma.Operation) huma.Operation {
+	op = secured(op)
+	if op.Extensions == nil {
+		op.Extensions = map[string]any{}
+	}
+	op.Extensions[permissionExtension] = string(perm)
+	return op
+}
+
+// permissionExtension names an operation's permission in the OpenAPI
+// document.
+const permissionExtension = "x-permission"

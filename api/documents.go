@@ -20,6 +20,7 @@ import (
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/cursor"
 	"github.com/tenantry/tenantry/document"
+	"github.com/tenantry/tenantry/permission"
 )
 
 type fileSummary struct {
@@ -204,7 +205,7 @@ func (s *Server) registerDocuments() {
 	tags := []string{"Documents"}
 	base := "/api/tenants/{tenant_id}/documents"
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, requires(permission.DocumentsRead, huma.Operation{
 		OperationID: "list-documents", Method: http.MethodGet, Path: base, Tags: tags,
 		Summary: "List the tenant's documents",
 		Description: "A page of the tenant's documents with their files, optionally filtered by filename, in the order asked. " +
@@ -241,7 +242,7 @@ func (s *Server) registerDocuments() {
 		return ok("Documents retrieved successfully", out), nil
 	})
 
-	huma.Register(s.api, quotaLimited(secured(huma.Operation{
+	huma.Register(s.api, quotaLimited(requires(permission.DocumentsCreate, huma.Operation{
 		OperationID: "upload-document", Method: http.MethodPost, Path: base, Tags: tags,
 		Summary: "Upload a document",
 		Description: "multipart/form-data with a file part. The content is streamed to storage once, hashed on the way; " +
@@ -288,7 +289,7 @@ func (s *Server) registerDocuments() {
 		return ok("Documents API is healthy", serviceHealth{Status: "healthy", Service: "documents"}), nil
 	})
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, requires(permission.DocumentsRead, huma.Operation{
 		OperationID: "get-document", Method: http.MethodGet, Path: base + "/{document_id}", Tags: tags,
 		Summary:     "A document with its file",
 		Description: "The document's metadata and the file holding its content. Any member may read.",
@@ -301,7 +302,7 @@ func (s *Server) registerDocuments() {
 		return ok("Document retrieved successfully", viewDocument(d)), nil
 	})
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, requires(permission.DocumentsUpdate, huma.Operation{
 		OperationID: "update-document", Method: http.MethodPut, Path: base + "/{document_id}", Tags: tags,
 		Summary:     "Rename a document or change its MIME type",
 		Description: "Admins may change any document, users the ones they uploaded.",
@@ -314,7 +315,7 @@ func (s *Server) registerDocuments() {
 		return ok("Document updated successfully", viewDocument(d)), nil
 	})
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, requires(permission.DocumentsDelete, huma.Operation{
 		OperationID: "delete-document", Method: http.MethodDelete, Path: base + "/{document_id}", Tags: tags,
 		Summary: "Delete a document",
 		Description: "Admins may delete any document, users the ones they uploaded. The file stays until no document " +
@@ -328,7 +329,7 @@ func (s *Server) registerDocuments() {
 		return ok("Document deleted successfully", deletedDocument{DeletedDocumentID: del.DocumentID, FileOrphaned: del.FileOrphaned}), nil
 	})
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, requires(permission.DocumentsDownload, huma.Operation{
 		OperationID: "download-document", Method: http.MethodGet, Path: base + "/{document_id}/download", Tags: tags,
 		Summary: "Download a document",
 		Description: "Streams the content with its stored MIME type. A single byte range (Range, If-Range) and " +
@@ -336,14 +337,14 @@ func (s *Server) registerDocuments() {
 		Responses: binaryResponses(),
 		Errors:    []int{http.StatusBadRequest, http.StatusNotFound, http.StatusRequestedRangeNotSatisfiable},
 	}), func(ctx context.Context, in *DownloadInput) (*huma.StreamResponse, error) {
-		d, err := s.svc.Documents.Get(ctx, in.id(ctx), in.DocumentID.String())
+		d, err := s.svc.Documents.Downloadable(ctx, in.id(ctx), in.DocumentID.String())
 		if err != nil {
 			return nil, err
 		}
 		return s.stream(ctx, d, in)
 	})
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, requires(permission.DocumentsDownload, huma.Operation{
 		OperationID: "document-download-url", Method: http.MethodGet, Path: base + "/{document_id}/download-url", Tags: tags,
 		Summary: "A link that downloads the document without credentials until it expires",
 		Description: "On S3 storage a presigned URL of the object store; on local storage a URL tenantry signs and serves " +

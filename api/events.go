@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/tenantry/tenantry/permission"
 )
 
 type streamInput struct {
@@ -33,7 +35,7 @@ type eventPage struct {
 }
 
 func (s *Server) registerEvents() {
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, requires(permission.EventsRead, huma.Operation{
 		OperationID: "list-tenant-events", Method: http.MethodGet, Path: "/api/tenants/{tenant_id}/events", Tags: []string{"Events"},
 		Summary: "The tenant's event stream (admins)",
 		Description: "Events about the tenant and its documents, in the order they were published, each once, " +

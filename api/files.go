@@ -12,6 +12,7 @@ import (
 
 	"github.com/tenantry/tenantry/cursor"
 	"github.com/tenantry/tenantry/document"
+	"github.com/tenantry/tenantry/permission"
 )
 
 // FileView is a stored content as the API shows it.
@@ -115,7 +116,7 @@ func (s *Server) registerFiles() {
 			return op
 		}
 
-		huma.Register(s.api, secured(huma.Operation{
+		huma.Register(s.api, requires(permission.FilesRead, huma.Operation{
 			OperationID: id("list-files"), Method: http.MethodGet, Path: base, Tags: tags, Deprecated: alias,
 			Summary: "List the tenant's distinct stored contents",
 			Description: "Each content is stored once however many documents share it; each file says how many do. " +
@@ -154,7 +155,7 @@ func (s *Server) registerFiles() {
 			return ok("Files retrieved successfully", out), nil
 		})
 
-		huma.Register(s.api, secured(huma.Operation{
+		huma.Register(s.api, requires(permission.FilesRead, huma.Operation{
 			OperationID: id("get-file"), Method: http.MethodGet, Path: base + "/{file_id}", Tags: tags, Deprecated: alias,
 			Summary:     "A file with the documents that reference it",
 			Description: "The stored content's metadata and the tenant's documents that share it. Any member may read.",
@@ -171,7 +172,7 @@ func (s *Server) registerFiles() {
 			return ok("File retrieved successfully", out), nil
 		})
 
-		huma.Register(s.api, secured(huma.Operation{
+		huma.Register(s.api, requires(permission.FilesDelete, huma.Operation{
 			OperationID: id("delete-file"), Method: http.MethodDelete, Path: base + "/{file_id}", Tags: tags, Deprecated: alias,
 			Summary:     "Delete a file no document references, with its content (admins)",
 			Description: "409 while documents still reference the file.",
@@ -188,7 +189,7 @@ func (s *Server) registerFiles() {
 		})
 	}
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, requires(permission.StorageRead, huma.Operation{
 		OperationID: "get-storage", Method: http.MethodGet, Path: "/api/tenants/{tenant_id}/storage", Tags: tags,
 		Summary: "The tenant's storage totals and deduplication savings",
 		Description: "Document and file counts, logical and physical bytes, what deduplication saves, and the tenant's quotas " +

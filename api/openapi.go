@@ -31,6 +31,7 @@ func apiTags() []*huma.Tag {
 		{Name: "Authentication", Description: "Accounts, sign-in with email and password, token refresh and sign-out."},
 		{Name: "Users", Description: "The signed-in user's profile, password and tenants."},
 		{Name: "Tenants", Description: "Tenants, each with its own database, and their members and roles."},
+		{Name: "Roles and permissions", Description: "The permission catalogue, a tenant's built-in and custom roles, and a member's effective permissions."},
 		{Name: "Documents", Description: "A tenant's documents: upload, listing, metadata, downloads and download links."},
 		{Name: "Files", Description: "The distinct contents a tenant stores, shared by the documents that have the same bytes."},
 		{Name: "Events", Description: "A tenant's event stream, the same events that are published to Kafka."},

@@ -132,6 +132,7 @@ func NewServer(cfg Config, svc Services) *Server {
 	}
 	if svc.Tenants != nil {
 		s.registerTenants()
+		s.registerRoles()
 	}
 	if svc.Documents != nil {
 		s.registerDocuments()

@@ -8,6 +8,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/permission"
 	"github.com/tenantry/tenantry/tenant"
 )
 
@@ -21,14 +22,15 @@ type TenantView struct {
 	CreatedAt    time.Time  `json:"created_at"`
 	UpdatedAt    time.Time  `json:"updated_at"`
 	CreatedBy    *string    `json:"created_by" format:"uuid" doc:"Creator's user id, when known."`
-	Role         string     `json:"role,omitempty" enum:"admin,user,viewer" doc:"Your role in the tenant."`
+	Role         string     `json:"role,omitempty" doc:"Your role in the tenant: admin, user, viewer or one of the tenant's own roles."`
 	JoinedAt     *time.Time `json:"joined_at,omitempty" doc:"When you joined the tenant."`
 }
 
 type memberView struct {
 	UserView
-	Role     string    `json:"role" enum:"admin,user,viewer"`
-	JoinedAt time.Time `json:"joined_at"`
+	Role      string     `json:"role" doc:"admin, user, viewer or one of the tenant's own roles."`
+	JoinedAt  time.Time  `json:"joined_at"`
+	ExpiresAt *time.Time `json:"expires_at" doc:"When the role, and the membership with it, ends; null for never."`
 }
 
 type tenantDetail struct {
@@ -37,10 +39,20 @@ type tenantDetail struct {
 }
 
 type membershipView struct {
-	UserID   string    `json:"user_id" format:"uuid"`
-	TenantID string    `json:"tenant_id" format:"uuid"`
-	Role     string    `json:"role" enum:"admin,user,viewer"`
-	JoinedAt time.Time `json:"joined_at"`
+	UserID    string     `json:"user_id" format:"uuid"`
+	TenantID  string     `json:"tenant_id" format:"uuid"`
+	Role      string     `json:"role" doc:"admin, user, viewer or one of the tenant's own roles."`
+	JoinedAt  time.Time  `json:"joined_at"`
+	ExpiresAt *time.Time `json:"expires_at" doc:"When the role, and the membership with it, ends; null for never."`
+}
+
+// optionalTime is t in UTC, or nil for the zero time.
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 func viewTenant(t *tenantry.Tenant) TenantView {
@@ -70,7 +82,7 @@ func viewMemberTenants(list []tenant.MemberTenant) []TenantView {
 }
 
 func viewMembership(m *tenantry.Membership) membershipView {
-	return membershipView{UserID: m.UserID, TenantID: m.TenantID, Role: string(m.Role), JoinedAt: m.JoinedAt.UTC()}
+	return membershipView{UserID: m.UserID, TenantID: m.TenantID, Role: string(m.Role), JoinedAt: m.JoinedAt.UTC(), ExpiresAt: optionalTime(m.ExpiresAt)}
 }
 
 type createTenantInput struct {
@@ -87,19 +99,32 @@ type updateTenantInput struct {
 	}
 }
 
+// assignmentBody is a role given to a member.
+type assignmentBody struct {
+	Role      string     `json:"role" maxLength:"63" doc:"admin, user, viewer or one of the tenant's own roles; it may grant only permissions you hold."`
+	ExpiresAt *time.Time `json:"expires_at,omitempty" doc:"When the role, and the membership with it, ends (RFC 3339, in the future); omit for never."`
+}
+
+func (b *assignmentBody) assignment() tenant.Assignment {
+	a := tenant.Assignment{Role: tenantry.Role(b.Role)}
+	if b.ExpiresAt != nil {
+		a.ExpiresAt = *b.ExpiresAt
+	}
+	return a
+}
+
 type addMemberInput struct {
 	TenantPath
 	Body struct {
-		UserID resourceID `json:"user_id" doc:"Id of an existing, active user."`
-		Role   string     `json:"role" doc:"admin, user or viewer."`
+		UserID    resourceID `json:"user_id" doc:"Id of an existing, active user."`
+		Role      string     `json:"role" maxLength:"63" doc:"admin, user, viewer or one of the tenant's own roles; it may grant only permissions you hold."`
+		ExpiresAt *time.Time `json:"expires_at,omitempty" doc:"When the role, and the membership with it, ends (RFC 3339, in the future); omit for never."`
 	}
 }
 
 type changeRoleInput struct {
 	MemberPath
-	Body struct {
-		Role string `json:"role" doc:"admin, user or viewer."`
-	}
+	Body assignmentBody
 }
 
 func (s *Server) registerTenants() {
@@ -143,7 +168,7 @@ func (s *Server) registerTenants() {
 		return ok("Tenants API is healthy", serviceHealth{Status: "healthy", Service: "tenants"}), nil
 	})
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, requires(permission.TenantRead, huma.Operation{
 		OperationID: "get-tenant", Method: http.MethodGet, Path: "/api/tenants/{tenant_id}", Tags: tags,
 		Summary:     "A tenant you belong to, with its members",
 		Description: "The tenant, your role in it and its members with theirs. A tenant you are not a member of answers 404.",
@@ -155,12 +180,12 @@ func (s *Server) registerTenants() {
 		}
 		members := make([]memberView, len(d.Members))
 		for i, m := range d.Members {
-			members[i] = memberView{UserView: viewUser(&m.User), Role: string(m.Role), JoinedAt: m.JoinedAt.UTC()}
+			members[i] = memberView{UserView: viewUser(&m.User), Role: string(m.Role), JoinedAt: m.JoinedAt.UTC(), ExpiresAt: optionalTime(m.ExpiresAt)}
 		}
 		return ok("Tenant details retrieved successfully", tenantDetail{TenantView: viewMemberTenant(&d.MemberTenant), Members: members}), nil
 	})
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, requires(permission.TenantUpdate, huma.Operation{
 		OperationID: "update-tenant", Method: http.MethodPut, Path: "/api/tenants/{tenant_id}", Tags: tags,
 		Summary:     "Rename or deactivate a tenant (admins)",
 		Description: "Fields left out are unchanged. is_active false deactivates the tenant: afterwards it answers 404, like a deleted tenant, but its data is kept with no retention period and it is never purged.",
@@ -173,7 +198,7 @@ func (s *Server) registerTenants() {
 		return ok("Tenant updated successfully", viewTenant(t)), nil
 	})
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, requires(permission.TenantDelete, huma.Operation{
 		OperationID: "delete-tenant", Method: http.MethodDelete, Path: "/api/tenants/{tenant_id}", Tags: tags,
 		Summary:     "Delete a tenant (admins)",
 		Description: "Afterwards the tenant answers 404 to everyone. Its data (members, documents, files, audit trail) is kept for the retention period (TENANTRY_TENANT_RETENTION, 30 days by default), during which an operator can restore it (tenantry tenants restore), then purged for good.",
@@ -185,7 +210,7 @@ func (s *Server) registerTenants() {
 		return done("Tenant deleted successfully"), nil
 	})
 
-	huma.Register(s.api, quotaLimited(secured(huma.Operation{
+	huma.Register(s.api, quotaLimited(requires(permission.MembersAdd, huma.Operation{
 		OperationID: "add-tenant-member", Method: http.MethodPost, Path: "/api/tenants/{tenant_id}/users", Tags: tags,
 		Summary: "Add a user to a tenant (admins)",
 		Description: "Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). " +
@@ -193,27 +218,27 @@ func (s *Server) registerTenants() {
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
 	})), func(ctx context.Context, in *addMemberInput) (*response[membershipView], error) {
-		m, err := s.svc.Tenants.AddMember(ctx, in.id(ctx), in.Body.UserID.String(), tenantry.Role(in.Body.Role))
+		m, err := s.svc.Tenants.AddMember(ctx, in.id(ctx), in.Body.UserID.String(), (&assignmentBody{Role: in.Body.Role, ExpiresAt: in.Body.ExpiresAt}).assignment())
 		if err != nil {
 			return nil, err
 		}
 		return created("User added to tenant successfully", viewMembership(m)), nil
 	})
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, requires(permission.MembersUpdate, huma.Operation{
 		OperationID: "change-tenant-member-role", Method: http.MethodPut, Path: "/api/tenants/{tenant_id}/users/{user_id}", Tags: tags,
 		Summary:     "Change a member's role (admins)",
 		Description: "The last admin of a tenant cannot be demoted (409).",
 		Errors:      []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
 	}), func(ctx context.Context, in *changeRoleInput) (*response[membershipView], error) {
-		m, err := s.svc.Tenants.ChangeRole(ctx, in.id(ctx), in.UserID.String(), tenantry.Role(in.Body.Role))
+		m, err := s.svc.Tenants.ChangeRole(ctx, in.id(ctx), in.UserID.String(), in.Body.assignment())
 		if err != nil {
 			return nil, err
 		}
 		return ok("Member role updated successfully", viewMembership(m)), nil
 	})
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, requires(permission.MembersRemove, huma.Operation{
 		OperationID: "remove-tenant-member", Method: http.MethodDelete, Path: "/api/tenants/{tenant_id}/users/{user_id}", Tags: tags,
 		Summary:     "Remove a member (admins)",
 		Description: "The last admin of a tenant cannot be removed (409).",

@@ -29,6 +29,7 @@ import (
 	"github.com/tenantry/tenantry/blob"
 	"github.com/tenantry/tenantry/digest"
 	"github.com/tenantry/tenantry/outbox"
+	"github.com/tenantry/tenantry/permission"
 	"github.com/tenantry/tenantry/quota"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/tenant"
@@ -131,7 +132,7 @@ func (l *limited) Read(p []byte) (int, error) {
 // the tenant's storage quota is refused without reading it, and one that
 // turns out not to fit stops being read as soon as it passes the room left.
 func (s *Service) Receive(ctx context.Context, tenantID string, body io.Reader, declared int64) (*Received, error) {
-	mt, err := s.tenants.Authorize(ctx, tenantID, tenantry.RoleUser)
+	mt, err := s.tenants.Authorize(ctx, tenantID, permission.DocumentsCreate)
 	if err != nil {
 		return nil, err
 	}
@@ -418,7 +419,7 @@ type ListQuery struct {
 
 // List returns a page of the tenant's documents, all members' included.
 func (s *Service) List(ctx context.Context, tenantID string, q ListQuery) (*Listing, error) {
-	lease, err := s.open(ctx, tenantID, tenantry.RoleViewer)
+	lease, err := s.open(ctx, tenantID, permission.DocumentsRead)
 	if err != nil {
 		return nil, err
 	}
@@ -427,8 +428,8 @@ func (s *Service) List(ctx context.Context, tenantID string, q ListQuery) (*List
 }
 
 // open authorizes the caller on a tenant and leases its database.
-func (s *Service) open(ctx context.Context, tenantID string, min tenantry.Role) (*tenantdb.Lease, error) {
-	mt, err := s.tenants.Authorize(ctx, tenantID, min)
+func (s *Service) open(ctx context.Context, tenantID string, perm permission.Permission) (*tenantdb.Lease, error) {
+	mt, err := s.tenants.Authorize(ctx, tenantID, perm)
 	if err != nil {
 		return nil, err
 	}
@@ -437,7 +438,16 @@ func (s *Service) open(ctx context.Context, tenantID string, min tenantry.Role) 
 
 // Get returns a document with its file.
 func (s *Service) Get(ctx context.Context, tenantID, documentID string) (*Document, error) {
-	lease, err := s.open(ctx, tenantID, tenantry.RoleViewer)
+	return s.document(ctx, tenantID, documentID, permission.DocumentsRead)
+}
+
+// Downloadable returns a document the caller may download, for Open.
+func (s *Service) Downloadable(ctx context.Context, tenantID, documentID string) (*Document, error) {
+	return s.document(ctx, tenantID, documentID, permission.DocumentsDownload)
+}
+
+func (s *Service) document(ctx context.Context, tenantID, documentID string, perm permission.Permission) (*Document, error) {
+	lease, err := s.open(ctx, tenantID, perm)
 	if err != nil {
 		return nil, err
 	}
@@ -445,10 +455,11 @@ func (s *Service) Get(ctx context.Context, tenantID, documentID string) (*Docume
 	return findDocument(ctx, lease.DB(), documentID)
 }
 
-// modifiable returns the document if the caller may change it: admins may
-// change any, users the ones they uploaded, viewers none.
-func (s *Service) modifiable(ctx context.Context, tenantID, documentID string) (*tenant.MemberTenant, *tenantdb.Lease, *Document, error) {
-	mt, err := s.tenants.Authorize(ctx, tenantID, tenantry.RoleUser)
+// modifiable returns the document if the caller may do perm to it: a role
+// granting it on every document may, one granting it on the caller's own
+// documents only (:own) may on the ones the caller uploaded.
+func (s *Service) modifiable(ctx context.Context, tenantID, documentID string, perm permission.Permission) (*tenant.MemberTenant, *tenantdb.Lease, *Document, error) {
+	mt, err := s.tenants.Authorize(ctx, tenantID, perm)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -461,7 +472,7 @@ func (s *Service) modifiable(ctx context.Context, tenantID, documentID string) (
 		lease.Release()
 		return nil, nil, nil, err
 	}
-	if mt.Role != tenantry.RoleAdmin && doc.UserID != principal(ctx).UserID {
+	if !mt.Permissions.AllowsAll(perm) && doc.UserID != principal(ctx).UserID {
 		lease.Release()
 		return nil, nil, nil, tenantry.Errorf(tenantry.EForbidden, "You can only modify documents you uploaded")
 	}
@@ -477,12 +488,12 @@ type Update struct {
 // Update renames a document or changes its MIME type.
 func (s *Service) Update(ctx context.Context, tenantID, documentID string, in Update) (*Document, error) {
 	if in.Filename == nil && in.MimeType == nil {
-		if _, err := s.tenants.Authorize(ctx, tenantID, tenantry.RoleUser); err != nil {
+		if _, err := s.tenants.Authorize(ctx, tenantID, permission.DocumentsUpdate); err != nil {
 			return nil, err
 		}
 		return nil, tenantry.Errorf(tenantry.EBadRequest, "Request body is required")
 	}
-	mt, lease, doc, err := s.modifiable(ctx, tenantID, documentID)
+	mt, lease, doc, err := s.modifiable(ctx, tenantID, documentID, permission.DocumentsUpdate)
 	if err != nil {
 		return nil, err
 	}
@@ -532,7 +543,7 @@ type Deletion struct {
 // Delete deletes a document. Its file and blob stay until a file delete or
 // the reconciler removes them.
 func (s *Service) Delete(ctx context.Context, tenantID, documentID string) (*Deletion, error) {
-	mt, lease, doc, err := s.modifiable(ctx, tenantID, documentID)
+	mt, lease, doc, err := s.modifiable(ctx, tenantID, documentID, permission.DocumentsDelete)
 	if err != nil {
 		return nil, err
 	}
@@ -590,7 +601,7 @@ type Link struct {
 // DownloadLink returns a link to a document valid for ttl: presigned by the
 // blob store when it can, else signed by tenantry.
 func (s *Service) DownloadLink(ctx context.Context, tenantID, documentID string, ttl time.Duration) (*Link, error) {
-	doc, err := s.Get(ctx, tenantID, documentID)
+	doc, err := s.Downloadable(ctx, tenantID, documentID)
 	if err != nil {
 		return nil, err
 	}
@@ -659,7 +670,7 @@ type FileQuery struct {
 // Files returns a page of the tenant's files, newest first. The total is
 // the files counter, which costs nothing to read, so every page has it.
 func (s *Service) Files(ctx context.Context, tenantID string, q FileQuery) (*FilePage, error) {
-	lease, err := s.open(ctx, tenantID, tenantry.RoleViewer)
+	lease, err := s.open(ctx, tenantID, permission.FilesRead)
 	if err != nil {
 		return nil, err
 	}
@@ -683,7 +694,7 @@ type FileDetail struct {
 
 // File returns one file with its documents.
 func (s *Service) File(ctx context.Context, tenantID, fileID string) (*FileDetail, error) {
-	lease, err := s.open(ctx, tenantID, tenantry.RoleViewer)
+	lease, err := s.open(ctx, tenantID, permission.FilesRead)
 	if err != nil {
 		return nil, err
 	}
@@ -710,7 +721,7 @@ type FileDeletion struct {
 // DeleteFile deletes a file no document references, and its blob. Admins
 // only.
 func (s *Service) DeleteFile(ctx context.Context, tenantID, fileID string) (*FileDeletion, error) {
-	mt, err := s.tenants.Authorize(ctx, tenantID, tenantry.RoleAdmin)
+	mt, err := s.tenants.Authorize(ctx, tenantID, permission.FilesDelete)
 	if err != nil {
 		return nil, err
 	}
@@ -783,7 +794,7 @@ type StorageReport struct {
 // Storage returns the tenant's storage totals, its limits and its member
 // count.
 func (s *Service) Storage(ctx context.Context, tenantID string) (*StorageReport, error) {
-	mt, err := s.tenants.Authorize(ctx, tenantID, tenantry.RoleViewer)
+	mt, err := s.tenants.Authorize(ctx, tenantID, permission.StorageRead)
 	if err != nil {
 		return nil, err
 	}

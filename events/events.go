@@ -9,6 +9,7 @@ import (
 
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/outbox"
+	"github.com/tenantry/tenantry/permission"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
 )
@@ -35,7 +36,7 @@ type Page struct {
 // Stream returns up to limit events of the tenant published after cursor
 // (empty for the beginning of what is retained). Tenant admins only.
 func (s *Service) Stream(ctx context.Context, tenantID, cursor string, limit int) (*Page, error) {
-	mt, err := s.tenants.Authorize(ctx, tenantID, tenantry.RoleAdmin)
+	mt, err := s.tenants.Authorize(ctx, tenantID, permission.EventsRead)
 	if err != nil {
 		return nil, err
 	}

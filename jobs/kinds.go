@@ -5,7 +5,8 @@ package jobs
 type (
 	// ReconcileStorage reconciles every tenant's blobs with its file rows.
 	ReconcileStorage struct{}
-	// CleanupSessions deletes sessions that ended long enough ago.
+	// CleanupSessions deletes sessions that ended long enough ago, stale
+	// login failures, and memberships whose role expired.
 	CleanupSessions struct{}
 	// PruneOutbox deletes events published before the retention period.
 	PruneOutbox struct{}

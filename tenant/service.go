@@ -12,11 +12,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
-
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/audit"
 	"github.com/tenantry/tenantry/outbox"
+	"github.com/tenantry/tenantry/permission"
 	"github.com/tenantry/tenantry/quota"
 	"github.com/tenantry/tenantry/sqldb"
 )
@@ -63,11 +62,14 @@ func principal(ctx context.Context) (tenantry.Principal, error) {
 	return p, nil
 }
 
-// Authorize returns the tenant if the caller is a member of it with at least
-// role min. A tenant the caller does not belong to, or that is not active,
-// is not found: its existence is not revealed. A member whose role is too
-// low is forbidden.
-func (s *Service) Authorize(ctx context.Context, tenantID string, min tenantry.Role) (*MemberTenant, error) {
+// Authorize returns the tenant if the caller is a member of it whose role
+// grants perm, on their own resources at least (the caller checks
+// ownership where the scope matters, with MemberTenant.Permissions). It is
+// where every decision about a tenant's resources is made. A tenant the
+// caller does not belong to (or no longer: the role expired), or that is
+// not active, is not found: its existence is not revealed. A member whose
+// role does not grant perm is forbidden.
+func (s *Service) Authorize(ctx context.Context, tenantID string, perm permission.Permission) (*MemberTenant, error) {
 	p, err := principal(ctx)
 	if err != nil {
 		return nil, err
@@ -78,11 +80,8 @@ func (s *Service) Authorize(ctx context.Context, tenantID string, min tenantry.R
 	} else if err != nil {
 		return nil, err
 	}
-	if !mt.Role.AtLeast(min) {
-		if min == tenantry.RoleAdmin {
-			return nil, tenantry.Errorf(tenantry.EForbidden, "Admin role required for this operation")
-		}
-		return nil, tenantry.Errorf(tenantry.EForbidden, "Your role in this tenant does not allow this operation")
+	if !mt.Permissions.Allows(perm) {
+		return nil, tenantry.Errorf(tenantry.EForbidden, "Your role in this tenant does not allow this operation (it needs %s)", perm)
 	}
 	return mt, nil
 }
@@ -141,7 +140,8 @@ func (s *Service) Create(ctx context.Context, name string) (*MemberTenant, error
 	audit.SetTenant(ctx, t.ID)
 	audit.SetTarget(ctx, "tenant", t.ID)
 	audit.Annotate(ctx, "after", map[string]any{"name": t.Name, "database_name": t.DatabaseName})
-	return &MemberTenant{Tenant: *t, Role: tenantry.RoleAdmin, JoinedAt: membership.JoinedAt}, nil
+	admin, _ := permission.BuiltIn(permission.Admin)
+	return &MemberTenant{Tenant: *t, Role: tenantry.RoleAdmin, JoinedAt: membership.JoinedAt, Permissions: admin}, nil
 }
 
 // ListMine returns the caller's active tenants with the caller's role in
@@ -168,9 +168,12 @@ type Detail struct {
 
 // Get returns a tenant the caller belongs to, with its members.
 func (s *Service) Get(ctx context.Context, tenantID string) (*Detail, error) {
-	mt, err := s.Authorize(ctx, tenantID, tenantry.RoleViewer)
+	mt, err := s.Authorize(ctx, tenantID, permission.TenantRead)
 	if err != nil {
 		return nil, err
+	}
+	if !mt.Permissions.Allows(permission.MembersRead) {
+		return &Detail{MemberTenant: *mt, Members: []Member{}}, nil
 	}
 	members, err := listMembers(ctx, s.db, tenantID)
 	if err != nil {
@@ -187,9 +190,9 @@ type Update struct {
 	IsActive *bool
 }
 
-// Update renames or deactivates a tenant. Admins only.
+// Update renames or deactivates a tenant.
 func (s *Service) Update(ctx context.Context, tenantID string, in Update) (*tenantry.Tenant, error) {
-	mt, err := s.Authorize(ctx, tenantID, tenantry.RoleAdmin)
+	mt, err := s.Authorize(ctx, tenantID, permission.TenantUpdate)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +246,7 @@ func (s *Service) Update(ctx context.Context, tenantID string, in Update) (*tena
 // which the tenant can be restored (see Lifecycle), then purged. Admins
 // only.
 func (s *Service) Delete(ctx context.Context, tenantID string) error {
-	mt, err := s.Authorize(ctx, tenantID, tenantry.RoleAdmin)
+	mt, err := s.Authorize(ctx, tenantID, permission.TenantDelete)
 	if err != nil {
 		return err
 	}
@@ -288,173 +291,4 @@ func (s *Service) memberEvent(ctx context.Context, tx sqldb.Tx, eventType, tenan
 func principalID(ctx context.Context) string {
 	p, _ := tenantry.PrincipalFromContext(ctx)
 	return p.UserID
-}
-
-func validRole(errs tenantry.FieldErrors, role tenantry.Role) {
-	if !role.Valid() {
-		errs.Add("role", "Must be one of: admin, user, viewer.")
-	}
-}
-
-// AddMember adds an existing, active user to a tenant. Admins only.
-func (s *Service) AddMember(ctx context.Context, tenantID, userID string, role tenantry.Role) (*tenantry.Membership, error) {
-	if _, err := s.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
-		return nil, err
-	}
-	errs := tenantry.FieldErrors{}
-	userID = strings.ToLower(strings.TrimSpace(userID))
-	if _, err := uuid.Parse(userID); err != nil || len(userID) != 36 {
-		errs.Add("user_id", "Not a valid UUID.")
-	}
-	validRole(errs, role)
-	if err := errs.Err(); err != nil {
-		return nil, err
-	}
-	m := &tenantry.Membership{TenantID: tenantID, UserID: userID, Role: role, JoinedAt: sqldb.Now()}
-	err := s.db.InTx(ctx, func(tx sqldb.Tx) error {
-		if ok, err := lockTenant(ctx, tx, tenantID); err != nil {
-			return err
-		} else if !ok {
-			return errTenantNotFound
-		}
-		if ok, err := activeUser(ctx, tx, userID); err != nil {
-			return err
-		} else if !ok {
-			return tenantry.Errorf(tenantry.ENotFound, "User not found")
-		}
-		// The tenant's row lock, taken above, makes this count and the
-		// insert below one step for concurrent additions.
-		if err := s.checkMembersQuota(ctx, tx, tenantID, userID); err != nil {
-			return err
-		}
-		err := insertMembership(ctx, tx, m)
-		if errors.Is(err, sqldb.ErrUniqueViolation) {
-			return tenantry.Errorf(tenantry.EConflict, "User is already a member of this tenant")
-		} else if err != nil {
-			return err
-		}
-		return s.memberEvent(ctx, tx, tenantry.EventMemberAdded, tenantID, userID, map[string]any{"role": role})
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.streams.Committed()
-	audit.SetTarget(ctx, "user", userID)
-	audit.Annotate(ctx, "after", map[string]any{"role": role})
-	return m, nil
-}
-
-// checkMembersQuota refuses a new member the tenant has no room for. An
-// existing member is left to the insert, which answers that it is one.
-func (s *Service) checkMembersQuota(ctx context.Context, tx sqldb.Tx, tenantID, userID string) error {
-	limits, err := s.quotas.Limits(ctx, tx, tenantID)
-	if err != nil || limits.Members == nil {
-		return err
-	}
-	n, err := countMembers(ctx, tx, tenantID)
-	if err != nil || n < *limits.Members {
-		return err
-	}
-	if _, err := findMembership(ctx, tx, tenantID, userID); err == nil {
-		return tenantry.Errorf(tenantry.EConflict, "User is already a member of this tenant")
-	} else if !errors.Is(err, sqldb.ErrNoRows) {
-		return err
-	}
-	return quota.Exceeded(quota.Members, *limits.Members, n)
-}
-
-// RemoveMember removes a user from a tenant; the last admin cannot be
-// removed. Admins only.
-func (s *Service) RemoveMember(ctx context.Context, tenantID, userID string) error {
-	if _, err := s.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
-		return err
-	}
-	err := s.db.InTx(ctx, func(tx sqldb.Tx) error {
-		m, err := s.lockedMembership(ctx, tx, tenantID, userID)
-		if err != nil {
-			return err
-		}
-		if m.Role == tenantry.RoleAdmin {
-			if err := ensureAnotherAdmin(ctx, tx, tenantID, "Cannot remove the last admin from the tenant"); err != nil {
-				return err
-			}
-		}
-		if err := deleteMembership(ctx, tx, tenantID, userID); err != nil {
-			return err
-		}
-		audit.Annotate(ctx, "before", map[string]any{"role": m.Role})
-		return s.memberEvent(ctx, tx, tenantry.EventMemberRemoved, tenantID, userID, map[string]any{"role": m.Role})
-	})
-	if err == nil {
-		s.streams.Committed()
-	}
-	return err
-}
-
-// ChangeRole sets a member's role; the last admin cannot be demoted. Admins
-// only.
-func (s *Service) ChangeRole(ctx context.Context, tenantID, userID string, role tenantry.Role) (*tenantry.Membership, error) {
-	if _, err := s.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
-		return nil, err
-	}
-	errs := tenantry.FieldErrors{}
-	validRole(errs, role)
-	if err := errs.Err(); err != nil {
-		return nil, err
-	}
-	var m *tenantry.Membership
-	err := s.db.InTx(ctx, func(tx sqldb.Tx) error {
-		var err error
-		m, err = s.lockedMembership(ctx, tx, tenantID, userID)
-		if err != nil {
-			return err
-		}
-		if m.Role == tenantry.RoleAdmin && role != tenantry.RoleAdmin {
-			if err := ensureAnotherAdmin(ctx, tx, tenantID, "Cannot demote the last admin of the tenant"); err != nil {
-				return err
-			}
-		}
-		if err := updateRole(ctx, tx, tenantID, userID, role); err != nil {
-			return err
-		}
-		if err := s.memberEvent(ctx, tx, tenantry.EventMemberRoleChanged, tenantID, userID, map[string]any{"from": m.Role, "to": role}); err != nil {
-			return err
-		}
-		audit.Annotate(ctx, "before", map[string]any{"role": m.Role})
-		audit.Annotate(ctx, "after", map[string]any{"role": role})
-		m.Role = role
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.streams.Committed()
-	return m, nil
-}
-
-// lockedMembership locks the tenant, then reads the membership: after the
-// lock, concurrent changes to this tenant's members have committed and are
-// visible.
-func (s *Service) lockedMembership(ctx context.Context, tx sqldb.Tx, tenantID, userID string) (*tenantry.Membership, error) {
-	if ok, err := lockTenant(ctx, tx, tenantID); err != nil {
-		return nil, err
-	} else if !ok {
-		return nil, errTenantNotFound
-	}
-	m, err := findMembership(ctx, tx, tenantID, userID)
-	if errors.Is(err, sqldb.ErrNoRows) {
-		return nil, errNotMember
-	}
-	return m, err
-}
-
-func ensureAnotherAdmin(ctx context.Context, tx sqldb.Tx, tenantID, message string) error {
-	n, err := countAdmins(ctx, tx, tenantID)
-	if err != nil {
-		return err
-	}
-	if n <= 1 {
-		return tenantry.Errorf(tenantry.EConflict, "%s", message)
-	}
-	return nil
 }

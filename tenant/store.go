@@ -2,11 +2,14 @@ package tenant
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/permission"
 	"github.com/tenantry/tenantry/sqldb"
 )
 
@@ -102,17 +105,25 @@ func FindProvisioned(ctx context.Context, q sqldb.Querier, id string) (*tenantry
 const activeTenant = `t.is_active AND t.provisioned_at IS NOT NULL`
 
 // memberTenantColumns is the select list memberTenantDest scans, over
-// tenants t and memberships m. Authorizing a request reads it, so its
-// timestamps are selected for the cheap decoding of sqldb.ScanTime.
+// tenants t, memberships m and the member's custom role r (see memberRole).
+// Authorizing a request reads it, so its timestamps are selected for the
+// cheap decoding of sqldb.ScanTime.
 func memberTenantColumns(d sqldb.Dialect) string {
 	return `t.id, t.name, t.database_name, COALESCE(t.server, ''), t.is_active, ` + d.Time("t.created_at") + `, ` + d.Time("t.updated_at") +
-		`, COALESCE(CAST(t.created_by AS TEXT), ''), m.role, ` + d.Time("m.joined_at")
+		`, COALESCE(CAST(t.created_by AS TEXT), ''), m.role, ` + d.Time("m.joined_at") + `, m.expires_at, COALESCE(r.permissions, '')`
 }
+
+// memberRole joins a membership m to its custom role, if it has one.
+const memberRole = ` LEFT JOIN tenant_roles r ON r.tenant_id = m.tenant_id AND r.name = m.role `
+
+// unexpired keeps the memberships m whose role has not expired at $now,
+// the placeholder given.
+func unexpired(now string) string { return ` (m.expires_at IS NULL OR m.expires_at > ` + now + `) ` }
 
 func memberTenantDest(mt *MemberTenant) []any {
 	t := &mt.Tenant
 	return []any{&t.ID, &t.Name, &t.DatabaseName, &t.Server, &t.IsActive, sqldb.ScanTime(&t.CreatedAt), sqldb.ScanTime(&t.UpdatedAt),
-		&t.CreatedBy, &mt.Role, sqldb.ScanTime(&mt.JoinedAt)}
+		&t.CreatedBy, &mt.Role, sqldb.ScanTime(&mt.JoinedAt), sqldb.ScanNullTime(&mt.ExpiresAt), &mt.customPermissions}
 }
 
 // MemberTenant is a tenant seen by one of its members.
@@ -120,21 +131,28 @@ type MemberTenant struct {
 	tenantry.Tenant
 	Role     tenantry.Role
 	JoinedAt time.Time
+	// ExpiresAt is when the member stops being one; zero for never.
+	ExpiresAt time.Time
+	// Permissions are what the member's role grants.
+	Permissions permission.Set
+
+	customPermissions string
 }
 
 // Member is a user seen as a member of a tenant.
 type Member struct {
 	tenantry.User
-	Role     tenantry.Role
-	JoinedAt time.Time
+	Role      tenantry.Role
+	JoinedAt  time.Time
+	ExpiresAt time.Time
 }
 
 func listMemberTenants(ctx context.Context, q sqldb.Querier, userID string) ([]MemberTenant, error) {
 	rows, err := q.Query(ctx, `
 		SELECT `+memberTenantColumns(q.Dialect())+`
-		FROM memberships m JOIN tenants t ON t.id = m.tenant_id
-		WHERE m.user_id = $1 AND `+activeTenant+`
-		ORDER BY m.joined_at DESC, t.id`, userID)
+		FROM memberships m JOIN tenants t ON t.id = m.tenant_id `+memberRole+`
+		WHERE m.user_id = $1 AND `+activeTenant+` AND `+unexpired("$2")+`
+		ORDER BY m.joined_at DESC, t.id`, userID, sqldb.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -145,32 +163,53 @@ func listMemberTenants(ctx context.Context, q sqldb.Querier, userID string) ([]M
 		if err := rows.Scan(memberTenantDest(&mt)...); err != nil {
 			return nil, err
 		}
+		mt.Permissions = permissionsOf(mt.Role, mt.customPermissions)
 		out = append(out, mt)
 	}
 	return out, rows.Err()
 }
 
 // findAccess returns an active tenant and the user's role in it, or
-// ErrNoRows when the user is not a member or the tenant is not active.
+// ErrNoRows when the user is not a member, or no longer, or the tenant is
+// not active.
 func findAccess(ctx context.Context, q sqldb.Querier, tenantID, userID string) (*MemberTenant, error) {
 	var mt MemberTenant
 	err := q.QueryRow(ctx, `
 		SELECT `+memberTenantColumns(q.Dialect())+`
-		FROM tenants t JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2
-		WHERE t.id = $1 AND `+activeTenant, tenantID, userID).
+		FROM tenants t JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2 `+memberRole+`
+		WHERE t.id = $1 AND `+activeTenant+` AND `+unexpired("$3"), tenantID, userID, sqldb.Now()).
 		Scan(memberTenantDest(&mt)...)
 	if err != nil {
 		return nil, err
 	}
+	mt.Permissions = permissionsOf(mt.Role, mt.customPermissions)
 	return &mt, nil
+}
+
+// permissionsOf is what a role grants: a built-in role's set, or a custom
+// role's stored one. A custom role whose stored set no longer reads (a
+// permission since withdrawn) grants what still does.
+func permissionsOf(role tenantry.Role, custom string) permission.Set {
+	if set, ok := permission.BuiltIn(string(role)); ok {
+		return set
+	}
+	var list []string
+	_ = json.Unmarshal([]byte(custom), &list)
+	set := permission.Set{}
+	for _, g := range list {
+		if one, err := permission.Parse([]string{g}); err == nil {
+			maps.Copy(set, one)
+		}
+	}
+	return set
 }
 
 func listMembers(ctx context.Context, q sqldb.Querier, tenantID string) ([]Member, error) {
 	rows, err := q.Query(ctx, `
-		SELECT u.id, u.email, u.first_name, u.last_name, u.is_active, u.created_at, u.updated_at, m.role, m.joined_at
+		SELECT u.id, u.email, u.first_name, u.last_name, u.is_active, u.created_at, u.updated_at, m.role, m.joined_at, m.expires_at
 		FROM memberships m JOIN users u ON u.id = m.user_id
-		WHERE m.tenant_id = $1 AND u.is_active
-		ORDER BY m.joined_at, u.id`, tenantID)
+		WHERE m.tenant_id = $1 AND u.is_active AND `+unexpired("$2")+`
+		ORDER BY m.joined_at, u.id`, tenantID, sqldb.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +218,7 @@ func listMembers(ctx context.Context, q sqldb.Querier, tenantID string) ([]Membe
 	for rows.Next() {
 		var m Member
 		u := &m.User
-		if err := rows.Scan(&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.CreatedAt, &u.UpdatedAt, &m.Role, &m.JoinedAt); err != nil {
+		if err := rows.Scan(&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.CreatedAt, &u.UpdatedAt, &m.Role, &m.JoinedAt, sqldb.ScanNullTime(&m.ExpiresAt)); err != nil {
 			return nil, err
 		}
 		out = append(out, m)
@@ -202,25 +241,60 @@ func countMembers(ctx context.Context, q sqldb.Querier, tenantID string) (int64,
 }
 
 func insertMembership(ctx context.Context, q sqldb.Querier, m *tenantry.Membership) error {
-	_, err := q.Exec(ctx, `INSERT INTO memberships (tenant_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)`,
-		m.TenantID, m.UserID, string(m.Role), m.JoinedAt)
+	_, err := q.Exec(ctx, `INSERT INTO memberships (tenant_id, user_id, role, joined_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+		m.TenantID, m.UserID, string(m.Role), m.JoinedAt, nullTime(m.ExpiresAt))
 	return err
 }
 
+// nullTime stores the zero time as NULL.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+// findMembership returns a membership, expired or not: an expired one is
+// still there until the expiry job removes it, and stands in the way of
+// adding the user again until then.
 func findMembership(ctx context.Context, q sqldb.Querier, tenantID, userID string) (*tenantry.Membership, error) {
 	m := tenantry.Membership{TenantID: tenantID, UserID: userID}
-	err := q.QueryRow(ctx, `SELECT role, joined_at FROM memberships WHERE tenant_id = $1 AND user_id = $2`, tenantID, userID).
-		Scan(&m.Role, &m.JoinedAt)
+	var custom string
+	err := q.QueryRow(ctx, `SELECT m.role, m.joined_at, m.expires_at, COALESCE(r.permissions, '')
+		FROM memberships m `+memberRole+` WHERE m.tenant_id = $1 AND m.user_id = $2`, tenantID, userID).
+		Scan(&m.Role, sqldb.ScanTime(&m.JoinedAt), sqldb.ScanNullTime(&m.ExpiresAt), &custom)
 	if err != nil {
 		return nil, err
 	}
+	m.Permissions = permissionsOf(m.Role, custom)
 	return &m, nil
 }
 
-func countAdmins(ctx context.Context, q sqldb.Querier, tenantID string) (int, error) {
-	var n int
-	err := q.QueryRow(ctx, `SELECT count(*) FROM memberships WHERE tenant_id = $1 AND role = 'admin'`, tenantID).Scan(&n)
-	return n, err
+// managers counts the unexpired members, other than except, whose role
+// lets them change members' roles and manage roles: a tenant must keep one.
+func managers(ctx context.Context, q sqldb.Querier, tenantID, except string) (int, error) {
+	rows, err := q.Query(ctx, `SELECT m.user_id, m.role, COALESCE(r.permissions, '') FROM memberships m `+memberRole+`
+		WHERE m.tenant_id = $1 AND `+unexpired("$2"), tenantID, sqldb.Now())
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var user, role, custom string
+		if err := rows.Scan(&user, &role, &custom); err != nil {
+			return 0, err
+		}
+		if user != except && isManager(permissionsOf(tenantry.Role(role), custom)) {
+			n++
+		}
+	}
+	return n, rows.Err()
+}
+
+// isManager reports whether a role's permissions keep a tenant managed.
+func isManager(s permission.Set) bool {
+	return s.AllowsAll(permission.MembersUpdate) && s.AllowsAll(permission.RolesManage)
 }
 
 func deleteMembership(ctx context.Context, q sqldb.Querier, tenantID, userID string) error {
@@ -228,8 +302,9 @@ func deleteMembership(ctx context.Context, q sqldb.Querier, tenantID, userID str
 	return err
 }
 
-func updateRole(ctx context.Context, q sqldb.Querier, tenantID, userID string, role tenantry.Role) error {
-	_, err := q.Exec(ctx, `UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND user_id = $2`, tenantID, userID, string(role))
+func updateRole(ctx context.Context, q sqldb.Querier, tenantID, userID string, role tenantry.Role, expiresAt time.Time) error {
+	_, err := q.Exec(ctx, `UPDATE memberships SET role = $3, expires_at = $4 WHERE tenant_id = $1 AND user_id = $2`,
+		tenantID, userID, string(role), nullTime(expiresAt))
 	return err
 }
 
