@@ -38,6 +38,7 @@ import (
 	"github.com/tenantry/tenantry/postgres"
 	"github.com/tenantry/tenantry/quota"
 	"github.com/tenantry/tenantry/ratelimit"
+	"github.com/tenantry/tenantry/sso"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
 	"github.com/tenantry/tenantry/token"
@@ -75,6 +76,8 @@ type App struct {
 	Keys *keyring.Keyring
 	// Lifecycle restores deleted tenants and purges them.
 	Lifecycle *tenant.Lifecycle
+	// SSO is single sign-on per tenant.
+	SSO *sso.Service
 
 	// Streams records events; Dispatcher hands them to this process's
 	// consumers when there is no Kafka; Jobs is the job queue.
@@ -196,6 +199,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		return nil, err
 	}
 
+	a.SSO = sso.NewService(a.Engines.Control, a.Keys, a.TenantSvc, a.Accounts, a.Streams, sso.Options{
+		AzureAuthority: cfg.SSOAzureAuthority,
+		GoogleIssuer:   cfg.SSOGoogleIssuer,
+		GraphURL:       cfg.SSOGraphURL,
+		DNSServer:      cfg.DNSServer,
+		Logger:         logger,
+	})
+
 	if a.Blobs, err = openBlobs(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -231,6 +242,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Documents:       a.Documents,
 		Audit:           a.Audit,
 		Events:          events.NewService(a.TenantSvc, a.Tenants),
+		SSO:             a.SSO,
 		JobsUI:          a.jobsUI,
 		LoginLimiter:    a.limiter(cfg.RateLimitLogin, "login"),
 		RegisterLimiter: a.limiter(cfg.RateLimitRegister, "register"),

@@ -106,13 +106,13 @@ const activeTenant = `t.is_active AND t.provisioned_at IS NOT NULL`
 // timestamps are selected for the cheap decoding of sqldb.ScanTime.
 func memberTenantColumns(d sqldb.Dialect) string {
 	return `t.id, t.name, t.database_name, COALESCE(t.server, ''), t.is_active, ` + d.Time("t.created_at") + `, ` + d.Time("t.updated_at") +
-		`, COALESCE(CAST(t.created_by AS TEXT), ''), m.role, ` + d.Time("m.joined_at")
+		`, COALESCE(CAST(t.created_by AS TEXT), ''), t.auth_method, m.role, ` + d.Time("m.joined_at")
 }
 
 func memberTenantDest(mt *MemberTenant) []any {
 	t := &mt.Tenant
 	return []any{&t.ID, &t.Name, &t.DatabaseName, &t.Server, &t.IsActive, sqldb.ScanTime(&t.CreatedAt), sqldb.ScanTime(&t.UpdatedAt),
-		&t.CreatedBy, &mt.Role, sqldb.ScanTime(&mt.JoinedAt)}
+		&t.CreatedBy, &t.AuthMethod, &mt.Role, sqldb.ScanTime(&mt.JoinedAt)}
 }
 
 // MemberTenant is a tenant seen by one of its members.
