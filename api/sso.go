@@ -125,7 +125,10 @@ func (s *Server) viewSSOConfig(ctx context.Context, c *sso.Config) SSOConfigView
 	return v
 }
 
-type ssoConfigBody struct {
+// SSOConfigBody is a configuration to create, or the changes to one. It is
+// exported because huma documents the fields of exported embedded structs
+// only.
+type SSOConfigBody struct {
 	ProviderType        *string                `json:"provider_type,omitempty" enum:"azure_ad,google,oidc" doc:"azure_ad by default."`
 	ProviderTenantID    *string                `json:"provider_tenant_id,omitempty" maxLength:"255" doc:"azure_ad: the directory's id (GUID) or a verified domain such as contoso.onmicrosoft.com."`
 	Issuer              *string                `json:"issuer,omitempty" maxLength:"2048" doc:"oidc: the provider's issuer URL, https (plain http only on a loopback address)."`
@@ -137,7 +140,7 @@ type ssoConfigBody struct {
 	AutoProvisioning    *autoProvisioningInput `json:"auto_provisioning,omitempty"`
 }
 
-func (b *ssoConfigBody) input() sso.ConfigInput {
+func (b *SSOConfigBody) input() sso.ConfigInput {
 	return sso.ConfigInput{ProviderType: b.ProviderType, ProviderTenantID: b.ProviderTenantID, Issuer: b.Issuer, HostedDomain: b.HostedDomain,
 		ClientID: b.ClientID, ClientSecret: b.ClientSecret, AllowedRedirectURLs: b.AllowedRedirectURLs, Scopes: b.Scopes,
 		AutoProvisioning: b.AutoProvisioning.model()}
@@ -146,7 +149,7 @@ func (b *ssoConfigBody) input() sso.ConfigInput {
 type createSSOConfigInput struct {
 	TenantPath
 	Body struct {
-		ssoConfigBody
+		SSOConfigBody
 		Enable bool `json:"enable,omitempty" doc:"Enable at once: members may then sign in either way (both)."`
 	}
 }
@@ -154,7 +157,7 @@ type createSSOConfigInput struct {
 type updateSSOConfigInput struct {
 	TenantPath
 	Body struct {
-		ssoConfigBody
+		SSOConfigBody
 		IsEnabled *bool `json:"is_enabled,omitempty" doc:"false returns the tenant to passwords."`
 	}
 }
