@@ -452,6 +452,11 @@ func (s *Service) verify(ctx context.Context, c *Config, p *provider, f *flowSta
 		case errors.As(err, &expired):
 			return nil, ReasonExpired, nil
 		case strings.Contains(msg, "issued by a different provider"):
+			if c.ProviderType == AzureAD {
+				// Another directory's issuer: Entra's keys are shared,
+				// only the issuer and tid tell directories apart.
+				return nil, ReasonWrongDirectory, nil
+			}
 			return nil, ReasonWrongIssuer, nil
 		case strings.Contains(msg, "expected audience"):
 			return nil, ReasonWrongAudience, nil

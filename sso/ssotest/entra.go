@@ -50,8 +50,23 @@ type Entra struct {
 	queue   []*EntraUser
 	codes   map[string]*entraGrant
 	tokens  map[string]*EntraUser // access token -> user, for Graph
+	issued  []string
 	// GraphFails makes Microsoft Graph answer 503.
 	GraphFails bool
+}
+
+// Issued returns every token the provider handed out.
+func (e *Entra) Issued() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.issued...)
+}
+
+// SetGraphFails makes Microsoft Graph fail, or work again.
+func (e *Entra) SetGraphFails(fail bool) {
+	e.mu.Lock()
+	e.GraphFails = fail
+	e.mu.Unlock()
 }
 
 type entraGrant struct {
@@ -212,12 +227,13 @@ func (e *Entra) token(w http.ResponseWriter, r *http.Request, dir string) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	access := "entra-access-" + randomHex(16)
+	access, refresh := "entra-access-"+randomHex(16), "entra-refresh-"+randomHex(16)
 	e.mu.Lock()
 	e.tokens[access] = u
+	e.issued = append(e.issued, access, refresh, idToken)
 	e.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": 3600, "access_token": access,
-		"refresh_token": "entra-refresh-" + randomHex(16), "id_token": idToken})
+		"refresh_token": refresh, "id_token": idToken})
 }
 
 func (e *Entra) graph(w http.ResponseWriter, r *http.Request) {
