@@ -49,6 +49,8 @@ var auditActions = map[string]string{ //nolint:gochecknoglobals // read-only tab
 	"sso-exchange":              "auth.sso.exchange",
 	"sso-link":                  "auth.sso.link",
 	"sso-detect":                "auth.sso.detect",
+	"sso-refresh":               "auth.sso.refresh",
+	"sso-logout":                "auth.sso.logout",
 	"claim-tenant-domain":       "tenant.domain.claim",
 	"verify-tenant-domain":      "tenant.domain.verify",
 }

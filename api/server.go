@@ -143,6 +143,7 @@ func NewServer(cfg Config, svc Services) *Server {
 	if svc.SSO != nil && svc.Tenants != nil && svc.Accounts != nil {
 		s.registerSSOConfig()
 		s.registerSSOAuth()
+		s.registerSSOTokens()
 		s.registerDomains()
 	}
 	if svc.Events != nil {

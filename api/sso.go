@@ -702,6 +702,82 @@ func (s *Server) registerSSOAuth() {
 	})
 }
 
+type ssoRefreshInput struct {
+	Body struct {
+		TenantID resourceID `json:"tenant_id" doc:"The tenant whose provider's tokens to refresh."`
+	}
+}
+
+type ssoRefreshed struct {
+	ExpiresAt *time.Time `json:"expires_at" doc:"When the new provider access token expires; null when the provider did not say."`
+}
+
+type ssoUserInfoInput struct {
+	TenantID resourceID `query:"tenant_id" required:"true" doc:"The tenant whose provider to ask."`
+}
+
+type ssoUserInfo struct {
+	UserInfo map[string]any `json:"user_info" doc:"The provider's userinfo answer (Microsoft Graph's /me for Entra), as it sent it."`
+}
+
+type ssoLogoutInput struct {
+	TenantPath
+	Body *struct {
+		PostLogoutRedirectURI string `json:"post_logout_redirect_uri,omitempty" maxLength:"2048" doc:"Where the provider sends the browser after signing out; one of the tenant's allowed_redirect_urls."`
+	}
+}
+
+type ssoLoggedOut struct {
+	LogoutURL *string `json:"logout_url" doc:"The provider's end-session URL, to send the browser to; null when the provider has none."`
+}
+
+func (s *Server) registerSSOTokens() {
+	tags := []string{"Single sign-on"}
+
+	huma.Register(s.api, secured(huma.Operation{
+		OperationID: "sso-refresh", Method: http.MethodPost, Path: "/api/auth/sso/refresh", Tags: tags,
+		Summary:     "Refresh your stored provider tokens for a tenant",
+		Description: "Uses the stored refresh token; the provider's tokens are stored encrypted and never returned.",
+		Errors:      []int{http.StatusBadRequest, http.StatusNotFound, http.StatusBadGateway},
+	}), func(ctx context.Context, in *ssoRefreshInput) (*response[ssoRefreshed], error) {
+		exp, err := s.svc.SSO.RefreshProviderTokens(ctx, in.Body.TenantID.String())
+		if err != nil {
+			return nil, err
+		}
+		return ok("Provider tokens refreshed", ssoRefreshed{ExpiresAt: exp}), nil
+	})
+
+	huma.Register(s.api, secured(huma.Operation{
+		OperationID: "sso-user-info", Method: http.MethodGet, Path: "/api/auth/sso/user-info", Tags: tags,
+		Summary:     "What a tenant's provider says about you",
+		Description: "The provider's userinfo (Microsoft Graph's /me for Entra), asked with your stored provider token, refreshed first when expired.",
+		Errors:      []int{http.StatusBadRequest, http.StatusNotFound, http.StatusBadGateway},
+	}), func(ctx context.Context, in *ssoUserInfoInput) (*response[ssoUserInfo], error) {
+		info, err := s.svc.SSO.UserInfo(ctx, in.TenantID.String())
+		if err != nil {
+			return nil, err
+		}
+		return ok("User info retrieved successfully", ssoUserInfo{UserInfo: info}), nil
+	})
+
+	huma.Register(s.api, secured(huma.Operation{
+		OperationID: "sso-logout", Method: http.MethodPost, Path: "/api/auth/sso/logout/{tenant_id}", Tags: tags,
+		Summary:     "Sign out of tenantry and get the provider's sign-out URL",
+		Description: "Revokes the session of the access token at once, forgets your provider tokens for the tenant and returns the provider's end-session URL.",
+		Errors:      []int{http.StatusBadRequest, http.StatusNotFound},
+	}), func(ctx context.Context, in *ssoLogoutInput) (*response[ssoLoggedOut], error) {
+		redirect := ""
+		if in.Body != nil {
+			redirect = in.Body.PostLogoutRedirectURI
+		}
+		u, err := s.svc.SSO.Logout(ctx, in.id(ctx), redirect)
+		if err != nil {
+			return nil, err
+		}
+		return ok("Logout successful", ssoLoggedOut{LogoutURL: nullIfEmpty(u)}), nil
+	})
+}
+
 // validCookie returns the sign-in cookie's value if it looks like one
 // tenantry set, "" otherwise.
 func validCookie(v string) string {

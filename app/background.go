@@ -154,7 +154,11 @@ func (a *App) workers() *river.Workers {
 		if _, err := a.Accounts.DeleteEndedSessions(ctx, now.Add(-endedSessionRetention)); err != nil {
 			return err
 		}
-		_, err := a.Accounts.DeleteStaleLoginFailures(ctx, now)
+		if _, err := a.Accounts.DeleteStaleLoginFailures(ctx, now); err != nil {
+			return err
+		}
+		// Single sign-on states and one-time codes past use.
+		_, err := a.SSO.DeleteExpiredFlows(ctx)
 		return err
 	}})
 	river.AddWorker(w, &jobs.Func[jobs.ReapTenants]{Do: func(ctx context.Context, _ *river.Job[jobs.ReapTenants]) error {

@@ -57,6 +57,7 @@ func TestEntraRules(t *testing.T) {
 		if l.role(tenant) != "user" {
 			t.Fatalf("login = %+v", l)
 		}
+		ada := &apptest.User{ID: l.User.ID, AccessToken: l.AccessToken}
 		var ids struct {
 			Identities []struct {
 				AzureTenantID string `json:"azure_tenant_id"`
@@ -69,6 +70,15 @@ func TestEntraRules(t *testing.T) {
 		if len(ids.Identities) != 1 || ids.Identities[0].AzureTenantID != directoryA || ids.Identities[0].AzureObjectID != "0000aaaa-0000-4000-8000-000000000001" ||
 			ids.Identities[0].Subject != ids.Identities[0].AzureObjectID || !ids.Identities[0].HasTokens {
 			t.Fatalf("identities = %+v", ids)
+		}
+
+		// Microsoft Graph answers user-info with the stored token.
+		var info struct {
+			UserInfo map[string]any `json:"user_info"`
+		}
+		env.Get(t, "/api/auth/sso/user-info?tenant_id="+tenant, l.AccessToken).Expect(t, http.StatusOK, "").Data(t, &info)
+		if info.UserInfo["jobTitle"] != "Engineer" || info.UserInfo["mail"] != "ada@contoso.com" {
+			t.Fatalf("user info = %v", info.UserInfo)
 		}
 
 		// A token of another directory, signed with the same keys, as a
@@ -92,6 +102,15 @@ func TestEntraRules(t *testing.T) {
 		entra.Queue(&ssotest.EntraUser{ObjectID: "0000aaaa-0000-4000-8000-000000000003", Email: "max@contoso.com", Groups: []string{"g-admins"}, Overage: true})
 		expectRefused(t, env, tenant, env.NewBrowser(t).Follow(t, login, nil), http.StatusBadGateway, "SSO_GROUPS_UNRESOLVED", "groups_unresolved")
 		entra.SetGraphFails(false)
+
+		// Signing out returns the directory's end-session URL.
+		var out struct {
+			LogoutURL *string `json:"logout_url"`
+		}
+		env.Do(t, apptest.Request{Method: http.MethodPost, Path: "/api/auth/sso/logout/" + tenant, Token: ada.AccessToken}).Expect(t, http.StatusOK, "").Data(t, &out)
+		if out.LogoutURL == nil || !strings.HasPrefix(*out.LogoutURL, entra.Authority+"/"+directoryA+"/oauth2/v2.0/logout?client_id=") {
+			t.Fatalf("logout = %+v", out)
+		}
 
 		// Neither the client secret nor any token of the provider ever
 		// reached a response or a log line.

@@ -433,3 +433,45 @@ func TestExistingAccountsAreNeverMergedSilently(t *testing.T) {
 		}
 	})
 }
+
+func TestProviderTokensServeUserInfoRefreshAndLogout(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		f := setup(t, shape, map[string]any{"enabled": true})
+		f.idp.Queue(&ssotest.User{Subject: "tok-1", Email: "tok@corp.test", EmailVerified: true})
+		var l ssoLogin
+		f.signIn(t, f.env.NewBrowser(t), "").Expect(t, http.StatusOK, "").Data(t, &l)
+
+		var info struct {
+			UserInfo map[string]any `json:"user_info"`
+		}
+		f.env.Get(t, "/api/auth/sso/user-info?tenant_id="+f.tenant, l.AccessToken).Expect(t, http.StatusOK, "").Data(t, &info)
+		if info.UserInfo["sub"] != "tok-1" {
+			t.Fatalf("user info = %v", info.UserInfo)
+		}
+		f.env.Get(t, "/api/auth/sso/user-info?tenant_id="+f.tenant, f.admin.AccessToken).Expect(t, http.StatusNotFound, "NOT_FOUND")
+		var refreshed struct {
+			ExpiresAt *time.Time `json:"expires_at"`
+		}
+		f.env.Do(t, apptest.Request{Method: http.MethodPost, Path: "/api/auth/sso/refresh", Token: l.AccessToken, Body: map[string]string{"tenant_id": f.tenant}}).
+			Expect(t, http.StatusOK, "").Data(t, &refreshed)
+		if refreshed.ExpiresAt == nil || !refreshed.ExpiresAt.After(time.Now()) {
+			t.Fatalf("refreshed = %+v", refreshed)
+		}
+		f.env.Get(t, "/api/auth/sso/user-info?tenant_id="+f.tenant, l.AccessToken).Expect(t, http.StatusOK, "")
+
+		var out struct {
+			LogoutURL *string `json:"logout_url"`
+		}
+		f.env.Do(t, apptest.Request{Method: http.MethodPost, Path: "/api/auth/sso/logout/" + f.tenant, Token: l.AccessToken,
+			Body: map[string]string{"post_logout_redirect_uri": "https://evil.example/"}}).Expect(t, http.StatusBadRequest, "REDIRECT_NOT_ALLOWED")
+		f.env.Do(t, apptest.Request{Method: http.MethodPost, Path: "/api/auth/sso/logout/" + f.tenant, Token: l.AccessToken}).
+			Expect(t, http.StatusOK, "").Data(t, &out)
+		f.env.Get(t, "/api/auth/sso/identities", l.AccessToken).Expect(t, http.StatusUnauthorized, "TOKEN_REVOKED")
+		var stored int
+		if err := f.env.App.Engines.Control.QueryRow(context.Background(), `SELECT count(*) FROM sso_identities WHERE user_id = $1 AND access_token IS NOT NULL`,
+			l.User.ID).Scan(&stored); err != nil || stored != 0 {
+			t.Fatalf("provider tokens kept after logout: %d, %v", stored, err)
+		}
+	})
+}

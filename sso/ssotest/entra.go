@@ -110,6 +110,8 @@ func (e *Entra) serve(w http.ResponseWriter, r *http.Request) {
 		e.keys(w)
 	case r.URL.Path == "/v1.0/me/getMemberObjects":
 		e.graph(w, r)
+	case r.URL.Path == "/v1.0/me":
+		e.me(w, r)
 	case len(parts) == 4 && parts[1] == "v2.0" && parts[2] == ".well-known":
 		e.discovery(w, parts[0])
 	case len(parts) == 4 && parts[1] == "oauth2" && parts[3] == "authorize":
@@ -249,6 +251,17 @@ func (e *Entra) graph(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"value": u.Groups})
 	}
+}
+
+func (e *Entra) me(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	u := e.tokens[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+	e.mu.Unlock()
+	if u == nil {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "InvalidAuthenticationToken"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": u.ObjectID, "mail": u.Email, "givenName": u.GivenName, "jobTitle": "Engineer"})
 }
 
 func randomHex(n int) string {

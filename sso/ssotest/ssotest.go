@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
@@ -33,6 +34,20 @@ type Provider struct {
 
 	mu     sync.Mutex
 	tamper func(idToken string) string
+	// spent is the time the provider spent answering, since the last
+	// TimeSpent.
+	spent time.Duration
+}
+
+// TimeSpent returns how long the provider spent answering requests since
+// it was last asked, so that a measurement can leave the provider's own
+// time out.
+func (p *Provider) TimeSpent() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := p.spent
+	p.spent = 0
+	return d
 }
 
 // NewProvider starts a provider on loopback, stopped when the test ends.
@@ -86,6 +101,12 @@ func (p *Provider) KeyID() string {
 
 func (p *Provider) tamperTokens(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		defer func() {
+			p.mu.Lock()
+			p.spent += time.Since(start)
+			p.mu.Unlock()
+		}()
 		p.mu.Lock()
 		fn := p.tamper
 		p.mu.Unlock()
