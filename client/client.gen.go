@@ -62,6 +62,27 @@ func (e AutoProvisioningViewDefaultRole) Valid() bool {
 	}
 }
 
+// Defines values for CreateSSOConfigInputBodyProviderType.
+const (
+	CreateSSOConfigInputBodyProviderTypeAzureAd CreateSSOConfigInputBodyProviderType = "azure_ad"
+	CreateSSOConfigInputBodyProviderTypeGoogle  CreateSSOConfigInputBodyProviderType = "google"
+	CreateSSOConfigInputBodyProviderTypeOidc    CreateSSOConfigInputBodyProviderType = "oidc"
+)
+
+// Valid indicates whether the value is a known member of the CreateSSOConfigInputBodyProviderType enum.
+func (e CreateSSOConfigInputBodyProviderType) Valid() bool {
+	switch e {
+	case CreateSSOConfigInputBodyProviderTypeAzureAd:
+		return true
+	case CreateSSOConfigInputBodyProviderTypeGoogle:
+		return true
+	case CreateSSOConfigInputBodyProviderTypeOidc:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DetailsQuota.
 const (
 	Documents DetailsQuota = "documents"
@@ -320,6 +341,27 @@ func (e TenantViewRole) Valid() bool {
 	}
 }
 
+// Defines values for UpdateSSOConfigInputBodyProviderType.
+const (
+	UpdateSSOConfigInputBodyProviderTypeAzureAd UpdateSSOConfigInputBodyProviderType = "azure_ad"
+	UpdateSSOConfigInputBodyProviderTypeGoogle  UpdateSSOConfigInputBodyProviderType = "google"
+	UpdateSSOConfigInputBodyProviderTypeOidc    UpdateSSOConfigInputBodyProviderType = "oidc"
+)
+
+// Valid indicates whether the value is a known member of the UpdateSSOConfigInputBodyProviderType enum.
+func (e UpdateSSOConfigInputBodyProviderType) Valid() bool {
+	switch e {
+	case UpdateSSOConfigInputBodyProviderTypeAzureAd:
+		return true
+	case UpdateSSOConfigInputBodyProviderTypeGoogle:
+		return true
+	case UpdateSSOConfigInputBodyProviderTypeOidc:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListDocumentsParamsSort.
 const (
 	CreatedAt      ListDocumentsParamsSort = "created_at"
@@ -478,9 +520,32 @@ type ClaimDomainInputBody struct {
 
 // CreateSSOConfigInputBody defines model for CreateSSOConfigInputBody.
 type CreateSSOConfigInputBody struct {
+	AllowedRedirectUrls *[]string              `json:"allowed_redirect_urls,omitempty"`
+	AutoProvisioning    *AutoProvisioningInput `json:"auto_provisioning,omitempty"`
+	ClientId            *string                `json:"client_id,omitempty"`
+
+	// ClientSecret Write-only: stored encrypted, never returned.
+	ClientSecret *string `json:"client_secret,omitempty"`
+
 	// Enable Enable at once: members may then sign in either way (both).
 	Enable *bool `json:"enable,omitempty"`
+
+	// HostedDomain google: the Workspace domain sign-ins must belong to.
+	HostedDomain *string `json:"hosted_domain,omitempty"`
+
+	// Issuer oidc: the provider's issuer URL, https (plain http only on a loopback address).
+	Issuer *string `json:"issuer,omitempty"`
+
+	// ProviderTenantId azure_ad: the directory's id (GUID) or a verified domain such as contoso.onmicrosoft.com.
+	ProviderTenantId *string `json:"provider_tenant_id,omitempty"`
+
+	// ProviderType azure_ad by default.
+	ProviderType *CreateSSOConfigInputBodyProviderType `json:"provider_type,omitempty"`
+	Scopes       *[]string                             `json:"scopes,omitempty"`
 }
+
+// CreateSSOConfigInputBodyProviderType azure_ad by default.
+type CreateSSOConfigInputBodyProviderType string
 
 // CreateTenantInputBody defines model for CreateTenantInputBody.
 type CreateTenantInputBody struct {
@@ -885,9 +950,42 @@ type EnvelopeSsoLinkStarted struct {
 	Success bool `json:"success"`
 }
 
+// EnvelopeSsoLoggedOut defines model for EnvelopeSsoLoggedOut.
+type EnvelopeSsoLoggedOut struct {
+	Data SsoLoggedOut `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeSsoRefreshed defines model for EnvelopeSsoRefreshed.
+type EnvelopeSsoRefreshed struct {
+	Data SsoRefreshed `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
 // EnvelopeSsoStatisticsView defines model for EnvelopeSsoStatisticsView.
 type EnvelopeSsoStatisticsView struct {
 	Data SsoStatisticsView `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeSsoUserInfo defines model for EnvelopeSsoUserInfo.
+type EnvelopeSsoUserInfo struct {
+	Data SsoUserInfo `json:"data"`
 
 	// Message Human-readable summary.
 	Message string `json:"message"`
@@ -1450,11 +1548,35 @@ type SsoLinkStarted struct {
 	AuthorizationUrl string `json:"authorization_url"`
 }
 
+// SsoLoggedOut defines model for SsoLoggedOut.
+type SsoLoggedOut struct {
+	// LogoutUrl The provider's end-session URL, to send the browser to; null when the provider has none.
+	LogoutUrl *string `json:"logout_url"`
+}
+
+// SsoLogoutInputBody defines model for SsoLogoutInputBody.
+type SsoLogoutInputBody struct {
+	// PostLogoutRedirectUri Where the provider sends the browser after signing out; one of the tenant's allowed_redirect_urls.
+	PostLogoutRedirectUri *string `json:"post_logout_redirect_uri,omitempty"`
+}
+
 // SsoRecentLogin defines model for SsoRecentLogin.
 type SsoRecentLogin struct {
 	LastLoginAt time.Time          `json:"last_login_at"`
 	UserEmail   string             `json:"user_email"`
 	UserId      openapi_types.UUID `json:"user_id"`
+}
+
+// SsoRefreshInputBody defines model for SsoRefreshInputBody.
+type SsoRefreshInputBody struct {
+	// TenantId The tenant whose provider's tokens to refresh.
+	TenantId openapi_types.UUID `json:"tenant_id"`
+}
+
+// SsoRefreshed defines model for SsoRefreshed.
+type SsoRefreshed struct {
+	// ExpiresAt When the new provider access token expires; null when the provider did not say.
+	ExpiresAt *time.Time `json:"expires_at"`
 }
 
 // SsoStatisticsView defines model for SsoStatisticsView.
@@ -1479,6 +1601,12 @@ type SsoStatisticsViewUsageStruct struct {
 	ExpiredTokens   int64 `json:"expired_tokens"`
 	RecentLogins30d int64 `json:"recent_logins_30d"`
 	TotalSsoUsers   int64 `json:"total_sso_users"`
+}
+
+// SsoUserInfo defines model for SsoUserInfo.
+type SsoUserInfo struct {
+	// UserInfo The provider's userinfo answer (Microsoft Graph's /me for Entra), as it sent it.
+	UserInfo map[string]interface{} `json:"user_info"`
 }
 
 // SsoValidationView defines model for SsoValidationView.
@@ -1596,9 +1724,32 @@ type UpdateMeInputBody struct {
 
 // UpdateSSOConfigInputBody defines model for UpdateSSOConfigInputBody.
 type UpdateSSOConfigInputBody struct {
+	AllowedRedirectUrls *[]string              `json:"allowed_redirect_urls,omitempty"`
+	AutoProvisioning    *AutoProvisioningInput `json:"auto_provisioning,omitempty"`
+	ClientId            *string                `json:"client_id,omitempty"`
+
+	// ClientSecret Write-only: stored encrypted, never returned.
+	ClientSecret *string `json:"client_secret,omitempty"`
+
+	// HostedDomain google: the Workspace domain sign-ins must belong to.
+	HostedDomain *string `json:"hosted_domain,omitempty"`
+
 	// IsEnabled false returns the tenant to passwords.
 	IsEnabled *bool `json:"is_enabled,omitempty"`
+
+	// Issuer oidc: the provider's issuer URL, https (plain http only on a loopback address).
+	Issuer *string `json:"issuer,omitempty"`
+
+	// ProviderTenantId azure_ad: the directory's id (GUID) or a verified domain such as contoso.onmicrosoft.com.
+	ProviderTenantId *string `json:"provider_tenant_id,omitempty"`
+
+	// ProviderType azure_ad by default.
+	ProviderType *UpdateSSOConfigInputBodyProviderType `json:"provider_type,omitempty"`
+	Scopes       *[]string                             `json:"scopes,omitempty"`
 }
+
+// UpdateSSOConfigInputBodyProviderType azure_ad by default.
+type UpdateSSOConfigInputBodyProviderType string
 
 // UpdateTenantInputBody defines model for UpdateTenantInputBody.
 type UpdateTenantInputBody struct {
@@ -1701,6 +1852,12 @@ type SsoLoginParams struct {
 
 	// UnderscoreUnderscoreHostTenantrySso The browser's sign-in cookie, when it has one.
 	UnderscoreUnderscoreHostTenantrySso *string `form:"__Host-tenantry-sso,omitempty" json:"__Host-tenantry-sso,omitempty"`
+}
+
+// SsoUserInfoParams defines parameters for SsoUserInfo.
+type SsoUserInfoParams struct {
+	// TenantId The tenant whose provider to ask.
+	TenantId openapi_types.UUID `form:"tenant_id" json:"tenant_id"`
 }
 
 // ListFilesAliasParams defines parameters for ListFilesAlias.
@@ -1860,6 +2017,12 @@ type SsoExchangeJSONRequestBody = SsoExchangeInputBody
 
 // SsoLinkJSONRequestBody defines body for SsoLink for application/json ContentType.
 type SsoLinkJSONRequestBody = SsoLinkInputBody
+
+// SsoLogoutJSONRequestBody defines body for SsoLogout for application/json ContentType.
+type SsoLogoutJSONRequestBody = SsoLogoutInputBody
+
+// SsoRefreshJSONRequestBody defines body for SsoRefresh for application/json ContentType.
+type SsoRefreshJSONRequestBody = SsoRefreshInputBody
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = CreateTenantInputBody
@@ -2282,6 +2445,49 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/auth/sso/login/{tenant_id} (the `SsoLogin` operationId).
 	SsoLogin(ctx context.Context, tenantId openapi_types.UUID, params *SsoLoginParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoLogoutWithBody Sign out of tenantry and get the provider's sign-out URL
+	//
+	// Revokes the session of the access token at once, forgets your provider tokens for the tenant and returns the provider's end-session URL.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/auth/sso/logout/{tenant_id} (the `SsoLogout` operationId).
+	SsoLogoutWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoLogout Sign out of tenantry and get the provider's sign-out URL
+	//
+	// Revokes the session of the access token at once, forgets your provider tokens for the tenant and returns the provider's end-session URL.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/auth/sso/logout/{tenant_id} (the `SsoLogout` operationId).
+	SsoLogout(ctx context.Context, tenantId openapi_types.UUID, body SsoLogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoRefreshWithBody Refresh your stored provider tokens for a tenant
+	//
+	// Uses the stored refresh token; the provider's tokens are stored encrypted and never returned.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/auth/sso/refresh (the `SsoRefresh` operationId).
+	SsoRefreshWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoRefresh Refresh your stored provider tokens for a tenant
+	//
+	// Uses the stored refresh token; the provider's tokens are stored encrypted and never returned.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/auth/sso/refresh (the `SsoRefresh` operationId).
+	SsoRefresh(ctx context.Context, body SsoRefreshJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoUserInfo What a tenant's provider says about you
+	//
+	// The provider's userinfo (Microsoft Graph's /me for Entra), asked with your stored provider token, refreshed first when expired.
+	//
+	// Corresponds with GET /api/auth/sso/user-info (the `SsoUserInfo` operationId).
+	SsoUserInfo(ctx context.Context, params *SsoUserInfoParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListFilesAlias List the tenant's distinct stored contents
 	//
@@ -3161,6 +3367,99 @@ func (c *Client) SsoLink(ctx context.Context, tenantId openapi_types.UUID, body 
 // Corresponds with GET /api/auth/sso/login/{tenant_id} (the `SsoLogin` operationId).
 func (c *Client) SsoLogin(ctx context.Context, tenantId openapi_types.UUID, params *SsoLoginParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewSsoLoginRequest(c.Server, tenantId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoLogoutWithBody Sign out of tenantry and get the provider's sign-out URL
+//
+// Revokes the session of the access token at once, forgets your provider tokens for the tenant and returns the provider's end-session URL.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/auth/sso/logout/{tenant_id} (the `SsoLogout` operationId).
+func (c *Client) SsoLogoutWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoLogoutRequestWithBody(c.Server, tenantId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoLogout Sign out of tenantry and get the provider's sign-out URL
+//
+// Revokes the session of the access token at once, forgets your provider tokens for the tenant and returns the provider's end-session URL.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/auth/sso/logout/{tenant_id} (the `SsoLogout` operationId).
+func (c *Client) SsoLogout(ctx context.Context, tenantId openapi_types.UUID, body SsoLogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoLogoutRequest(c.Server, tenantId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoRefreshWithBody Refresh your stored provider tokens for a tenant
+//
+// Uses the stored refresh token; the provider's tokens are stored encrypted and never returned.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/auth/sso/refresh (the `SsoRefresh` operationId).
+func (c *Client) SsoRefreshWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoRefreshRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoRefresh Refresh your stored provider tokens for a tenant
+//
+// Uses the stored refresh token; the provider's tokens are stored encrypted and never returned.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/auth/sso/refresh (the `SsoRefresh` operationId).
+func (c *Client) SsoRefresh(ctx context.Context, body SsoRefreshJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoRefreshRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoUserInfo What a tenant's provider says about you
+//
+// The provider's userinfo (Microsoft Graph's /me for Entra), asked with your stored provider token, refreshed first when expired.
+//
+// Corresponds with GET /api/auth/sso/user-info (the `SsoUserInfo` operationId).
+func (c *Client) SsoUserInfo(ctx context.Context, params *SsoUserInfoParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoUserInfoRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -5210,6 +5509,143 @@ func NewSsoLoginRequest(server string, tenantId openapi_types.UUID, params *SsoL
 			req.AddCookie(cookie0)
 		}
 	}
+	return req, nil
+}
+
+// NewSsoLogoutRequest calls the generic SsoLogout builder with application/json body
+func NewSsoLogoutRequest(server string, tenantId openapi_types.UUID, body SsoLogoutJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSsoLogoutRequestWithBody(server, tenantId, "application/json", bodyReader)
+}
+
+// NewSsoLogoutRequestWithBody constructs an http.Request for the SsoLogout method, with any body, and a specified content type
+func NewSsoLogoutRequestWithBody(server string, tenantId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/sso/logout/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSsoRefreshRequest calls the generic SsoRefresh builder with application/json body
+func NewSsoRefreshRequest(server string, body SsoRefreshJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSsoRefreshRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSsoRefreshRequestWithBody constructs an http.Request for the SsoRefresh method, with any body, and a specified content type
+func NewSsoRefreshRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/sso/refresh")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSsoUserInfoRequest constructs an http.Request for the SsoUserInfo method
+func NewSsoUserInfoRequest(server string, params *SsoUserInfoParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/sso/user-info")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", false, "tenant_id", params.TenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
 	return req, nil
 }
 
@@ -7801,6 +8237,51 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/auth/sso/login/{tenant_id} (the `SsoLogin` operationId).
 	SsoLoginWithResponse(ctx context.Context, tenantId openapi_types.UUID, params *SsoLoginParams, reqEditors ...RequestEditorFn) (*SsoLoginResponse, error)
 
+	// SsoLogoutWithBodyWithResponse Sign out of tenantry and get the provider's sign-out URL
+	//
+	// Revokes the session of the access token at once, forgets your provider tokens for the tenant and returns the provider's end-session URL.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/sso/logout/{tenant_id} (the `SsoLogout` operationId).
+	SsoLogoutWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SsoLogoutResponse, error)
+
+	// SsoLogoutWithResponse Sign out of tenantry and get the provider's sign-out URL
+	//
+	// Revokes the session of the access token at once, forgets your provider tokens for the tenant and returns the provider's end-session URL.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/sso/logout/{tenant_id} (the `SsoLogout` operationId).
+	SsoLogoutWithResponse(ctx context.Context, tenantId openapi_types.UUID, body SsoLogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*SsoLogoutResponse, error)
+
+	// SsoRefreshWithBodyWithResponse Refresh your stored provider tokens for a tenant
+	//
+	// Uses the stored refresh token; the provider's tokens are stored encrypted and never returned.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/sso/refresh (the `SsoRefresh` operationId).
+	SsoRefreshWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SsoRefreshResponse, error)
+
+	// SsoRefreshWithResponse Refresh your stored provider tokens for a tenant
+	//
+	// Uses the stored refresh token; the provider's tokens are stored encrypted and never returned.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/sso/refresh (the `SsoRefresh` operationId).
+	SsoRefreshWithResponse(ctx context.Context, body SsoRefreshJSONRequestBody, reqEditors ...RequestEditorFn) (*SsoRefreshResponse, error)
+
+	// SsoUserInfoWithResponse What a tenant's provider says about you
+	//
+	// The provider's userinfo (Microsoft Graph's /me for Entra), asked with your stored provider token, refreshed first when expired.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/auth/sso/user-info (the `SsoUserInfo` operationId).
+	SsoUserInfoWithResponse(ctx context.Context, params *SsoUserInfoParams, reqEditors ...RequestEditorFn) (*SsoUserInfoResponse, error)
+
 	// ListFilesAliasWithResponse List the tenant's distinct stored contents
 	//
 	// Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
@@ -9843,6 +10324,318 @@ func (r SsoLoginResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r SsoLoginResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SsoLogoutResponseDefaultHeaders the declared response headers of an HTTP default response for SsoLogout
+type SsoLogoutResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type SsoLogoutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSsoLoggedOut
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SsoLogoutResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SsoLogoutResponse) GetJSON200() *EnvelopeSsoLoggedOut {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SsoLogoutResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r SsoLogoutResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r SsoLogoutResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SsoLogoutResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r SsoLogoutResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r SsoLogoutResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SsoLogoutResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r SsoLogoutResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SsoLogoutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SsoLogoutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SsoLogoutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SsoLogoutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SsoRefreshResponseDefaultHeaders the declared response headers of an HTTP default response for SsoRefresh
+type SsoRefreshResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type SsoRefreshResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSsoRefreshed
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSON502 the response for an HTTP 502 `application/json` response
+	JSON502 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SsoRefreshResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SsoRefreshResponse) GetJSON200() *EnvelopeSsoRefreshed {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SsoRefreshResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r SsoRefreshResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r SsoRefreshResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SsoRefreshResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r SsoRefreshResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r SsoRefreshResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SsoRefreshResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSON502 returns the response for an HTTP 502 `application/json` response
+func (r SsoRefreshResponse) GetJSON502() *ErrorEnvelope {
+	return r.JSON502
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r SsoRefreshResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SsoRefreshResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SsoRefreshResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SsoRefreshResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SsoRefreshResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SsoUserInfoResponseDefaultHeaders the declared response headers of an HTTP default response for SsoUserInfo
+type SsoUserInfoResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type SsoUserInfoResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSsoUserInfo
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSON502 the response for an HTTP 502 `application/json` response
+	JSON502 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SsoUserInfoResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SsoUserInfoResponse) GetJSON200() *EnvelopeSsoUserInfo {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SsoUserInfoResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r SsoUserInfoResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r SsoUserInfoResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SsoUserInfoResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SsoUserInfoResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSON502 returns the response for an HTTP 502 `application/json` response
+func (r SsoUserInfoResponse) GetJSON502() *ErrorEnvelope {
+	return r.JSON502
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r SsoUserInfoResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SsoUserInfoResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SsoUserInfoResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SsoUserInfoResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SsoUserInfoResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -14566,6 +15359,81 @@ func (c *ClientWithResponses) SsoLoginWithResponse(ctx context.Context, tenantId
 	return ParseSsoLoginResponse(rsp)
 }
 
+// SsoLogoutWithBodyWithResponse Sign out of tenantry and get the provider's sign-out URL
+//
+// Revokes the session of the access token at once, forgets your provider tokens for the tenant and returns the provider's end-session URL.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/sso/logout/{tenant_id} (the `SsoLogout` operationId).
+func (c *ClientWithResponses) SsoLogoutWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SsoLogoutResponse, error) {
+	rsp, err := c.SsoLogoutWithBody(ctx, tenantId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoLogoutResponse(rsp)
+}
+
+// SsoLogoutWithResponse Sign out of tenantry and get the provider's sign-out URL
+//
+// Revokes the session of the access token at once, forgets your provider tokens for the tenant and returns the provider's end-session URL.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/sso/logout/{tenant_id} (the `SsoLogout` operationId).
+func (c *ClientWithResponses) SsoLogoutWithResponse(ctx context.Context, tenantId openapi_types.UUID, body SsoLogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*SsoLogoutResponse, error) {
+	rsp, err := c.SsoLogout(ctx, tenantId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoLogoutResponse(rsp)
+}
+
+// SsoRefreshWithBodyWithResponse Refresh your stored provider tokens for a tenant
+//
+// Uses the stored refresh token; the provider's tokens are stored encrypted and never returned.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/sso/refresh (the `SsoRefresh` operationId).
+func (c *ClientWithResponses) SsoRefreshWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SsoRefreshResponse, error) {
+	rsp, err := c.SsoRefreshWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoRefreshResponse(rsp)
+}
+
+// SsoRefreshWithResponse Refresh your stored provider tokens for a tenant
+//
+// Uses the stored refresh token; the provider's tokens are stored encrypted and never returned.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/sso/refresh (the `SsoRefresh` operationId).
+func (c *ClientWithResponses) SsoRefreshWithResponse(ctx context.Context, body SsoRefreshJSONRequestBody, reqEditors ...RequestEditorFn) (*SsoRefreshResponse, error) {
+	rsp, err := c.SsoRefresh(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoRefreshResponse(rsp)
+}
+
+// SsoUserInfoWithResponse What a tenant's provider says about you
+//
+// The provider's userinfo (Microsoft Graph's /me for Entra), asked with your stored provider token, refreshed first when expired.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/auth/sso/user-info (the `SsoUserInfo` operationId).
+func (c *ClientWithResponses) SsoUserInfoWithResponse(ctx context.Context, params *SsoUserInfoParams, reqEditors ...RequestEditorFn) (*SsoUserInfoResponse, error) {
+	rsp, err := c.SsoUserInfo(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoUserInfoResponse(rsp)
+}
+
 // ListFilesAliasWithResponse List the tenant's distinct stored contents
 //
 // Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
@@ -16894,6 +17762,291 @@ func ParseSsoLoginResponse(rsp *http.Response) (*SsoLoginResponse, error) {
 		response.Headers302 = &headers
 	case true:
 		var headers SsoLoginResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSsoLogoutResponse parses an HTTP response from a SsoLogoutWithResponse call
+func ParseSsoLogoutResponse(rsp *http.Response) (*SsoLogoutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SsoLogoutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSsoLoggedOut
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers SsoLogoutResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSsoRefreshResponse parses an HTTP response from a SsoRefreshWithResponse call
+func ParseSsoRefreshResponse(rsp *http.Response) (*SsoRefreshResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SsoRefreshResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSsoRefreshed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers SsoRefreshResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSsoUserInfoResponse parses an HTTP response from a SsoUserInfoWithResponse call
+func ParseSsoUserInfoResponse(rsp *http.Response) (*SsoUserInfoResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SsoUserInfoResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSsoUserInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers SsoUserInfoResponseDefaultHeaders
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
