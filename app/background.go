@@ -18,6 +18,7 @@ import (
 	"github.com/tenantry/tenantry/kafka"
 	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/sqldb"
+	"github.com/tenantry/tenantry/sso"
 	"github.com/tenantry/tenantry/tenant"
 )
 
@@ -161,6 +162,13 @@ func (a *App) workers() *river.Workers {
 		_, err := a.SSO.DeleteExpiredFlows(ctx)
 		return err
 	}})
+	river.AddWorker(w, &jobs.Func[jobs.RefreshSSOTokens]{Do: func(ctx context.Context, _ *river.Job[jobs.RefreshSSOTokens]) error {
+		n, err := a.SSO.RefreshExpiring(ctx, sso.RefreshAhead)
+		if n > 0 {
+			a.Logger.InfoContext(ctx, "refreshed stored provider tokens", "identities", n)
+		}
+		return err
+	}})
 	river.AddWorker(w, &jobs.Func[jobs.ReapTenants]{Do: func(ctx context.Context, _ *river.Job[jobs.ReapTenants]) error {
 		_, err := a.Provisioner.Reap(ctx, unfinishedTenantAge)
 		return err
@@ -201,6 +209,7 @@ func (a *App) periodicJobs() []*river.PeriodicJob {
 		jobs.Every(every, jobs.PurgeTenants{}),
 		jobs.Every(every, jobs.PruneOutbox{}),
 		jobs.Every(sweep, jobs.SweepOutbox{}),
+		jobs.Every(sso.RefreshEvery, jobs.RefreshSSOTokens{}),
 	}
 }
 

@@ -16,6 +16,9 @@ type (
 	// PurgeTenants purges the tenants deleted longer ago than the
 	// retention period, and finishes purges that stopped.
 	PurgeTenants struct{}
+	// RefreshSSOTokens renews the stored provider tokens of single sign-on
+	// identities before they expire.
+	RefreshSSOTokens struct{}
 	// ProcessFile inspects a newly stored content.
 	ProcessFile struct {
 		TenantID string `json:"tenant_id"`
@@ -40,6 +43,9 @@ func (ReapTenants) Kind() string { return "reap_tenants" }
 
 // Kind implements river.JobArgs.
 func (PurgeTenants) Kind() string { return "purge_tenants" }
+
+// Kind implements river.JobArgs.
+func (RefreshSSOTokens) Kind() string { return "refresh_sso_tokens" }
 
 // Kind implements river.JobArgs.
 func (ProcessFile) Kind() string { return "process_file" }

@@ -460,6 +460,20 @@ func TestProviderTokensServeUserInfoRefreshAndLogout(t *testing.T) {
 		}
 		f.env.Get(t, "/api/auth/sso/user-info?tenant_id="+f.tenant, l.AccessToken).Expect(t, http.StatusOK, "")
 
+		// The refresh job renews tokens about to expire.
+		if _, err := f.env.App.Engines.Control.Exec(context.Background(), `UPDATE sso_identities SET token_expires_at = $1 WHERE user_id = $2`,
+			time.Now().Add(time.Minute).UTC(), l.User.ID); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := f.env.App.SSO.RefreshExpiring(context.Background(), 10*time.Minute); err != nil || n != 1 {
+			t.Fatalf("refreshed %d, %v", n, err)
+		}
+		var expires time.Time
+		if err := f.env.App.Engines.Control.QueryRow(context.Background(), `SELECT token_expires_at FROM sso_identities WHERE user_id = $1`,
+			l.User.ID).Scan(&expires); err != nil || !expires.After(time.Now().Add(5*time.Minute)) {
+			t.Fatalf("expires after the job: %v, %v", expires, err)
+		}
+
 		var out struct {
 			LogoutURL *string `json:"logout_url"`
 		}

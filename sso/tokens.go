@@ -184,3 +184,52 @@ func (s *Service) Logout(ctx context.Context, tenantID, postLogoutRedirect strin
 	u.RawQuery = q.Encode()
 	return u.String(), nil
 }
+
+// RefreshAhead is how long before they expire the refresh job renews
+// provider tokens; RefreshEvery is how often it runs.
+const (
+	RefreshAhead = 10 * time.Minute
+	RefreshEvery = 5 * time.Minute
+)
+
+// RefreshExpiring renews the provider tokens that expire within ahead and
+// can be refreshed, for tenants whose single sign-on is on, so that
+// user-info and the like keep working between sign-ins. It returns how
+// many it renewed; one that fails is logged and left for the next run or
+// the next sign-in.
+func (s *Service) RefreshExpiring(ctx context.Context, ahead time.Duration) (int, error) {
+	rows, err := s.db.Query(ctx, `
+		SELECT i.tenant_id, i.user_id FROM sso_identities i JOIN sso_configs c ON c.tenant_id = i.tenant_id
+		WHERE i.refresh_token IS NOT NULL AND i.token_expires_at < $1 AND c.is_enabled
+		ORDER BY i.token_expires_at `+sqldb.Limit(500), s.now().Add(ahead).UTC())
+	if err != nil {
+		return 0, err
+	}
+	type due struct{ tenantID, userID string }
+	var list []due
+	for rows.Next() {
+		var d due
+		if err := rows.Scan(&d.tenantID, &d.userID); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		list = append(list, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, d := range list {
+		c, err := findConfig(ctx, s.db, d.tenantID)
+		if err == nil {
+			_, _, err = s.providerToken(ctx, c, d.userID, true)
+		}
+		if err != nil {
+			s.logger.WarnContext(ctx, "refreshing stored provider tokens", "tenant_id", d.tenantID, "user_id", d.userID, "error", tenantry.ErrorCode(err))
+			continue
+		}
+		n++
+	}
+	return n, nil
+}
