@@ -24,15 +24,14 @@ func tokenAAD(identityID, column string) keyring.AAD {
 	return keyring.AAD{"table", tableIdentities, "column", column, "row", identityID}
 }
 
-// account is what a sign-in needs to know of an account.
+// userRow is what a sign-in needs to know of an account.
 type userRow struct {
-	id       string
-	email    string
-	active   bool
-	hasPass  bool
-	first    string
-	last     string
-	platform bool
+	id      string
+	email   string
+	active  bool
+	hasPass bool
+	first   string
+	last    string
 }
 
 func findUserByEmail(ctx context.Context, q sqldb.Querier, email string) (*userRow, error) {
