@@ -7,6 +7,10 @@ type Principal struct {
 	UserID        string
 	SessionID     string
 	PlatformAdmin bool
+	// SSOTenantID is the tenant through whose single sign-on the session
+	// was opened, "" for a session opened with a password. A tenant that
+	// enforces single sign-on admits only sessions opened through it.
+	SSOTenantID string
 	// User is the caller's account as read when the request was
 	// authenticated, so that answering with it costs no second lookup.
 	// Treat it as read-only: the principal is shared by the whole request.

@@ -31,6 +31,24 @@ const (
 	ERequestTimeout       = "REQUEST_TIMEOUT"
 	EInternal             = "INTERNAL_ERROR"
 	EUnavailable          = "SERVICE_UNAVAILABLE"
+
+	// Single sign-on. Each refusal of a sign-in through a provider has a
+	// code of its own, so that a client (and the audit trail) can tell
+	// what went wrong without reading the message.
+	ESSORequired            = "SSO_REQUIRED"
+	ESSONotAvailable        = "SSO_NOT_AVAILABLE"
+	ESSOStateInvalid        = "SSO_STATE_INVALID"
+	ESSOTokenInvalid        = "SSO_TOKEN_INVALID"
+	ESSOTenantMismatch      = "SSO_TENANT_MISMATCH"
+	ESSODomainNotAllowed    = "SSO_DOMAIN_NOT_ALLOWED"
+	ESSOGroupNotAllowed     = "SSO_GROUP_NOT_ALLOWED"
+	ESSONotProvisioned      = "SSO_NOT_PROVISIONED"
+	ESSOLinkRequired        = "SSO_LINK_REQUIRED"
+	ESSOCodeInvalid         = "SSO_CODE_INVALID"
+	ESSOProviderError       = "SSO_PROVIDER_ERROR"
+	ESSOProviderUnavailable = "SSO_PROVIDER_UNAVAILABLE"
+	ESSOGroupsUnresolved    = "SSO_GROUPS_UNRESOLVED"
+	ERedirectNotAllowed     = "REDIRECT_NOT_ALLOWED"
 )
 
 // Error is the one error type that crosses layer boundaries with a meaning a

@@ -28,6 +28,12 @@ const (
 	EventMemberRemoved      = "member.removed"
 	EventMemberRoleChanged  = "member.role_changed"
 	EventSessionRevoked     = "session.revoked"
+	EventSSOConfigChanged   = "sso.config_changed"
+	EventSSOLogin           = "sso.login"
+	EventSSOLoginRefused    = "sso.login_refused"
+	EventSSOUserProvisioned = "sso.user_provisioned"
+	EventSSOIdentityLinked  = "sso.identity_linked"
+	EventDomainVerified     = "domain.verified"
 )
 
 // Event is the envelope of every event tenantry publishes. EventID is stable

@@ -292,7 +292,27 @@ func (s *Service) upgradeHash(ctx context.Context, userID, pw string) {
 	}
 }
 
-func (s *Service) openSession(ctx context.Context, userID string, now time.Time) (*Tokens, error) {
+// OpenSSOSession opens a session for an account that signed in through
+// the single sign-on of a tenant: the provider vouched for who it is, so no
+// password is checked. The session is marked as opened through that
+// tenant's sign-on, which a tenant enforcing single sign-on requires. An
+// inactive account is refused.
+func (s *Service) OpenSSOSession(ctx context.Context, userID, tenantID string) (*LoginResult, error) {
+	u, err := findUser(ctx, s.db, userID)
+	if err != nil {
+		return nil, err
+	}
+	if !u.IsActive {
+		return nil, errInactive
+	}
+	tokens, err := s.openSession(ctx, userID, sqldb.Now(), tenantID)
+	if err != nil {
+		return nil, err
+	}
+	return &LoginResult{Tokens: *tokens, User: u}, nil
+}
+
+func (s *Service) openSession(ctx context.Context, userID string, now time.Time, ssoTenantID ...string) (*Tokens, error) {
 	meta := tenantry.RequestMetaFromContext(ctx)
 	sess := &session{
 		id:         uuid.NewString(),
@@ -302,6 +322,9 @@ func (s *Service) openSession(ctx context.Context, userID string, now time.Time)
 		expiresAt:  now.Add(s.tokens.RefreshTTL()),
 		clientIP:   truncate(meta.ClientIP, 64),
 		userAgent:  truncate(meta.UserAgent, 512),
+	}
+	if len(ssoTenantID) > 0 {
+		sess.ssoTenantID = ssoTenantID[0]
 	}
 	if err := insertSession(ctx, s.db, sess); err != nil {
 		return nil, err
@@ -393,7 +416,8 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (tenantry.Princi
 	if err := st.admits(claims.UserID); err != nil {
 		return tenantry.Principal{}, err
 	}
-	return tenantry.Principal{UserID: claims.UserID, SessionID: claims.SessionID, PlatformAdmin: st.user.PlatformAdmin, User: &st.user}, nil
+	return tenantry.Principal{UserID: claims.UserID, SessionID: claims.SessionID, PlatformAdmin: st.user.PlatformAdmin,
+		SSOTenantID: st.ssoTenantID, User: &st.user}, nil
 }
 
 func principal(ctx context.Context) (tenantry.Principal, error) {
@@ -666,4 +690,40 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// CheckPassword checks the password of the caller's account, counting a
+// wrong one towards the lockout as a failed login does. An account without
+// a password (created through single sign-on) never passes.
+func (s *Service) CheckPassword(ctx context.Context, pw string) error {
+	p, err := principal(ctx)
+	if err != nil {
+		return err
+	}
+	u, err := findUser(ctx, s.db, p.UserID)
+	if err != nil {
+		return err
+	}
+	at, err := s.reserve(ctx, u.Email)
+	if err != nil {
+		return err
+	}
+	hash, err := passwordHash(ctx, s.db, p.UserID)
+	if err != nil {
+		return err
+	}
+	match := false
+	if hash != "" {
+		if match, _, err = s.hasher.Verify(ctx, pw, hash); err != nil {
+			return err
+		}
+	} else if err := s.hasher.VerifyNone(ctx, pw); err != nil {
+		return err
+	}
+	if !match {
+		s.failed(ctx, at, p.UserID)
+		return &tenantry.Error{Code: tenantry.EValidation, Message: "Validation failed",
+			Details: map[string][]string{"password": {"Password is incorrect"}}}
+	}
+	return s.succeeded(ctx, s.db, at)
 }

@@ -163,13 +163,30 @@ type session struct {
 	createdAt, expiresAt   time.Time
 	revokedAt              *time.Time
 	clientIP, userAgent    string
+	// ssoTenantID is the tenant whose single sign-on opened the session;
+	// empty for a password.
+	ssoTenantID string
+}
+
+func (s *session) authMethod() string {
+	if s.ssoTenantID != "" {
+		return "sso"
+	}
+	return "password"
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 func insertSession(ctx context.Context, q sqldb.Querier, s *session) error {
 	_, err := q.Exec(ctx, `
-		INSERT INTO sessions (id, user_id, refresh_jti, created_at, refreshed_at, expires_at, client_ip, user_agent)
-		VALUES ($1, $2, $3, $4, $4, $5, $6, $7)`,
-		s.id, s.userID, s.refreshJTI, s.createdAt, s.expiresAt, s.clientIP, s.userAgent)
+		INSERT INTO sessions (id, user_id, refresh_jti, created_at, refreshed_at, expires_at, client_ip, user_agent, auth_method, sso_tenant_id)
+		VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9)`,
+		s.id, s.userID, s.refreshJTI, s.createdAt, s.expiresAt, s.clientIP, s.userAgent, s.authMethod(), nullable(s.ssoTenantID))
 	return err
 }
 
@@ -210,6 +227,8 @@ type standing struct {
 	user      tenantry.User
 	revoked   bool
 	expiresAt time.Time
+	// ssoTenantID is the tenant whose single sign-on opened the session.
+	ssoTenantID string
 }
 
 // admits refuses a session that does not belong to userID, was revoked, or
@@ -231,11 +250,11 @@ func sessionStanding(ctx context.Context, q sqldb.Querier, sessionID string) (*s
 	u := &st.user
 	d := q.Dialect()
 	err := q.QueryRow(ctx, `
-		SELECT s.revoked_at IS NOT NULL, `+d.Time("s.expires_at")+`,
+		SELECT s.revoked_at IS NOT NULL, `+d.Time("s.expires_at")+`, COALESCE(s.sso_tenant_id, ''),
 		       u.id, u.email, u.first_name, u.last_name, u.is_active, u.is_platform_admin, `+d.Time("u.created_at")+`, `+d.Time("u.updated_at")+`
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.id = $1`, sessionID).
-		Scan(&st.revoked, sqldb.ScanTime(&st.expiresAt), &u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin,
+		Scan(&st.revoked, sqldb.ScanTime(&st.expiresAt), &st.ssoTenantID, &u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin,
 			sqldb.ScanTime(&u.CreatedAt), sqldb.ScanTime(&u.UpdatedAt))
 	if err != nil {
 		return nil, err

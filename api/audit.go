@@ -39,7 +39,26 @@ var auditActions = map[string]string{ //nolint:gochecknoglobals // read-only tab
 	"delete-document":           "document.delete",
 	"delete-file":               "file.delete",
 	"delete-file-alias":         "file.delete",
+	"create-sso-config":         "sso.config.create",
+	"update-sso-config":         "sso.config.update",
+	"delete-sso-config":         "sso.config.delete",
+	"enable-sso-config":         "sso.config.enable",
+	"disable-sso-config":        "sso.config.disable",
+	"set-sso-auto-provisioning": "sso.config.auto_provisioning",
+	"sso-callback":              "auth.sso.login",
+	"sso-callback-azure":        "auth.sso.login",
+	"sso-exchange":              "auth.sso.exchange",
+	"sso-link":                  "auth.sso.link",
+	"sso-detect":                "auth.sso.detect",
+	"sso-refresh":               "auth.sso.refresh",
+	"sso-logout":                "auth.sso.logout",
+	"claim-tenant-domain":       "tenant.domain.claim",
+	"verify-tenant-domain":      "tenant.domain.verify",
 }
+
+// auditMetadataKey marks the operations audited although they change
+// nothing by their method: a sign-in's callback is a GET.
+const auditMetadataKey = "audit"
 
 // auditEmailOperations are the operations whose entry records the email
 // the request named, so that failed logins can be traced to the account
@@ -81,7 +100,7 @@ func stateChanging(method string) bool {
 // its entry is stored. Services add to the entry through the audit.Record
 // this puts in the request's context.
 func (s *Server) recordAudit(ctx huma.Context, next func(huma.Context)) {
-	if s.svc.Audit == nil || !stateChanging(ctx.Method()) {
+	if s.svc.Audit == nil || (!stateChanging(ctx.Method()) && ctx.Operation().Metadata[auditMetadataKey] != true) {
 		next(ctx)
 		return
 	}
@@ -142,6 +161,9 @@ func (s *Server) writeAudit(ctx context.Context, c *auditContext, rec *audit.Rec
 		}
 	}
 	e.Outcome = auditOutcome(status, hidden)
+	if o := rec.Outcome(); o != "" {
+		e.Outcome = o
+	}
 
 	e.TargetType, e.TargetID = rec.Target()
 	if e.TargetType == "" && e.TargetID == "" {

@@ -36,6 +36,7 @@ func apiTags() []*huma.Tag {
 		{Name: "Files", Description: "The distinct contents a tenant stores, shared by the documents that have the same bytes."},
 		{Name: "Events", Description: "A tenant's event stream, the same events that are published to Kafka."},
 		{Name: "Audit", Description: "A tenant's tamper-evident audit trail."},
+		{Name: "Single sign-on", Description: "Sign-in through a tenant's identity provider (Microsoft Entra ID, Google Workspace or any OpenID Connect provider), its configuration, identities and the tenant's verified email domains."},
 	}
 }
 

@@ -119,7 +119,7 @@ func (f *roleFixture) request(t *testing.T, r routePermission) apptest.Request {
 		}
 	}
 	path := strings.NewReplacer("{tenant_id}", f.tenantID, "{document_id}", f.documentID, "{file_id}", fileID,
-		"{user_id}", f.target, "{name}", "spare").Replace(r.path)
+		"{user_id}", f.target, "{name}", "spare", "{domain}", "example.com").Replace(r.path)
 	req := apptest.Request{Method: r.method, Path: path, Token: f.caller.AccessToken}
 	switch r.id {
 	case "update-tenant":
@@ -136,6 +136,16 @@ func (f *roleFixture) request(t *testing.T, r routePermission) apptest.Request {
 		req.Body = map[string]any{"name": "made", "permissions": []string{"documents:read"}}
 	case "update-role":
 		req.Body = map[string]any{"description": "changed"}
+	case "create-sso-config":
+		req.Body = map[string]any{"provider_type": "oidc", "issuer": "https://idp.example.com", "client_id": "tenantry", "client_secret": "s3cret"}
+	case "update-sso-config":
+		req.Body = map[string]any{"client_id": "tenantry-2"}
+	case "enable-sso-config":
+		req.Body = map[string]any{"auth_method": "both"}
+	case "set-sso-auto-provisioning":
+		req.Body = map[string]any{"enabled": true, "default_role": "viewer"}
+	case "claim-tenant-domain":
+		req.Body = map[string]any{"domain": "example.com"}
 	}
 	return req
 }

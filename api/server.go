@@ -20,6 +20,7 @@ import (
 	"github.com/tenantry/tenantry/document"
 	"github.com/tenantry/tenantry/events"
 	"github.com/tenantry/tenantry/ratelimit"
+	"github.com/tenantry/tenantry/sso"
 	"github.com/tenantry/tenantry/tenant"
 )
 
@@ -76,6 +77,8 @@ type Services struct {
 	// Audit, when set, records every state-changing request and serves
 	// tenants' audit trails.
 	Audit *audit.Log
+	// SSO is single sign-on per tenant, with the tenants' domains.
+	SSO *sso.Service
 	// Events serves tenants' event streams.
 	Events *events.Service
 	// JobsUI is the jobs dashboard, served to platform administrators.
@@ -137,6 +140,12 @@ func NewServer(cfg Config, svc Services) *Server {
 	if svc.Documents != nil {
 		s.registerDocuments()
 		s.registerFiles()
+	}
+	if svc.SSO != nil && svc.Tenants != nil && svc.Accounts != nil {
+		s.registerSSOConfig()
+		s.registerSSOAuth()
+		s.registerSSOTokens()
+		s.registerDomains()
 	}
 	if svc.Events != nil {
 		s.registerEvents()

@@ -40,6 +40,7 @@ import (
 	"github.com/tenantry/tenantry/ratelimit"
 	"github.com/tenantry/tenantry/sealedblob"
 	"github.com/tenantry/tenantry/servers"
+	"github.com/tenantry/tenantry/sso"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
 	"github.com/tenantry/tenantry/token"
@@ -77,6 +78,8 @@ type App struct {
 	Keys *keyring.Keyring
 	// Lifecycle restores deleted tenants and purges them.
 	Lifecycle *tenant.Lifecycle
+	// SSO is single sign-on per tenant.
+	SSO *sso.Service
 
 	// Streams records events; Dispatcher hands them to this process's
 	// consumers when there is no Kafka; Jobs is the job queue.
@@ -212,6 +215,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	if cfg.EncryptsBlobs() {
 		a.Blobs = sealedblob.New(a.Blobs, a.Keys, tenantScopes(a.Engines.Control))
 	}
+
+	a.SSO = sso.NewService(a.Engines.Control, a.Keys, a.TenantSvc, a.Accounts, a.Streams, sso.Options{
+		AzureAuthority: cfg.SSOAzureAuthority,
+		GoogleIssuer:   cfg.SSOGoogleIssuer,
+		GraphURL:       cfg.SSOGraphURL,
+		DNSServer:      cfg.DNSServer,
+		Logger:         logger,
+	})
 	a.Documents = document.NewService(a.TenantSvc, a.Tenants, a.Blobs, a.Streams, document.Config{
 		MaxUploadBytes: cfg.MaxUploadMB << 20,
 		BlobGrace:      cfg.BlobGrace,
@@ -244,6 +255,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Documents:       a.Documents,
 		Audit:           a.Audit,
 		Events:          events.NewService(a.TenantSvc, a.Tenants),
+		SSO:             a.SSO,
 		JobsUI:          a.jobsUI,
 		LoginLimiter:    a.limiter(cfg.RateLimitLogin, "login"),
 		RegisterLimiter: a.limiter(cfg.RateLimitRegister, "register"),
@@ -334,7 +346,7 @@ func (a *App) openKeyring(ctx context.Context) error {
 // SealedValues are the places the product stores sealed secrets, for the
 // keyring's rotation and status.
 func (a *App) SealedValues() []keyring.SealedValues {
-	return []keyring.SealedValues{servers.SealedTemplates(a.Engines.Control)}
+	return append([]keyring.SealedValues{servers.SealedTemplates(a.Engines.Control)}, sso.SealedValues(a.Engines.Control)...)
 }
 
 // AuditKey derives the key that signs audit chain heads from the signing

@@ -19,6 +19,7 @@ import (
 	"github.com/tenantry/tenantry/kafka"
 	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/sqldb"
+	"github.com/tenantry/tenantry/sso"
 	"github.com/tenantry/tenantry/tenant"
 )
 
@@ -158,7 +159,18 @@ func (a *App) workers() *river.Workers {
 		if _, err := a.Accounts.DeleteStaleLoginFailures(ctx, now); err != nil {
 			return err
 		}
-		_, err := a.TenantSvc.ExpireMemberships(ctx, now)
+		if _, err := a.TenantSvc.ExpireMemberships(ctx, now); err != nil {
+			return err
+		}
+		// Single sign-on states and one-time codes past use.
+		_, err := a.SSO.DeleteExpiredFlows(ctx)
+		return err
+	}})
+	river.AddWorker(w, &jobs.Func[jobs.RefreshSSOTokens]{Do: func(ctx context.Context, _ *river.Job[jobs.RefreshSSOTokens]) error {
+		n, err := a.SSO.RefreshExpiring(ctx, sso.RefreshAhead)
+		if n > 0 {
+			a.Logger.InfoContext(ctx, "refreshed stored provider tokens", "identities", n)
+		}
 		return err
 	}})
 	river.AddWorker(w, &jobs.Func[jobs.ReapTenants]{Do: func(ctx context.Context, _ *river.Job[jobs.ReapTenants]) error {
@@ -203,6 +215,7 @@ func (a *App) periodicJobs() []*river.PeriodicJob {
 		jobs.Every(every, jobs.PruneOutbox{}),
 		jobs.Every(every, jobs.MaintainKeys{}),
 		jobs.Every(sweep, jobs.SweepOutbox{}),
+		jobs.Every(sso.RefreshEvery, jobs.RefreshSSOTokens{}),
 	}
 }
 

@@ -221,6 +221,9 @@ type Env struct {
 	// that check what all of them hold.
 	OnResponse func(*Response)
 
+	tlsOnce sync.Once
+	tls     *httptest.Server
+
 	contractOnce sync.Once
 	contract     *contract
 	contractErr  error
@@ -243,13 +246,17 @@ func Start(t testing.TB, cfg config.Config) *Env {
 		t.Fatalf("start tenantry: %v", err)
 	}
 	srv := httptest.NewServer(a.Server)
+	env := &Env{App: a, Server: srv, URL: srv.URL, Logs: logs}
 	t.Cleanup(func() {
+		if env.tls != nil {
+			env.tls.Close()
+		}
 		srv.Close()
 		if err := a.Close(); err != nil {
 			t.Logf("closing tenantry: %v", err)
 		}
 	})
-	return &Env{App: a, Server: srv, URL: srv.URL, Logs: logs}
+	return env
 }
 
 // StartShape is Start with a fresh Config for shape.

@@ -20,6 +20,7 @@ type Record struct {
 	targetType string
 	targetID   string
 	tenantID   string
+	outcome    string
 	details    map[string]json.RawMessage
 }
 
@@ -97,6 +98,24 @@ func SetAction(ctx context.Context, action string) {
 		r.action = action
 		r.mu.Unlock()
 	}
+}
+
+// SetOutcome replaces the outcome the HTTP layer derives from the status,
+// for a request whose status does not tell (a refused sign-in sent back to
+// the application with a redirect).
+func SetOutcome(ctx context.Context, outcome string) {
+	if r := fromContext(ctx); r != nil {
+		r.mu.Lock()
+		r.outcome = outcome
+		r.mu.Unlock()
+	}
+}
+
+// Outcome returns the outcome set with SetOutcome.
+func (r *Record) Outcome() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.outcome
 }
 
 // ActorID returns the actor set with SetActor.

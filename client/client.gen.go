@@ -41,6 +41,48 @@ func (e AuditEntryViewOutcome) Valid() bool {
 	}
 }
 
+// Defines values for AutoProvisioningViewDefaultRole.
+const (
+	AutoProvisioningViewDefaultRoleAdmin  AutoProvisioningViewDefaultRole = "admin"
+	AutoProvisioningViewDefaultRoleUser   AutoProvisioningViewDefaultRole = "user"
+	AutoProvisioningViewDefaultRoleViewer AutoProvisioningViewDefaultRole = "viewer"
+)
+
+// Valid indicates whether the value is a known member of the AutoProvisioningViewDefaultRole enum.
+func (e AutoProvisioningViewDefaultRole) Valid() bool {
+	switch e {
+	case AutoProvisioningViewDefaultRoleAdmin:
+		return true
+	case AutoProvisioningViewDefaultRoleUser:
+		return true
+	case AutoProvisioningViewDefaultRoleViewer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CreateSSOConfigInputBodyProviderType.
+const (
+	CreateSSOConfigInputBodyProviderTypeAzureAd CreateSSOConfigInputBodyProviderType = "azure_ad"
+	CreateSSOConfigInputBodyProviderTypeGoogle  CreateSSOConfigInputBodyProviderType = "google"
+	CreateSSOConfigInputBodyProviderTypeOidc    CreateSSOConfigInputBodyProviderType = "oidc"
+)
+
+// Valid indicates whether the value is a known member of the CreateSSOConfigInputBodyProviderType enum.
+func (e CreateSSOConfigInputBodyProviderType) Valid() bool {
+	switch e {
+	case CreateSSOConfigInputBodyProviderTypeAzureAd:
+		return true
+	case CreateSSOConfigInputBodyProviderTypeGoogle:
+		return true
+	case CreateSSOConfigInputBodyProviderTypeOidc:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DetailsQuota.
 const (
 	Documents DetailsQuota = "documents"
@@ -62,21 +104,39 @@ func (e DetailsQuota) Valid() bool {
 	}
 }
 
+// Defines values for EnableSSOInputBodyAuthMethod.
+const (
+	EnableSSOInputBodyAuthMethodBoth EnableSSOInputBodyAuthMethod = "both"
+	EnableSSOInputBodyAuthMethodSso  EnableSSOInputBodyAuthMethod = "sso"
+)
+
+// Valid indicates whether the value is a known member of the EnableSSOInputBodyAuthMethod enum.
+func (e EnableSSOInputBodyAuthMethod) Valid() bool {
+	switch e {
+	case EnableSSOInputBodyAuthMethodBoth:
+		return true
+	case EnableSSOInputBodyAuthMethodSso:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for LoginTenantRole.
 const (
-	Admin  LoginTenantRole = "admin"
-	User   LoginTenantRole = "user"
-	Viewer LoginTenantRole = "viewer"
+	LoginTenantRoleAdmin  LoginTenantRole = "admin"
+	LoginTenantRoleUser   LoginTenantRole = "user"
+	LoginTenantRoleViewer LoginTenantRole = "viewer"
 )
 
 // Valid indicates whether the value is a known member of the LoginTenantRole enum.
 func (e LoginTenantRole) Valid() bool {
 	switch e {
-	case Admin:
+	case LoginTenantRoleAdmin:
 		return true
-	case User:
+	case LoginTenantRoleUser:
 		return true
-	case Viewer:
+	case LoginTenantRoleViewer:
 		return true
 	default:
 		return false
@@ -92,6 +152,126 @@ const (
 func (e QuotaErrorObjectCode) Valid() bool {
 	switch e {
 	case QUOTAEXCEEDED:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SSOConfigViewAuthMethod.
+const (
+	SSOConfigViewAuthMethodBoth  SSOConfigViewAuthMethod = "both"
+	SSOConfigViewAuthMethodLocal SSOConfigViewAuthMethod = "local"
+	SSOConfigViewAuthMethodSso   SSOConfigViewAuthMethod = "sso"
+)
+
+// Valid indicates whether the value is a known member of the SSOConfigViewAuthMethod enum.
+func (e SSOConfigViewAuthMethod) Valid() bool {
+	switch e {
+	case SSOConfigViewAuthMethodBoth:
+		return true
+	case SSOConfigViewAuthMethodLocal:
+		return true
+	case SSOConfigViewAuthMethodSso:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SSOConfigViewProviderType.
+const (
+	SSOConfigViewProviderTypeAzureAd SSOConfigViewProviderType = "azure_ad"
+	SSOConfigViewProviderTypeGoogle  SSOConfigViewProviderType = "google"
+	SSOConfigViewProviderTypeOidc    SSOConfigViewProviderType = "oidc"
+)
+
+// Valid indicates whether the value is a known member of the SSOConfigViewProviderType enum.
+func (e SSOConfigViewProviderType) Valid() bool {
+	switch e {
+	case SSOConfigViewProviderTypeAzureAd:
+		return true
+	case SSOConfigViewProviderTypeGoogle:
+		return true
+	case SSOConfigViewProviderTypeOidc:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SSOLoginViewAuthMethod.
+const (
+	SSOLoginViewAuthMethodSso SSOLoginViewAuthMethod = "sso"
+)
+
+// Valid indicates whether the value is a known member of the SSOLoginViewAuthMethod enum.
+func (e SSOLoginViewAuthMethod) Valid() bool {
+	switch e {
+	case SSOLoginViewAuthMethodSso:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SsoAvailabilityAuthMethod.
+const (
+	SsoAvailabilityAuthMethodBoth  SsoAvailabilityAuthMethod = "both"
+	SsoAvailabilityAuthMethodLocal SsoAvailabilityAuthMethod = "local"
+	SsoAvailabilityAuthMethodSso   SsoAvailabilityAuthMethod = "sso"
+)
+
+// Valid indicates whether the value is a known member of the SsoAvailabilityAuthMethod enum.
+func (e SsoAvailabilityAuthMethod) Valid() bool {
+	switch e {
+	case SsoAvailabilityAuthMethodBoth:
+		return true
+	case SsoAvailabilityAuthMethodLocal:
+		return true
+	case SsoAvailabilityAuthMethodSso:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SsoDetectedTenantProvider.
+const (
+	SsoDetectedTenantProviderAzureAd SsoDetectedTenantProvider = "azure_ad"
+	SsoDetectedTenantProviderGoogle  SsoDetectedTenantProvider = "google"
+	SsoDetectedTenantProviderOidc    SsoDetectedTenantProvider = "oidc"
+)
+
+// Valid indicates whether the value is a known member of the SsoDetectedTenantProvider enum.
+func (e SsoDetectedTenantProvider) Valid() bool {
+	switch e {
+	case SsoDetectedTenantProviderAzureAd:
+		return true
+	case SsoDetectedTenantProviderGoogle:
+		return true
+	case SsoDetectedTenantProviderOidc:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UpdateSSOConfigInputBodyProviderType.
+const (
+	UpdateSSOConfigInputBodyProviderTypeAzureAd UpdateSSOConfigInputBodyProviderType = "azure_ad"
+	UpdateSSOConfigInputBodyProviderTypeGoogle  UpdateSSOConfigInputBodyProviderType = "google"
+	UpdateSSOConfigInputBodyProviderTypeOidc    UpdateSSOConfigInputBodyProviderType = "oidc"
+)
+
+// Valid indicates whether the value is a known member of the UpdateSSOConfigInputBodyProviderType enum.
+func (e UpdateSSOConfigInputBodyProviderType) Valid() bool {
+	switch e {
+	case UpdateSSOConfigInputBodyProviderTypeAzureAd:
+		return true
+	case UpdateSSOConfigInputBodyProviderTypeGoogle:
+		return true
+	case UpdateSSOConfigInputBodyProviderTypeOidc:
 		return true
 	default:
 		return false
@@ -198,6 +378,44 @@ type AuditVerification struct {
 	Intact      bool        `json:"intact"`
 }
 
+// AutoProvisioningInput defines model for AutoProvisioningInput.
+type AutoProvisioningInput struct {
+	AllowedAzureGroups  *[]string `json:"allowed_azure_groups,omitempty"`
+	AllowedEmailDomains *[]string `json:"allowed_email_domains,omitempty"`
+
+	// DefaultRole admin, user or viewer; viewer by default.
+	DefaultRole      *string            `json:"default_role,omitempty"`
+	Enabled          *bool              `json:"enabled,omitempty"`
+	GroupRoleMapping *map[string]string `json:"group_role_mapping,omitempty"`
+
+	// SyncAttributesOnLogin true by default.
+	SyncAttributesOnLogin *bool `json:"sync_attributes_on_login,omitempty"`
+}
+
+// AutoProvisioningView defines model for AutoProvisioningView.
+type AutoProvisioningView struct {
+	// AllowedAzureGroups When not empty, one of these groups (ids or names) is required.
+	AllowedAzureGroups *[]string `json:"allowed_azure_groups"`
+
+	// AllowedEmailDomains When not empty, only these exact domains may sign in.
+	AllowedEmailDomains *[]string `json:"allowed_email_domains"`
+
+	// DefaultRole Role of a member no group maps.
+	DefaultRole AutoProvisioningViewDefaultRole `json:"default_role"`
+
+	// Enabled Create accounts and memberships for people the provider vouches for.
+	Enabled bool `json:"enabled"`
+
+	// GroupRoleMapping Group id or name to role; the highest wins. Applied at every sign-in.
+	GroupRoleMapping map[string]string `json:"group_role_mapping"`
+
+	// SyncAttributesOnLogin Update names from the provider at each sign-in.
+	SyncAttributesOnLogin bool `json:"sync_attributes_on_login"`
+}
+
+// AutoProvisioningViewDefaultRole Role of a member no group maps.
+type AutoProvisioningViewDefaultRole string
+
 // BrokenView The first entry found edited, missing or out of place; null when intact.
 type BrokenView struct {
 	// Id The entry found wrong; null when it is missing altogether.
@@ -214,6 +432,14 @@ type ChangePasswordInputBody struct {
 	NewPassword string `json:"new_password"`
 }
 
+// ClaimDomainInputBody defines model for ClaimDomainInputBody.
+type ClaimDomainInputBody struct {
+	// Domain An email domain, such as example.com.
+	//
+	// Example: example.com
+	Domain string `json:"domain"`
+}
+
 // CreateRoleInputBody defines model for CreateRoleInputBody.
 type CreateRoleInputBody struct {
 	Description *string `json:"description,omitempty"`
@@ -228,6 +454,35 @@ type CreateRoleInputBody struct {
 	// Example: ["documents:read","documents:update:own"]
 	Permissions *[]string `json:"permissions"`
 }
+
+// CreateSSOConfigInputBody defines model for CreateSSOConfigInputBody.
+type CreateSSOConfigInputBody struct {
+	AllowedRedirectUrls *[]string              `json:"allowed_redirect_urls,omitempty"`
+	AutoProvisioning    *AutoProvisioningInput `json:"auto_provisioning,omitempty"`
+	ClientId            *string                `json:"client_id,omitempty"`
+
+	// ClientSecret Write-only: stored encrypted, never returned.
+	ClientSecret *string `json:"client_secret,omitempty"`
+
+	// Enable Enable at once: members may then sign in either way (both).
+	Enable *bool `json:"enable,omitempty"`
+
+	// HostedDomain google: the Workspace domain sign-ins must belong to.
+	HostedDomain *string `json:"hosted_domain,omitempty"`
+
+	// Issuer oidc: the provider's issuer URL, https (plain http only on a loopback address).
+	Issuer *string `json:"issuer,omitempty"`
+
+	// ProviderTenantId azure_ad: the directory's id (GUID) or a verified domain such as contoso.onmicrosoft.com.
+	ProviderTenantId *string `json:"provider_tenant_id,omitempty"`
+
+	// ProviderType azure_ad by default.
+	ProviderType *CreateSSOConfigInputBodyProviderType `json:"provider_type,omitempty"`
+	Scopes       *[]string                             `json:"scopes,omitempty"`
+}
+
+// CreateSSOConfigInputBodyProviderType azure_ad by default.
+type CreateSSOConfigInputBodyProviderType string
 
 // CreateTenantInputBody defines model for CreateTenantInputBody.
 type CreateTenantInputBody struct {
@@ -270,6 +525,12 @@ type Details struct {
 // DetailsQuota The quota the request would exceed.
 type DetailsQuota string
 
+// DisableSSOInputBody defines model for DisableSSOInputBody.
+type DisableSSOInputBody struct {
+	// KeepAzureIdentities false also forgets the provider tokens stored for identities; true by default.
+	KeepAzureIdentities *bool `json:"keep_azure_identities,omitempty"`
+}
+
 // DocumentList defines model for DocumentList.
 type DocumentList struct {
 	Documents  *[]DocumentView `json:"documents"`
@@ -291,6 +552,24 @@ type DocumentView struct {
 	UserId openapi_types.UUID `json:"user_id"`
 }
 
+// DomainView defines model for DomainView.
+type DomainView struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Domain Example: example.com
+	Domain string `json:"domain"`
+
+	// TxtRecordName Where to publish the proof: a TXT record of this name.
+	//
+	// Example: _tenantry-challenge.example.com
+	TxtRecordName string `json:"txt_record_name"`
+
+	// TxtRecordValue The TXT record's value.
+	TxtRecordValue string     `json:"txt_record_value"`
+	Verified       bool       `json:"verified"`
+	VerifiedAt     *time.Time `json:"verified_at"`
+}
+
 // DownloadURL defines model for DownloadURL.
 type DownloadURL struct {
 	DownloadUrl string    `json:"download_url"`
@@ -310,6 +589,15 @@ type EffectivePermissions struct {
 	Permissions *[]string `json:"permissions"`
 	Role        string    `json:"role"`
 }
+
+// EnableSSOInputBody defines model for EnableSSOInputBody.
+type EnableSSOInputBody struct {
+	// AuthMethod sso: members sign in only through the provider; both: either way.
+	AuthMethod EnableSSOInputBodyAuthMethod `json:"auth_method"`
+}
+
+// EnableSSOInputBodyAuthMethod sso: members sign in only through the provider; both: either way.
+type EnableSSOInputBodyAuthMethod string
 
 // EnvelopeAuditList defines model for EnvelopeAuditList.
 type EnvelopeAuditList struct {
@@ -377,6 +665,17 @@ type EnvelopeDocumentView struct {
 	Success bool `json:"success"`
 }
 
+// EnvelopeDomainView defines model for EnvelopeDomainView.
+type EnvelopeDomainView struct {
+	Data DomainView `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
 // EnvelopeDownloadURL defines model for EnvelopeDownloadURL.
 type EnvelopeDownloadURL struct {
 	Data DownloadURL `json:"data"`
@@ -424,6 +723,17 @@ type EnvelopeFileDetail struct {
 // EnvelopeFileList defines model for EnvelopeFileList.
 type EnvelopeFileList struct {
 	Data FileList `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeListDomainView defines model for EnvelopeListDomainView.
+type EnvelopeListDomainView struct {
+	Data *[]DomainView `json:"data"`
 
 	// Message Human-readable summary.
 	Message string `json:"message"`
@@ -532,6 +842,28 @@ type EnvelopeRoleView struct {
 	Success bool `json:"success"`
 }
 
+// EnvelopeSSOConfigView defines model for EnvelopeSSOConfigView.
+type EnvelopeSSOConfigView struct {
+	Data SSOConfigView `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeSSOLoginView defines model for EnvelopeSSOLoginView.
+type EnvelopeSSOLoginView struct {
+	Data SSOLoginView `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
 // EnvelopeServiceHealth defines model for EnvelopeServiceHealth.
 type EnvelopeServiceHealth struct {
 	Data ServiceHealth `json:"data"`
@@ -546,6 +878,116 @@ type EnvelopeServiceHealth struct {
 // EnvelopeServiceInfo defines model for EnvelopeServiceInfo.
 type EnvelopeServiceInfo struct {
 	Data ServiceInfo `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeSsoAvailability defines model for EnvelopeSsoAvailability.
+type EnvelopeSsoAvailability struct {
+	Data SsoAvailability `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeSsoConfigList defines model for EnvelopeSsoConfigList.
+type EnvelopeSsoConfigList struct {
+	Data SsoConfigList `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeSsoDetected defines model for EnvelopeSsoDetected.
+type EnvelopeSsoDetected struct {
+	Data SsoDetected `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeSsoIdentities defines model for EnvelopeSsoIdentities.
+type EnvelopeSsoIdentities struct {
+	Data SsoIdentities `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeSsoLinkStarted defines model for EnvelopeSsoLinkStarted.
+type EnvelopeSsoLinkStarted struct {
+	Data SsoLinkStarted `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeSsoLoggedOut defines model for EnvelopeSsoLoggedOut.
+type EnvelopeSsoLoggedOut struct {
+	Data SsoLoggedOut `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeSsoRefreshed defines model for EnvelopeSsoRefreshed.
+type EnvelopeSsoRefreshed struct {
+	Data SsoRefreshed `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeSsoStatisticsView defines model for EnvelopeSsoStatisticsView.
+type EnvelopeSsoStatisticsView struct {
+	Data SsoStatisticsView `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeSsoUserInfo defines model for EnvelopeSsoUserInfo.
+type EnvelopeSsoUserInfo struct {
+	Data SsoUserInfo `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeSsoValidationView defines model for EnvelopeSsoValidationView.
+type EnvelopeSsoValidationView struct {
+	Data SsoValidationView `json:"data"`
 
 	// Message Human-readable summary.
 	Message string `json:"message"`
@@ -940,6 +1382,79 @@ type RoleView struct {
 	UpdatedAt *time.Time `json:"updated_at"`
 }
 
+// SSOConfigView defines model for SSOConfigView.
+type SSOConfigView struct {
+	// AllowedRedirectUrls Where a sign-in may send the browser back (return_url).
+	AllowedRedirectUrls *[]string `json:"allowed_redirect_urls"`
+
+	// AuthMethod How the tenant's members sign in.
+	AuthMethod SSOConfigViewAuthMethod `json:"auth_method"`
+
+	// AuthorityUrl Entra only: the directory's authority.
+	AuthorityUrl     *string              `json:"authority_url,omitempty"`
+	AutoProvisioning AutoProvisioningView `json:"auto_provisioning"`
+	ClientId         string               `json:"client_id"`
+	CreatedAt        time.Time            `json:"created_at"`
+	CreatedBy        *openapi_types.UUID  `json:"created_by"`
+
+	// HasClientSecret Whether a client secret is stored. The secret itself is write-only.
+	HasClientSecret bool `json:"has_client_secret"`
+
+	// HostedDomain Google Workspace domain required of sign-ins; empty for none.
+	HostedDomain string             `json:"hosted_domain"`
+	Id           openapi_types.UUID `json:"id"`
+	IsEnabled    bool               `json:"is_enabled"`
+
+	// Issuer The provider's issuer URL (oidc); empty for others.
+	Issuer string `json:"issuer"`
+
+	// LoginUrl Where members start a sign-in.
+	LoginUrl string `json:"login_url"`
+
+	// ProviderTenantId Entra directory id or verified domain; empty for other providers.
+	ProviderTenantId string                    `json:"provider_tenant_id"`
+	ProviderType     SSOConfigViewProviderType `json:"provider_type"`
+
+	// RedirectUri The callback URL to register at the provider.
+	RedirectUri string `json:"redirect_uri"`
+
+	// Scopes Scopes requested besides openid; the provider type's defaults when empty.
+	Scopes    *[]string          `json:"scopes"`
+	TenantId  openapi_types.UUID `json:"tenant_id"`
+	UpdatedAt time.Time          `json:"updated_at"`
+}
+
+// SSOConfigViewAuthMethod How the tenant's members sign in.
+type SSOConfigViewAuthMethod string
+
+// SSOConfigViewProviderType defines model for SSOConfigView.ProviderType.
+type SSOConfigViewProviderType string
+
+// SSOLoginView defines model for SSOLoginView.
+type SSOLoginView struct {
+	AccessToken string                 `json:"access_token"`
+	AuthMethod  SSOLoginViewAuthMethod `json:"auth_method"`
+
+	// ExpiresIn Access token lifetime in seconds.
+	//
+	// Example: 900
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+
+	// TenantId The tenant whose single sign-on was used.
+	TenantId openapi_types.UUID `json:"tenant_id"`
+
+	// Tenants Active tenants the user belongs to, with the user's role in each.
+	Tenants *[]LoginTenant `json:"tenants"`
+
+	// TokenType Example: Bearer
+	TokenType string   `json:"token_type"`
+	User      UserView `json:"user"`
+}
+
+// SSOLoginViewAuthMethod defines model for SSOLoginView.AuthMethod.
+type SSOLoginViewAuthMethod string
+
 // ServiceHealth defines model for ServiceHealth.
 type ServiceHealth struct {
 	Endpoints *map[string]string `json:"endpoints,omitempty"`
@@ -955,6 +1470,184 @@ type ServiceInfo struct {
 	// Status Example: healthy
 	Status  string `json:"status"`
 	Version string `json:"version"`
+}
+
+// SsoAvailability defines model for SsoAvailability.
+type SsoAvailability struct {
+	AuthMethod       SsoAvailabilityAuthMethod `json:"auth_method"`
+	AutoProvisioning bool                      `json:"auto_provisioning"`
+	Available        bool                      `json:"available"`
+	Message          string                    `json:"message"`
+	Provider         *string                   `json:"provider"`
+	SsoLoginUrl      *string                   `json:"sso_login_url"`
+}
+
+// SsoAvailabilityAuthMethod defines model for SsoAvailability.AuthMethod.
+type SsoAvailabilityAuthMethod string
+
+// SsoConfigList defines model for SsoConfigList.
+type SsoConfigList struct {
+	Configurations *[]SsoConfigSummary `json:"configurations"`
+}
+
+// SsoConfigSummary defines model for SsoConfigSummary.
+type SsoConfigSummary struct {
+	AuthMethod       string             `json:"auth_method"`
+	ClientId         string             `json:"client_id"`
+	CreatedAt        time.Time          `json:"created_at"`
+	IsEnabled        bool               `json:"is_enabled"`
+	Issuer           string             `json:"issuer"`
+	ProviderTenantId string             `json:"provider_tenant_id"`
+	ProviderType     string             `json:"provider_type"`
+	TenantId         openapi_types.UUID `json:"tenant_id"`
+	TenantName       string             `json:"tenant_name"`
+}
+
+// SsoDetectInputBody defines model for SsoDetectInputBody.
+type SsoDetectInputBody struct {
+	Email string `json:"email"`
+}
+
+// SsoDetected defines model for SsoDetected.
+type SsoDetected struct {
+	HasSso  bool                 `json:"has_sso"`
+	Tenants *[]SsoDetectedTenant `json:"tenants"`
+}
+
+// SsoDetectedTenant defines model for SsoDetectedTenant.
+type SsoDetectedTenant struct {
+	LoginUrl   string                    `json:"login_url"`
+	Provider   SsoDetectedTenantProvider `json:"provider"`
+	TenantId   openapi_types.UUID        `json:"tenant_id"`
+	TenantName string                    `json:"tenant_name"`
+}
+
+// SsoDetectedTenantProvider defines model for SsoDetectedTenant.Provider.
+type SsoDetectedTenantProvider string
+
+// SsoExchangeInputBody defines model for SsoExchangeInputBody.
+type SsoExchangeInputBody struct {
+	// Code The one-time code a sign-in sent the browser back with.
+	Code string `json:"code"`
+}
+
+// SsoIdentities defines model for SsoIdentities.
+type SsoIdentities struct {
+	Identities *[]SsoIdentityView `json:"identities"`
+	Total      int64              `json:"total"`
+}
+
+// SsoIdentityView defines model for SsoIdentityView.
+type SsoIdentityView struct {
+	// AzureObjectId Entra only: the object id (oid).
+	AzureObjectId string `json:"azure_object_id"`
+
+	// AzureTenantId Entra only: the directory (tid).
+	AzureTenantId string    `json:"azure_tenant_id"`
+	CreatedAt     time.Time `json:"created_at"`
+	DisplayName   string    `json:"display_name"`
+	Email         string    `json:"email"`
+
+	// HasProviderTokens Whether provider tokens are stored; they are never returned.
+	HasProviderTokens bool               `json:"has_provider_tokens"`
+	Issuer            string             `json:"issuer"`
+	LastLoginAt       time.Time          `json:"last_login_at"`
+	Subject           string             `json:"subject"`
+	TenantId          openapi_types.UUID `json:"tenant_id"`
+	TenantName        string             `json:"tenant_name"`
+	TokenExpiresAt    *time.Time         `json:"token_expires_at"`
+}
+
+// SsoLinkInputBody defines model for SsoLinkInputBody.
+type SsoLinkInputBody struct {
+	// Password Your password: linking an identity to your account is confirmed with it once.
+	Password  string  `json:"password"`
+	ReturnUrl *string `json:"return_url,omitempty"`
+}
+
+// SsoLinkStarted defines model for SsoLinkStarted.
+type SsoLinkStarted struct {
+	// AuthorizationUrl Send the browser there to sign in at the provider.
+	AuthorizationUrl string `json:"authorization_url"`
+}
+
+// SsoLoggedOut defines model for SsoLoggedOut.
+type SsoLoggedOut struct {
+	// LogoutUrl The provider's end-session URL, to send the browser to; null when the provider has none.
+	LogoutUrl *string `json:"logout_url"`
+}
+
+// SsoLogoutInputBody defines model for SsoLogoutInputBody.
+type SsoLogoutInputBody struct {
+	// PostLogoutRedirectUri Where the provider sends the browser after signing out; one of the tenant's allowed_redirect_urls.
+	PostLogoutRedirectUri *string `json:"post_logout_redirect_uri,omitempty"`
+}
+
+// SsoRecentLogin defines model for SsoRecentLogin.
+type SsoRecentLogin struct {
+	LastLoginAt time.Time          `json:"last_login_at"`
+	UserEmail   string             `json:"user_email"`
+	UserId      openapi_types.UUID `json:"user_id"`
+}
+
+// SsoRefreshInputBody defines model for SsoRefreshInputBody.
+type SsoRefreshInputBody struct {
+	// TenantId The tenant whose provider's tokens to refresh.
+	TenantId openapi_types.UUID `json:"tenant_id"`
+}
+
+// SsoRefreshed defines model for SsoRefreshed.
+type SsoRefreshed struct {
+	// ExpiresAt When the new provider access token expires; null when the provider did not say.
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+// SsoStatisticsView defines model for SsoStatisticsView.
+type SsoStatisticsView struct {
+	Configuration SsoStatisticsViewConfigurationStruct `json:"configuration"`
+	RecentLogins  *[]SsoRecentLogin                    `json:"recent_logins"`
+	Usage         SsoStatisticsViewUsageStruct         `json:"usage"`
+}
+
+// SsoStatisticsViewConfigurationStruct defines model for SsoStatisticsViewConfigurationStruct.
+type SsoStatisticsViewConfigurationStruct struct {
+	AutoProvisioningEnabled bool   `json:"auto_provisioning_enabled"`
+	ClientId                string `json:"client_id"`
+	IsEnabled               bool   `json:"is_enabled"`
+	ProviderTenantId        string `json:"provider_tenant_id"`
+	ProviderType            string `json:"provider_type"`
+}
+
+// SsoStatisticsViewUsageStruct defines model for SsoStatisticsViewUsageStruct.
+type SsoStatisticsViewUsageStruct struct {
+	ActiveTokens    int64 `json:"active_tokens"`
+	ExpiredTokens   int64 `json:"expired_tokens"`
+	RecentLogins30d int64 `json:"recent_logins_30d"`
+	TotalSsoUsers   int64 `json:"total_sso_users"`
+}
+
+// SsoUserInfo defines model for SsoUserInfo.
+type SsoUserInfo struct {
+	// UserInfo The provider's userinfo answer (Microsoft Graph's /me for Entra), as it sent it.
+	UserInfo map[string]interface{} `json:"user_info"`
+}
+
+// SsoValidationView defines model for SsoValidationView.
+type SsoValidationView struct {
+	AuthorizationUrl *string `json:"authorization_url,omitempty"`
+
+	// Directory Entra only: the directory id its issuer names.
+	Directory *string `json:"directory,omitempty"`
+
+	// Error What is wrong; null when valid.
+	Error   *string `json:"error"`
+	Issuer  *string `json:"issuer,omitempty"`
+	JwksUri *string `json:"jwks_uri,omitempty"`
+
+	// Keys Signing keys the provider publishes.
+	Keys     *int64  `json:"keys,omitempty"`
+	TokenUrl *string `json:"token_url,omitempty"`
+	Valid    bool    `json:"valid"`
 }
 
 // StorageView defines model for StorageView.
@@ -1054,6 +1747,35 @@ type UpdateRoleInputBody struct {
 	Permissions *[]string `json:"permissions,omitempty"`
 }
 
+// UpdateSSOConfigInputBody defines model for UpdateSSOConfigInputBody.
+type UpdateSSOConfigInputBody struct {
+	AllowedRedirectUrls *[]string              `json:"allowed_redirect_urls,omitempty"`
+	AutoProvisioning    *AutoProvisioningInput `json:"auto_provisioning,omitempty"`
+	ClientId            *string                `json:"client_id,omitempty"`
+
+	// ClientSecret Write-only: stored encrypted, never returned.
+	ClientSecret *string `json:"client_secret,omitempty"`
+
+	// HostedDomain google: the Workspace domain sign-ins must belong to.
+	HostedDomain *string `json:"hosted_domain,omitempty"`
+
+	// IsEnabled false returns the tenant to passwords.
+	IsEnabled *bool `json:"is_enabled,omitempty"`
+
+	// Issuer oidc: the provider's issuer URL, https (plain http only on a loopback address).
+	Issuer *string `json:"issuer,omitempty"`
+
+	// ProviderTenantId azure_ad: the directory's id (GUID) or a verified domain such as contoso.onmicrosoft.com.
+	ProviderTenantId *string `json:"provider_tenant_id,omitempty"`
+
+	// ProviderType azure_ad by default.
+	ProviderType *UpdateSSOConfigInputBodyProviderType `json:"provider_type,omitempty"`
+	Scopes       *[]string                             `json:"scopes,omitempty"`
+}
+
+// UpdateSSOConfigInputBodyProviderType azure_ad by default.
+type UpdateSSOConfigInputBodyProviderType string
+
 // UpdateTenantInputBody defines model for UpdateTenantInputBody.
 type UpdateTenantInputBody struct {
 	// IsActive false deactivates the tenant: it answers 404 like a deleted one, but is kept with no retention period.
@@ -1109,6 +1831,60 @@ type RefreshParams struct {
 	Authorization *string `json:"Authorization,omitempty"`
 }
 
+// SsoCallbackAzureParams defines parameters for SsoCallbackAzure.
+type SsoCallbackAzureParams struct {
+	State            *string `form:"state,omitempty" json:"state,omitempty"`
+	Code             *string `form:"code,omitempty" json:"code,omitempty"`
+	Error            *string `form:"error,omitempty" json:"error,omitempty"`
+	ErrorDescription *string `form:"error_description,omitempty" json:"error_description,omitempty"`
+
+	// TenantId When given, must be the tenant the sign-in was started for.
+	TenantId                            *string `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+	UnderscoreUnderscoreHostTenantrySso *string `form:"__Host-tenantry-sso,omitempty" json:"__Host-tenantry-sso,omitempty"`
+}
+
+// SsoLoginAzureParams defines parameters for SsoLoginAzure.
+type SsoLoginAzureParams struct {
+	// ReturnUrl Where to send the browser back, with a one-time code; must start with one of the tenant's allowed_redirect_urls.
+	ReturnUrl *string `form:"return_url,omitempty" json:"return_url,omitempty"`
+
+	// LoginHint Passed to the provider to preselect an account.
+	LoginHint *string `form:"login_hint,omitempty" json:"login_hint,omitempty"`
+
+	// UnderscoreUnderscoreHostTenantrySso The browser's sign-in cookie, when it has one.
+	UnderscoreUnderscoreHostTenantrySso *string `form:"__Host-tenantry-sso,omitempty" json:"__Host-tenantry-sso,omitempty"`
+}
+
+// SsoCallbackParams defines parameters for SsoCallback.
+type SsoCallbackParams struct {
+	State            *string `form:"state,omitempty" json:"state,omitempty"`
+	Code             *string `form:"code,omitempty" json:"code,omitempty"`
+	Error            *string `form:"error,omitempty" json:"error,omitempty"`
+	ErrorDescription *string `form:"error_description,omitempty" json:"error_description,omitempty"`
+
+	// TenantId When given, must be the tenant the sign-in was started for.
+	TenantId                            *string `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+	UnderscoreUnderscoreHostTenantrySso *string `form:"__Host-tenantry-sso,omitempty" json:"__Host-tenantry-sso,omitempty"`
+}
+
+// SsoLoginParams defines parameters for SsoLogin.
+type SsoLoginParams struct {
+	// ReturnUrl Where to send the browser back, with a one-time code; must start with one of the tenant's allowed_redirect_urls.
+	ReturnUrl *string `form:"return_url,omitempty" json:"return_url,omitempty"`
+
+	// LoginHint Passed to the provider to preselect an account.
+	LoginHint *string `form:"login_hint,omitempty" json:"login_hint,omitempty"`
+
+	// UnderscoreUnderscoreHostTenantrySso The browser's sign-in cookie, when it has one.
+	UnderscoreUnderscoreHostTenantrySso *string `form:"__Host-tenantry-sso,omitempty" json:"__Host-tenantry-sso,omitempty"`
+}
+
+// SsoUserInfoParams defines parameters for SsoUserInfo.
+type SsoUserInfoParams struct {
+	// TenantId The tenant whose provider to ask.
+	TenantId openapi_types.UUID `form:"tenant_id" json:"tenant_id"`
+}
+
 // ListFilesAliasParams defines parameters for ListFilesAlias.
 type ListFilesAliasParams struct {
 	// Page Page number, from 1 to 1000000.
@@ -1122,6 +1898,11 @@ type ListFilesAliasParams struct {
 
 	// IncludeStats Add the tenant's storage totals.
 	IncludeStats *bool `form:"include_stats,omitempty" json:"include_stats,omitempty"`
+}
+
+// ListSsoConfigsParams defines parameters for ListSsoConfigs.
+type ListSsoConfigsParams struct {
+	OnlyEnabled *bool `form:"only_enabled,omitempty" json:"only_enabled,omitempty"`
 }
 
 // ListAuditEntriesParams defines parameters for ListAuditEntries.
@@ -1239,6 +2020,12 @@ type DeleteRoleParams struct {
 	ReassignTo *string `form:"reassign_to,omitempty" json:"reassign_to,omitempty"`
 }
 
+// DeleteSsoConfigParams defines parameters for DeleteSsoConfig.
+type DeleteSsoConfigParams struct {
+	// Force Also delete the identities linked to the configuration.
+	Force *bool `form:"force,omitempty" json:"force,omitempty"`
+}
+
 // AddTenantMember403JSONResponseBody defines parameters for AddTenantMember.
 type AddTenantMember403JSONResponseBody struct {
 	union json.RawMessage
@@ -1253,6 +2040,21 @@ type RefreshJSONRequestBody = RefreshInputBody
 // RegisterJSONRequestBody defines body for Register for application/json ContentType.
 type RegisterJSONRequestBody = RegisterInputBody
 
+// SsoDetectJSONRequestBody defines body for SsoDetect for application/json ContentType.
+type SsoDetectJSONRequestBody = SsoDetectInputBody
+
+// SsoExchangeJSONRequestBody defines body for SsoExchange for application/json ContentType.
+type SsoExchangeJSONRequestBody = SsoExchangeInputBody
+
+// SsoLinkJSONRequestBody defines body for SsoLink for application/json ContentType.
+type SsoLinkJSONRequestBody = SsoLinkInputBody
+
+// SsoLogoutJSONRequestBody defines body for SsoLogout for application/json ContentType.
+type SsoLogoutJSONRequestBody = SsoLogoutInputBody
+
+// SsoRefreshJSONRequestBody defines body for SsoRefresh for application/json ContentType.
+type SsoRefreshJSONRequestBody = SsoRefreshInputBody
+
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = CreateTenantInputBody
 
@@ -1265,11 +2067,29 @@ type UploadDocumentMultipartRequestBody UploadDocumentMultipartBody
 // UpdateDocumentJSONRequestBody defines body for UpdateDocument for application/json ContentType.
 type UpdateDocumentJSONRequestBody = UpdateDocumentInputBody
 
+// ClaimTenantDomainJSONRequestBody defines body for ClaimTenantDomain for application/json ContentType.
+type ClaimTenantDomainJSONRequestBody = ClaimDomainInputBody
+
 // CreateRoleJSONRequestBody defines body for CreateRole for application/json ContentType.
 type CreateRoleJSONRequestBody = CreateRoleInputBody
 
 // UpdateRoleJSONRequestBody defines body for UpdateRole for application/json ContentType.
 type UpdateRoleJSONRequestBody = UpdateRoleInputBody
+
+// CreateSsoConfigJSONRequestBody defines body for CreateSsoConfig for application/json ContentType.
+type CreateSsoConfigJSONRequestBody = CreateSSOConfigInputBody
+
+// UpdateSsoConfigJSONRequestBody defines body for UpdateSsoConfig for application/json ContentType.
+type UpdateSsoConfigJSONRequestBody = UpdateSSOConfigInputBody
+
+// SetSsoAutoProvisioningJSONRequestBody defines body for SetSsoAutoProvisioning for application/json ContentType.
+type SetSsoAutoProvisioningJSONRequestBody = AutoProvisioningInput
+
+// DisableSsoConfigJSONRequestBody defines body for DisableSsoConfig for application/json ContentType.
+type DisableSsoConfigJSONRequestBody = DisableSSOInputBody
+
+// EnableSsoConfigJSONRequestBody defines body for EnableSsoConfig for application/json ContentType.
+type EnableSsoConfigJSONRequestBody = EnableSSOInputBody
 
 // AddTenantMemberJSONRequestBody defines body for AddTenantMember for application/json ContentType.
 type AddTenantMemberJSONRequestBody = AddMemberInputBody
@@ -1563,6 +2383,149 @@ type ClientInterface interface {
 	// Corresponds with POST /api/auth/register (the `Register` operationId).
 	Register(ctx context.Context, body RegisterJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// SsoCallbackAzure Complete a sign-in: where the provider sends the browser back
+	//
+	// Takes the state once (it must come from this browser, within 10 minutes), exchanges the code and verifies the ID token (signature, issuer — for Entra the directory —, audience, expiry, nonce). With a return_url the browser goes back there with a one-time code to exchange at /api/auth/sso/exchange (or with error=<code>); without, the answer is the usual login answer.
+	//
+	// Corresponds with GET /api/auth/sso/azure/callback (the `SsoCallbackAzure` operationId).
+	//
+	// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	SsoCallbackAzure(ctx context.Context, params *SsoCallbackAzureParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoLoginAzure Start signing in through a tenant's identity provider
+	//
+	// Redirects (302) to the provider. The sign-in must complete within 10 minutes, in this browser. A return_url not allowed by the tenant is refused (400 REDIRECT_NOT_ALLOWED).
+	//
+	// Corresponds with GET /api/auth/sso/azure/login/{tenant_id} (the `SsoLoginAzure` operationId).
+	//
+	// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	SsoLoginAzure(ctx context.Context, tenantId openapi_types.UUID, params *SsoLoginAzureParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoCallback Complete a sign-in: where the provider sends the browser back
+	//
+	// Takes the state once (it must come from this browser, within 10 minutes), exchanges the code and verifies the ID token (signature, issuer — for Entra the directory —, audience, expiry, nonce). With a return_url the browser goes back there with a one-time code to exchange at /api/auth/sso/exchange (or with error=<code>); without, the answer is the usual login answer.
+	//
+	// Corresponds with GET /api/auth/sso/callback (the `SsoCallback` operationId).
+	SsoCallback(ctx context.Context, params *SsoCallbackParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoCheckAvailability Whether a tenant offers single sign-on
+	//
+	// Public, as in the original: whether the tenant's members can sign in through its provider, and where.
+	//
+	// Corresponds with GET /api/auth/sso/check-availability/{tenant_id} (the `SsoCheckAvailability` operationId).
+	SsoCheckAvailability(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoDetectWithBody Find the tenants an email address signs in to through single sign-on
+	//
+	// Tenants whose verified domain is the address's and whose single sign-on is on, with their login URLs.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/auth/sso/detect (the `SsoDetect` operationId).
+	SsoDetectWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoDetect Find the tenants an email address signs in to through single sign-on
+	//
+	// Tenants whose verified domain is the address's and whose single sign-on is on, with their login URLs.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/auth/sso/detect (the `SsoDetect` operationId).
+	SsoDetect(ctx context.Context, body SsoDetectJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoExchangeWithBody Exchange a sign-in's one-time code for a session
+	//
+	// A code works once, within 60 seconds of the sign-in. The answer is the usual login answer with auth_method sso.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/auth/sso/exchange (the `SsoExchange` operationId).
+	SsoExchangeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoExchange Exchange a sign-in's one-time code for a session
+	//
+	// A code works once, within 60 seconds of the sign-in. The answer is the usual login answer with auth_method sso.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/auth/sso/exchange (the `SsoExchange` operationId).
+	SsoExchange(ctx context.Context, body SsoExchangeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListSsoIdentities Your identities at tenants' providers
+	//
+	// One per tenant whose single sign-on you used: (issuer, subject), and for Entra the directory and object id. Provider tokens are never returned.
+	//
+	// Corresponds with GET /api/auth/sso/identities (the `ListSsoIdentities` operationId).
+	ListSsoIdentities(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoLinkWithBody Link your account to your identity at a tenant's provider
+	//
+	// Confirms your password once, then starts a sign-in at the tenant's provider (send the browser to authorization_url): the identity it proves is linked to your account. Needed when an account with your email exists but the provider does not vouch for it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/auth/sso/link/{tenant_id} (the `SsoLink` operationId).
+	SsoLinkWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoLink Link your account to your identity at a tenant's provider
+	//
+	// Confirms your password once, then starts a sign-in at the tenant's provider (send the browser to authorization_url): the identity it proves is linked to your account. Needed when an account with your email exists but the provider does not vouch for it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/auth/sso/link/{tenant_id} (the `SsoLink` operationId).
+	SsoLink(ctx context.Context, tenantId openapi_types.UUID, body SsoLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoLogin Start signing in through a tenant's identity provider
+	//
+	// Redirects (302) to the provider. The sign-in must complete within 10 minutes, in this browser. A return_url not allowed by the tenant is refused (400 REDIRECT_NOT_ALLOWED).
+	//
+	// Corresponds with GET /api/auth/sso/login/{tenant_id} (the `SsoLogin` operationId).
+	SsoLogin(ctx context.Context, tenantId openapi_types.UUID, params *SsoLoginParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoLogoutWithBody Sign out of tenantry and get the provider's sign-out URL
+	//
+	// Revokes the session of the access token at once, forgets your provider tokens for the tenant and returns the provider's end-session URL.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/auth/sso/logout/{tenant_id} (the `SsoLogout` operationId).
+	SsoLogoutWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoLogout Sign out of tenantry and get the provider's sign-out URL
+	//
+	// Revokes the session of the access token at once, forgets your provider tokens for the tenant and returns the provider's end-session URL.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/auth/sso/logout/{tenant_id} (the `SsoLogout` operationId).
+	SsoLogout(ctx context.Context, tenantId openapi_types.UUID, body SsoLogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoRefreshWithBody Refresh your stored provider tokens for a tenant
+	//
+	// Uses the stored refresh token; the provider's tokens are stored encrypted and never returned.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/auth/sso/refresh (the `SsoRefresh` operationId).
+	SsoRefreshWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoRefresh Refresh your stored provider tokens for a tenant
+	//
+	// Uses the stored refresh token; the provider's tokens are stored encrypted and never returned.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/auth/sso/refresh (the `SsoRefresh` operationId).
+	SsoRefresh(ctx context.Context, body SsoRefreshJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SsoUserInfo What a tenant's provider says about you
+	//
+	// The provider's userinfo (Microsoft Graph's /me for Entra), asked with your stored provider token, refreshed first when expired.
+	//
+	// Corresponds with GET /api/auth/sso/user-info (the `SsoUserInfo` operationId).
+	SsoUserInfo(ctx context.Context, params *SsoUserInfoParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListFilesAlias List the tenant's distinct stored contents
 	//
 	// Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
@@ -1628,6 +2591,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/tenants/health (the `TenantsHealth` operationId).
 	TenantsHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListSsoConfigs Every tenant's single sign-on configuration (platform administrators)
+	//
+	// Anyone else gets 403 FORBIDDEN.
+	//
+	// Corresponds with GET /api/tenants/sso/configs (the `ListSsoConfigs` operationId).
+	ListSsoConfigs(ctx context.Context, params *ListSsoConfigsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteTenant Delete a tenant (admins)
 	//
@@ -1751,6 +2721,38 @@ type ClientInterface interface {
 	// Corresponds with GET /api/tenants/{tenant_id}/documents/{document_id}/download-url (the `DocumentDownloadUrl` operationId).
 	DocumentDownloadUrl(ctx context.Context, tenantId openapi_types.UUID, documentId openapi_types.UUID, params *DocumentDownloadUrlParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListTenantDomains The email domains the tenant claims (admins)
+	//
+	// Each with the DNS TXT record that proves it and whether it is verified.
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/domains (the `ListTenantDomains` operationId).
+	ListTenantDomains(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ClaimTenantDomainWithBody Claim an email domain (admins)
+	//
+	// Returns the TXT record to publish as proof, then verify it. A domain is verified for one tenant at a time; an existing account is linked by email only when its domain is verified by the tenant.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/domains (the `ClaimTenantDomain` operationId).
+	ClaimTenantDomainWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ClaimTenantDomain Claim an email domain (admins)
+	//
+	// Returns the TXT record to publish as proof, then verify it. A domain is verified for one tenant at a time; an existing account is linked by email only when its domain is verified by the tenant.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/domains (the `ClaimTenantDomain` operationId).
+	ClaimTenantDomain(ctx context.Context, tenantId openapi_types.UUID, body ClaimTenantDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyTenantDomain Verify a claimed domain by its DNS proof (admins)
+	//
+	// Looks up the TXT record _tenantry-challenge.<domain>. Not found is a 400 naming the record to publish; a domain another tenant verified and still proves is a conflict (409).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/domains/{domain}/verify (the `VerifyTenantDomain` operationId).
+	VerifyTenantDomain(ctx context.Context, tenantId openapi_types.UUID, domain string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListTenantEvents The tenant's event stream (admins)
 	//
 	// Events about the tenant and its documents, in the order they were published, each once, with the same envelope as on Kafka. Page with the cursor of the last page; events are kept for the retention period.
@@ -1842,6 +2844,124 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /api/tenants/{tenant_id}/roles/{name} (the `UpdateRole` operationId).
 	UpdateRole(ctx context.Context, tenantId openapi_types.UUID, name string, body UpdateRoleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteSsoConfig Delete the tenant's single sign-on configuration (admins)
+	//
+	// The tenant returns to passwords. Identities linked to the configuration make it a conflict (409) unless force=true, which deletes them.
+	//
+	// Corresponds with DELETE /api/tenants/{tenant_id}/sso/config (the `DeleteSsoConfig` operationId).
+	DeleteSsoConfig(ctx context.Context, tenantId openapi_types.UUID, params *DeleteSsoConfigParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSsoConfig The tenant's single sign-on configuration (admins)
+	//
+	// The client secret is never returned: has_client_secret says whether one is stored.
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/sso/config (the `GetSsoConfig` operationId).
+	GetSsoConfig(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSsoConfigWithBody Configure single sign-on for the tenant (admins)
+	//
+	// provider_type azure_ad (Microsoft Entra ID; provider_tenant_id required), google (optional hosted_domain) or oidc (issuer required). Issuers must be https, except on loopback addresses. The client secret is stored encrypted and never returned. A tenant has one configuration: a second is a conflict (409).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/sso/config (the `CreateSsoConfig` operationId).
+	CreateSsoConfigWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSsoConfig Configure single sign-on for the tenant (admins)
+	//
+	// provider_type azure_ad (Microsoft Entra ID; provider_tenant_id required), google (optional hosted_domain) or oidc (issuer required). Issuers must be https, except on loopback addresses. The client secret is stored encrypted and never returned. A tenant has one configuration: a second is a conflict (409).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/sso/config (the `CreateSsoConfig` operationId).
+	CreateSsoConfig(ctx context.Context, tenantId openapi_types.UUID, body CreateSsoConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSsoConfigWithBody Change the tenant's single sign-on configuration (admins)
+	//
+	// Fields left out are unchanged; a client_secret given replaces the stored one. is_enabled false returns the tenant to passwords.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /api/tenants/{tenant_id}/sso/config (the `UpdateSsoConfig` operationId).
+	UpdateSsoConfigWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSsoConfig Change the tenant's single sign-on configuration (admins)
+	//
+	// Fields left out are unchanged; a client_secret given replaces the stored one. is_enabled false returns the tenant to passwords.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /api/tenants/{tenant_id}/sso/config (the `UpdateSsoConfig` operationId).
+	UpdateSsoConfig(ctx context.Context, tenantId openapi_types.UUID, body UpdateSsoConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetSsoAutoProvisioningWithBody Set who enters through single sign-on, with what role (admins)
+	//
+	// Replaces the auto-provisioning settings. Roles (group_role_mapping, default_role) are applied at every sign-in, so leaving a group in the directory lowers the role at the next sign-in. Domains match exactly.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /api/tenants/{tenant_id}/sso/config/auto-provisioning (the `SetSsoAutoProvisioning` operationId).
+	SetSsoAutoProvisioningWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetSsoAutoProvisioning Set who enters through single sign-on, with what role (admins)
+	//
+	// Replaces the auto-provisioning settings. Roles (group_role_mapping, default_role) are applied at every sign-in, so leaving a group in the directory lowers the role at the next sign-in. Domains match exactly.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /api/tenants/{tenant_id}/sso/config/auto-provisioning (the `SetSsoAutoProvisioning` operationId).
+	SetSsoAutoProvisioning(ctx context.Context, tenantId openapi_types.UUID, body SetSsoAutoProvisioningJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DisableSsoConfigWithBody Disable single sign-on (admins)
+	//
+	// Members sign in with passwords again. keep_azure_identities false also forgets the stored provider tokens.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/sso/config/disable (the `DisableSsoConfig` operationId).
+	DisableSsoConfigWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DisableSsoConfig Disable single sign-on (admins)
+	//
+	// Members sign in with passwords again. keep_azure_identities false also forgets the stored provider tokens.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/sso/config/disable (the `DisableSsoConfig` operationId).
+	DisableSsoConfig(ctx context.Context, tenantId openapi_types.UUID, body DisableSsoConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EnableSsoConfigWithBody Enable single sign-on (admins)
+	//
+	// auth_method sso enforces it: sessions opened with a password may list the tenant but get 403 SSO_REQUIRED on its routes; both allows either way.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/sso/config/enable (the `EnableSsoConfig` operationId).
+	EnableSsoConfigWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EnableSsoConfig Enable single sign-on (admins)
+	//
+	// auth_method sso enforces it: sessions opened with a password may list the tenant but get 403 SSO_REQUIRED on its routes; both allows either way.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/sso/config/enable (the `EnableSsoConfig` operationId).
+	EnableSsoConfig(ctx context.Context, tenantId openapi_types.UUID, body EnableSsoConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ValidateSsoConfig Check the configuration against its provider (admins)
+	//
+	// Fetches the provider's discovery document and key set afresh and says what is wrong, with status 200 either way.
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/sso/config/validate (the `ValidateSsoConfig` operationId).
+	ValidateSsoConfig(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSsoStatistics How the tenant's single sign-on is used (admins)
+	//
+	// Identities, stored provider tokens and recent sign-ins through the tenant's provider.
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/sso/statistics (the `GetSsoStatistics` operationId).
+	GetSsoStatistics(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetStorage The tenant's storage totals and deduplication savings
 	//
@@ -2147,6 +3267,317 @@ func (c *Client) Register(ctx context.Context, body RegisterJSONRequestBody, req
 	return c.Client.Do(req)
 }
 
+// SsoCallbackAzure Complete a sign-in: where the provider sends the browser back
+//
+// Takes the state once (it must come from this browser, within 10 minutes), exchanges the code and verifies the ID token (signature, issuer — for Entra the directory —, audience, expiry, nonce). With a return_url the browser goes back there with a one-time code to exchange at /api/auth/sso/exchange (or with error=<code>); without, the answer is the usual login answer.
+//
+// Corresponds with GET /api/auth/sso/azure/callback (the `SsoCallbackAzure` operationId).
+// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+func (c *Client) SsoCallbackAzure(ctx context.Context, params *SsoCallbackAzureParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoCallbackAzureRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoLoginAzure Start signing in through a tenant's identity provider
+//
+// Redirects (302) to the provider. The sign-in must complete within 10 minutes, in this browser. A return_url not allowed by the tenant is refused (400 REDIRECT_NOT_ALLOWED).
+//
+// Corresponds with GET /api/auth/sso/azure/login/{tenant_id} (the `SsoLoginAzure` operationId).
+// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+func (c *Client) SsoLoginAzure(ctx context.Context, tenantId openapi_types.UUID, params *SsoLoginAzureParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoLoginAzureRequest(c.Server, tenantId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoCallback Complete a sign-in: where the provider sends the browser back
+//
+// Takes the state once (it must come from this browser, within 10 minutes), exchanges the code and verifies the ID token (signature, issuer — for Entra the directory —, audience, expiry, nonce). With a return_url the browser goes back there with a one-time code to exchange at /api/auth/sso/exchange (or with error=<code>); without, the answer is the usual login answer.
+//
+// Corresponds with GET /api/auth/sso/callback (the `SsoCallback` operationId).
+func (c *Client) SsoCallback(ctx context.Context, params *SsoCallbackParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoCallbackRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoCheckAvailability Whether a tenant offers single sign-on
+//
+// Public, as in the original: whether the tenant's members can sign in through its provider, and where.
+//
+// Corresponds with GET /api/auth/sso/check-availability/{tenant_id} (the `SsoCheckAvailability` operationId).
+func (c *Client) SsoCheckAvailability(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoCheckAvailabilityRequest(c.Server, tenantId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoDetectWithBody Find the tenants an email address signs in to through single sign-on
+//
+// Tenants whose verified domain is the address's and whose single sign-on is on, with their login URLs.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/auth/sso/detect (the `SsoDetect` operationId).
+func (c *Client) SsoDetectWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoDetectRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoDetect Find the tenants an email address signs in to through single sign-on
+//
+// Tenants whose verified domain is the address's and whose single sign-on is on, with their login URLs.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/auth/sso/detect (the `SsoDetect` operationId).
+func (c *Client) SsoDetect(ctx context.Context, body SsoDetectJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoDetectRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoExchangeWithBody Exchange a sign-in's one-time code for a session
+//
+// A code works once, within 60 seconds of the sign-in. The answer is the usual login answer with auth_method sso.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/auth/sso/exchange (the `SsoExchange` operationId).
+func (c *Client) SsoExchangeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoExchangeRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoExchange Exchange a sign-in's one-time code for a session
+//
+// A code works once, within 60 seconds of the sign-in. The answer is the usual login answer with auth_method sso.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/auth/sso/exchange (the `SsoExchange` operationId).
+func (c *Client) SsoExchange(ctx context.Context, body SsoExchangeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoExchangeRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListSsoIdentities Your identities at tenants' providers
+//
+// One per tenant whose single sign-on you used: (issuer, subject), and for Entra the directory and object id. Provider tokens are never returned.
+//
+// Corresponds with GET /api/auth/sso/identities (the `ListSsoIdentities` operationId).
+func (c *Client) ListSsoIdentities(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSsoIdentitiesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoLinkWithBody Link your account to your identity at a tenant's provider
+//
+// Confirms your password once, then starts a sign-in at the tenant's provider (send the browser to authorization_url): the identity it proves is linked to your account. Needed when an account with your email exists but the provider does not vouch for it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/auth/sso/link/{tenant_id} (the `SsoLink` operationId).
+func (c *Client) SsoLinkWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoLinkRequestWithBody(c.Server, tenantId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoLink Link your account to your identity at a tenant's provider
+//
+// Confirms your password once, then starts a sign-in at the tenant's provider (send the browser to authorization_url): the identity it proves is linked to your account. Needed when an account with your email exists but the provider does not vouch for it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/auth/sso/link/{tenant_id} (the `SsoLink` operationId).
+func (c *Client) SsoLink(ctx context.Context, tenantId openapi_types.UUID, body SsoLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoLinkRequest(c.Server, tenantId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoLogin Start signing in through a tenant's identity provider
+//
+// Redirects (302) to the provider. The sign-in must complete within 10 minutes, in this browser. A return_url not allowed by the tenant is refused (400 REDIRECT_NOT_ALLOWED).
+//
+// Corresponds with GET /api/auth/sso/login/{tenant_id} (the `SsoLogin` operationId).
+func (c *Client) SsoLogin(ctx context.Context, tenantId openapi_types.UUID, params *SsoLoginParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoLoginRequest(c.Server, tenantId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoLogoutWithBody Sign out of tenantry and get the provider's sign-out URL
+//
+// Revokes the session of the access token at once, forgets your provider tokens for the tenant and returns the provider's end-session URL.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/auth/sso/logout/{tenant_id} (the `SsoLogout` operationId).
+func (c *Client) SsoLogoutWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoLogoutRequestWithBody(c.Server, tenantId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoLogout Sign out of tenantry and get the provider's sign-out URL
+//
+// Revokes the session of the access token at once, forgets your provider tokens for the tenant and returns the provider's end-session URL.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/auth/sso/logout/{tenant_id} (the `SsoLogout` operationId).
+func (c *Client) SsoLogout(ctx context.Context, tenantId openapi_types.UUID, body SsoLogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoLogoutRequest(c.Server, tenantId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoRefreshWithBody Refresh your stored provider tokens for a tenant
+//
+// Uses the stored refresh token; the provider's tokens are stored encrypted and never returned.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/auth/sso/refresh (the `SsoRefresh` operationId).
+func (c *Client) SsoRefreshWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoRefreshRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoRefresh Refresh your stored provider tokens for a tenant
+//
+// Uses the stored refresh token; the provider's tokens are stored encrypted and never returned.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/auth/sso/refresh (the `SsoRefresh` operationId).
+func (c *Client) SsoRefresh(ctx context.Context, body SsoRefreshJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoRefreshRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SsoUserInfo What a tenant's provider says about you
+//
+// The provider's userinfo (Microsoft Graph's /me for Entra), asked with your stored provider token, refreshed first when expired.
+//
+// Corresponds with GET /api/auth/sso/user-info (the `SsoUserInfo` operationId).
+func (c *Client) SsoUserInfo(ctx context.Context, params *SsoUserInfoParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSsoUserInfoRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListFilesAlias List the tenant's distinct stored contents
 //
 // Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
@@ -2280,6 +3711,23 @@ func (c *Client) CreateTenant(ctx context.Context, body CreateTenantJSONRequestB
 // Corresponds with GET /api/tenants/health (the `TenantsHealth` operationId).
 func (c *Client) TenantsHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewTenantsHealthRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListSsoConfigs Every tenant's single sign-on configuration (platform administrators)
+//
+// Anyone else gets 403 FORBIDDEN.
+//
+// Corresponds with GET /api/tenants/sso/configs (the `ListSsoConfigs` operationId).
+func (c *Client) ListSsoConfigs(ctx context.Context, params *ListSsoConfigsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSsoConfigsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2572,6 +4020,78 @@ func (c *Client) DocumentDownloadUrl(ctx context.Context, tenantId openapi_types
 	return c.Client.Do(req)
 }
 
+// ListTenantDomains The email domains the tenant claims (admins)
+//
+// Each with the DNS TXT record that proves it and whether it is verified.
+//
+// Corresponds with GET /api/tenants/{tenant_id}/domains (the `ListTenantDomains` operationId).
+func (c *Client) ListTenantDomains(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListTenantDomainsRequest(c.Server, tenantId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ClaimTenantDomainWithBody Claim an email domain (admins)
+//
+// Returns the TXT record to publish as proof, then verify it. A domain is verified for one tenant at a time; an existing account is linked by email only when its domain is verified by the tenant.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/domains (the `ClaimTenantDomain` operationId).
+func (c *Client) ClaimTenantDomainWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewClaimTenantDomainRequestWithBody(c.Server, tenantId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ClaimTenantDomain Claim an email domain (admins)
+//
+// Returns the TXT record to publish as proof, then verify it. A domain is verified for one tenant at a time; an existing account is linked by email only when its domain is verified by the tenant.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/domains (the `ClaimTenantDomain` operationId).
+func (c *Client) ClaimTenantDomain(ctx context.Context, tenantId openapi_types.UUID, body ClaimTenantDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewClaimTenantDomainRequest(c.Server, tenantId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyTenantDomain Verify a claimed domain by its DNS proof (admins)
+//
+// Looks up the TXT record _tenantry-challenge.<domain>. Not found is a 400 naming the record to publish; a domain another tenant verified and still proves is a conflict (409).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/domains/{domain}/verify (the `VerifyTenantDomain` operationId).
+func (c *Client) VerifyTenantDomain(ctx context.Context, tenantId openapi_types.UUID, domain string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyTenantDomainRequest(c.Server, tenantId, domain)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListTenantEvents The tenant's event stream (admins)
 //
 // Events about the tenant and its documents, in the order they were published, each once, with the same envelope as on Kafka. Page with the cursor of the last page; events are kept for the retention period.
@@ -2774,6 +4294,264 @@ func (c *Client) UpdateRoleWithBody(ctx context.Context, tenantId openapi_types.
 // Corresponds with PUT /api/tenants/{tenant_id}/roles/{name} (the `UpdateRole` operationId).
 func (c *Client) UpdateRole(ctx context.Context, tenantId openapi_types.UUID, name string, body UpdateRoleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateRoleRequest(c.Server, tenantId, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteSsoConfig Delete the tenant's single sign-on configuration (admins)
+//
+// The tenant returns to passwords. Identities linked to the configuration make it a conflict (409) unless force=true, which deletes them.
+//
+// Corresponds with DELETE /api/tenants/{tenant_id}/sso/config (the `DeleteSsoConfig` operationId).
+func (c *Client) DeleteSsoConfig(ctx context.Context, tenantId openapi_types.UUID, params *DeleteSsoConfigParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteSsoConfigRequest(c.Server, tenantId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSsoConfig The tenant's single sign-on configuration (admins)
+//
+// The client secret is never returned: has_client_secret says whether one is stored.
+//
+// Corresponds with GET /api/tenants/{tenant_id}/sso/config (the `GetSsoConfig` operationId).
+func (c *Client) GetSsoConfig(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSsoConfigRequest(c.Server, tenantId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSsoConfigWithBody Configure single sign-on for the tenant (admins)
+//
+// provider_type azure_ad (Microsoft Entra ID; provider_tenant_id required), google (optional hosted_domain) or oidc (issuer required). Issuers must be https, except on loopback addresses. The client secret is stored encrypted and never returned. A tenant has one configuration: a second is a conflict (409).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/sso/config (the `CreateSsoConfig` operationId).
+func (c *Client) CreateSsoConfigWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSsoConfigRequestWithBody(c.Server, tenantId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSsoConfig Configure single sign-on for the tenant (admins)
+//
+// provider_type azure_ad (Microsoft Entra ID; provider_tenant_id required), google (optional hosted_domain) or oidc (issuer required). Issuers must be https, except on loopback addresses. The client secret is stored encrypted and never returned. A tenant has one configuration: a second is a conflict (409).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/sso/config (the `CreateSsoConfig` operationId).
+func (c *Client) CreateSsoConfig(ctx context.Context, tenantId openapi_types.UUID, body CreateSsoConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSsoConfigRequest(c.Server, tenantId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSsoConfigWithBody Change the tenant's single sign-on configuration (admins)
+//
+// Fields left out are unchanged; a client_secret given replaces the stored one. is_enabled false returns the tenant to passwords.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /api/tenants/{tenant_id}/sso/config (the `UpdateSsoConfig` operationId).
+func (c *Client) UpdateSsoConfigWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSsoConfigRequestWithBody(c.Server, tenantId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSsoConfig Change the tenant's single sign-on configuration (admins)
+//
+// Fields left out are unchanged; a client_secret given replaces the stored one. is_enabled false returns the tenant to passwords.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /api/tenants/{tenant_id}/sso/config (the `UpdateSsoConfig` operationId).
+func (c *Client) UpdateSsoConfig(ctx context.Context, tenantId openapi_types.UUID, body UpdateSsoConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSsoConfigRequest(c.Server, tenantId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetSsoAutoProvisioningWithBody Set who enters through single sign-on, with what role (admins)
+//
+// Replaces the auto-provisioning settings. Roles (group_role_mapping, default_role) are applied at every sign-in, so leaving a group in the directory lowers the role at the next sign-in. Domains match exactly.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /api/tenants/{tenant_id}/sso/config/auto-provisioning (the `SetSsoAutoProvisioning` operationId).
+func (c *Client) SetSsoAutoProvisioningWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetSsoAutoProvisioningRequestWithBody(c.Server, tenantId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetSsoAutoProvisioning Set who enters through single sign-on, with what role (admins)
+//
+// Replaces the auto-provisioning settings. Roles (group_role_mapping, default_role) are applied at every sign-in, so leaving a group in the directory lowers the role at the next sign-in. Domains match exactly.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /api/tenants/{tenant_id}/sso/config/auto-provisioning (the `SetSsoAutoProvisioning` operationId).
+func (c *Client) SetSsoAutoProvisioning(ctx context.Context, tenantId openapi_types.UUID, body SetSsoAutoProvisioningJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetSsoAutoProvisioningRequest(c.Server, tenantId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DisableSsoConfigWithBody Disable single sign-on (admins)
+//
+// Members sign in with passwords again. keep_azure_identities false also forgets the stored provider tokens.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/sso/config/disable (the `DisableSsoConfig` operationId).
+func (c *Client) DisableSsoConfigWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDisableSsoConfigRequestWithBody(c.Server, tenantId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DisableSsoConfig Disable single sign-on (admins)
+//
+// Members sign in with passwords again. keep_azure_identities false also forgets the stored provider tokens.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/sso/config/disable (the `DisableSsoConfig` operationId).
+func (c *Client) DisableSsoConfig(ctx context.Context, tenantId openapi_types.UUID, body DisableSsoConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDisableSsoConfigRequest(c.Server, tenantId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EnableSsoConfigWithBody Enable single sign-on (admins)
+//
+// auth_method sso enforces it: sessions opened with a password may list the tenant but get 403 SSO_REQUIRED on its routes; both allows either way.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/sso/config/enable (the `EnableSsoConfig` operationId).
+func (c *Client) EnableSsoConfigWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEnableSsoConfigRequestWithBody(c.Server, tenantId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EnableSsoConfig Enable single sign-on (admins)
+//
+// auth_method sso enforces it: sessions opened with a password may list the tenant but get 403 SSO_REQUIRED on its routes; both allows either way.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/sso/config/enable (the `EnableSsoConfig` operationId).
+func (c *Client) EnableSsoConfig(ctx context.Context, tenantId openapi_types.UUID, body EnableSsoConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEnableSsoConfigRequest(c.Server, tenantId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ValidateSsoConfig Check the configuration against its provider (admins)
+//
+// Fetches the provider's discovery document and key set afresh and says what is wrong, with status 200 either way.
+//
+// Corresponds with GET /api/tenants/{tenant_id}/sso/config/validate (the `ValidateSsoConfig` operationId).
+func (c *Client) ValidateSsoConfig(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewValidateSsoConfigRequest(c.Server, tenantId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSsoStatistics How the tenant's single sign-on is used (admins)
+//
+// Identities, stored provider tokens and recent sign-ins through the tenant's provider.
+//
+// Corresponds with GET /api/tenants/{tenant_id}/sso/statistics (the `GetSsoStatistics` operationId).
+func (c *Client) GetSsoStatistics(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSsoStatisticsRequest(c.Server, tenantId)
 	if err != nil {
 		return nil, err
 	}
@@ -3397,6 +5175,749 @@ func NewRegisterRequestWithBody(server string, contentType string, body io.Reade
 	return req, nil
 }
 
+// NewSsoCallbackAzureRequest constructs an http.Request for the SsoCallbackAzure method
+func NewSsoCallbackAzureRequest(server string, params *SsoCallbackAzureParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/sso/azure/callback")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.State != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "state", *params.State, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Code != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "code", *params.Code, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Error != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "error", *params.Error, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ErrorDescription != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "error_description", *params.ErrorDescription, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TenantId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "tenant_id", *params.TenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.UnderscoreUnderscoreHostTenantrySso != nil {
+			var cookieParam0 string
+
+			cookieParam0, err = runtime.StyleParamWithOptions("simple", true, "__Host-tenantry-sso", *params.UnderscoreUnderscoreHostTenantrySso, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationCookie, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			cookie0 := &http.Cookie{
+				Name:  "__Host-tenantry-sso",
+				Value: cookieParam0,
+			}
+			req.AddCookie(cookie0)
+		}
+	}
+	return req, nil
+}
+
+// NewSsoLoginAzureRequest constructs an http.Request for the SsoLoginAzure method
+func NewSsoLoginAzureRequest(server string, tenantId openapi_types.UUID, params *SsoLoginAzureParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/sso/azure/login/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.ReturnUrl != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "return_url", *params.ReturnUrl, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.LoginHint != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "login_hint", *params.LoginHint, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.UnderscoreUnderscoreHostTenantrySso != nil {
+			var cookieParam0 string
+
+			cookieParam0, err = runtime.StyleParamWithOptions("simple", true, "__Host-tenantry-sso", *params.UnderscoreUnderscoreHostTenantrySso, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationCookie, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			cookie0 := &http.Cookie{
+				Name:  "__Host-tenantry-sso",
+				Value: cookieParam0,
+			}
+			req.AddCookie(cookie0)
+		}
+	}
+	return req, nil
+}
+
+// NewSsoCallbackRequest constructs an http.Request for the SsoCallback method
+func NewSsoCallbackRequest(server string, params *SsoCallbackParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/sso/callback")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.State != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "state", *params.State, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Code != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "code", *params.Code, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Error != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "error", *params.Error, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ErrorDescription != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "error_description", *params.ErrorDescription, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TenantId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "tenant_id", *params.TenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.UnderscoreUnderscoreHostTenantrySso != nil {
+			var cookieParam0 string
+
+			cookieParam0, err = runtime.StyleParamWithOptions("simple", true, "__Host-tenantry-sso", *params.UnderscoreUnderscoreHostTenantrySso, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationCookie, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			cookie0 := &http.Cookie{
+				Name:  "__Host-tenantry-sso",
+				Value: cookieParam0,
+			}
+			req.AddCookie(cookie0)
+		}
+	}
+	return req, nil
+}
+
+// NewSsoCheckAvailabilityRequest constructs an http.Request for the SsoCheckAvailability method
+func NewSsoCheckAvailabilityRequest(server string, tenantId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/sso/check-availability/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSsoDetectRequest calls the generic SsoDetect builder with application/json body
+func NewSsoDetectRequest(server string, body SsoDetectJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSsoDetectRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSsoDetectRequestWithBody constructs an http.Request for the SsoDetect method, with any body, and a specified content type
+func NewSsoDetectRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/sso/detect")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSsoExchangeRequest calls the generic SsoExchange builder with application/json body
+func NewSsoExchangeRequest(server string, body SsoExchangeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSsoExchangeRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSsoExchangeRequestWithBody constructs an http.Request for the SsoExchange method, with any body, and a specified content type
+func NewSsoExchangeRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/sso/exchange")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListSsoIdentitiesRequest constructs an http.Request for the ListSsoIdentities method
+func NewListSsoIdentitiesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/sso/identities")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSsoLinkRequest calls the generic SsoLink builder with application/json body
+func NewSsoLinkRequest(server string, tenantId openapi_types.UUID, body SsoLinkJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSsoLinkRequestWithBody(server, tenantId, "application/json", bodyReader)
+}
+
+// NewSsoLinkRequestWithBody constructs an http.Request for the SsoLink method, with any body, and a specified content type
+func NewSsoLinkRequestWithBody(server string, tenantId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/sso/link/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSsoLoginRequest constructs an http.Request for the SsoLogin method
+func NewSsoLoginRequest(server string, tenantId openapi_types.UUID, params *SsoLoginParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/sso/login/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.ReturnUrl != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "return_url", *params.ReturnUrl, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.LoginHint != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "login_hint", *params.LoginHint, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.UnderscoreUnderscoreHostTenantrySso != nil {
+			var cookieParam0 string
+
+			cookieParam0, err = runtime.StyleParamWithOptions("simple", true, "__Host-tenantry-sso", *params.UnderscoreUnderscoreHostTenantrySso, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationCookie, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			cookie0 := &http.Cookie{
+				Name:  "__Host-tenantry-sso",
+				Value: cookieParam0,
+			}
+			req.AddCookie(cookie0)
+		}
+	}
+	return req, nil
+}
+
+// NewSsoLogoutRequest calls the generic SsoLogout builder with application/json body
+func NewSsoLogoutRequest(server string, tenantId openapi_types.UUID, body SsoLogoutJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSsoLogoutRequestWithBody(server, tenantId, "application/json", bodyReader)
+}
+
+// NewSsoLogoutRequestWithBody constructs an http.Request for the SsoLogout method, with any body, and a specified content type
+func NewSsoLogoutRequestWithBody(server string, tenantId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/sso/logout/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSsoRefreshRequest calls the generic SsoRefresh builder with application/json body
+func NewSsoRefreshRequest(server string, body SsoRefreshJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSsoRefreshRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSsoRefreshRequestWithBody constructs an http.Request for the SsoRefresh method, with any body, and a specified content type
+func NewSsoRefreshRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/sso/refresh")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSsoUserInfoRequest constructs an http.Request for the SsoUserInfo method
+func NewSsoUserInfoRequest(server string, params *SsoUserInfoParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/sso/user-info")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", false, "tenant_id", params.TenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListFilesAliasRequest constructs an http.Request for the ListFilesAlias method
 func NewListFilesAliasRequest(server string, tenantId openapi_types.UUID, params *ListFilesAliasParams) (*http.Request, error) {
 	var err error
@@ -3687,6 +6208,60 @@ func NewTenantsHealthRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListSsoConfigsRequest constructs an http.Request for the ListSsoConfigs method
+func NewListSsoConfigsRequest(server string, params *ListSsoConfigsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/sso/configs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.OnlyEnabled != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "only_enabled", *params.OnlyEnabled, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -4549,6 +7124,128 @@ func NewDocumentDownloadUrlRequest(server string, tenantId openapi_types.UUID, d
 	return req, nil
 }
 
+// NewListTenantDomainsRequest constructs an http.Request for the ListTenantDomains method
+func NewListTenantDomainsRequest(server string, tenantId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/domains", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewClaimTenantDomainRequest calls the generic ClaimTenantDomain builder with application/json body
+func NewClaimTenantDomainRequest(server string, tenantId openapi_types.UUID, body ClaimTenantDomainJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewClaimTenantDomainRequestWithBody(server, tenantId, "application/json", bodyReader)
+}
+
+// NewClaimTenantDomainRequestWithBody constructs an http.Request for the ClaimTenantDomain method, with any body, and a specified content type
+func NewClaimTenantDomainRequestWithBody(server string, tenantId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/domains", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewVerifyTenantDomainRequest constructs an http.Request for the VerifyTenantDomain method
+func NewVerifyTenantDomainRequest(server string, tenantId openapi_types.UUID, domain string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "domain", domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/domains/%s/verify", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListTenantEventsRequest constructs an http.Request for the ListTenantEvents method
 func NewListTenantEventsRequest(server string, tenantId openapi_types.UUID, params *ListTenantEventsParams) (*http.Request, error) {
 	var err error
@@ -5079,6 +7776,404 @@ func NewUpdateRoleRequestWithBody(server string, tenantId openapi_types.UUID, na
 	return req, nil
 }
 
+// NewDeleteSsoConfigRequest constructs an http.Request for the DeleteSsoConfig method
+func NewDeleteSsoConfigRequest(server string, tenantId openapi_types.UUID, params *DeleteSsoConfigParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/sso/config", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Force != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "force", *params.Force, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetSsoConfigRequest constructs an http.Request for the GetSsoConfig method
+func NewGetSsoConfigRequest(server string, tenantId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/sso/config", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateSsoConfigRequest calls the generic CreateSsoConfig builder with application/json body
+func NewCreateSsoConfigRequest(server string, tenantId openapi_types.UUID, body CreateSsoConfigJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateSsoConfigRequestWithBody(server, tenantId, "application/json", bodyReader)
+}
+
+// NewCreateSsoConfigRequestWithBody constructs an http.Request for the CreateSsoConfig method, with any body, and a specified content type
+func NewCreateSsoConfigRequestWithBody(server string, tenantId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/sso/config", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewUpdateSsoConfigRequest calls the generic UpdateSsoConfig builder with application/json body
+func NewUpdateSsoConfigRequest(server string, tenantId openapi_types.UUID, body UpdateSsoConfigJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateSsoConfigRequestWithBody(server, tenantId, "application/json", bodyReader)
+}
+
+// NewUpdateSsoConfigRequestWithBody constructs an http.Request for the UpdateSsoConfig method, with any body, and a specified content type
+func NewUpdateSsoConfigRequestWithBody(server string, tenantId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/sso/config", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSetSsoAutoProvisioningRequest calls the generic SetSsoAutoProvisioning builder with application/json body
+func NewSetSsoAutoProvisioningRequest(server string, tenantId openapi_types.UUID, body SetSsoAutoProvisioningJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSetSsoAutoProvisioningRequestWithBody(server, tenantId, "application/json", bodyReader)
+}
+
+// NewSetSsoAutoProvisioningRequestWithBody constructs an http.Request for the SetSsoAutoProvisioning method, with any body, and a specified content type
+func NewSetSsoAutoProvisioningRequestWithBody(server string, tenantId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/sso/config/auto-provisioning", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDisableSsoConfigRequest calls the generic DisableSsoConfig builder with application/json body
+func NewDisableSsoConfigRequest(server string, tenantId openapi_types.UUID, body DisableSsoConfigJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDisableSsoConfigRequestWithBody(server, tenantId, "application/json", bodyReader)
+}
+
+// NewDisableSsoConfigRequestWithBody constructs an http.Request for the DisableSsoConfig method, with any body, and a specified content type
+func NewDisableSsoConfigRequestWithBody(server string, tenantId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/sso/config/disable", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewEnableSsoConfigRequest calls the generic EnableSsoConfig builder with application/json body
+func NewEnableSsoConfigRequest(server string, tenantId openapi_types.UUID, body EnableSsoConfigJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewEnableSsoConfigRequestWithBody(server, tenantId, "application/json", bodyReader)
+}
+
+// NewEnableSsoConfigRequestWithBody constructs an http.Request for the EnableSsoConfig method, with any body, and a specified content type
+func NewEnableSsoConfigRequestWithBody(server string, tenantId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/sso/config/enable", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewValidateSsoConfigRequest constructs an http.Request for the ValidateSsoConfig method
+func NewValidateSsoConfigRequest(server string, tenantId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/sso/config/validate", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetSsoStatisticsRequest constructs an http.Request for the GetSsoStatistics method
+func NewGetSsoStatisticsRequest(server string, tenantId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/sso/statistics", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetStorageRequest constructs an http.Request for the GetStorage method
 func NewGetStorageRequest(server string, tenantId openapi_types.UUID) (*http.Request, error) {
 	var err error
@@ -5604,6 +8699,163 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/auth/register (the `Register` operationId).
 	RegisterWithResponse(ctx context.Context, body RegisterJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterResponse, error)
 
+	// SsoCallbackAzureWithResponse Complete a sign-in: where the provider sends the browser back
+	//
+	// Takes the state once (it must come from this browser, within 10 minutes), exchanges the code and verifies the ID token (signature, issuer — for Entra the directory —, audience, expiry, nonce). With a return_url the browser goes back there with a one-time code to exchange at /api/auth/sso/exchange (or with error=<code>); without, the answer is the usual login answer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/auth/sso/azure/callback (the `SsoCallbackAzure` operationId).
+	//
+	// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	SsoCallbackAzureWithResponse(ctx context.Context, params *SsoCallbackAzureParams, reqEditors ...RequestEditorFn) (*SsoCallbackAzureResponse, error)
+
+	// SsoLoginAzureWithResponse Start signing in through a tenant's identity provider
+	//
+	// Redirects (302) to the provider. The sign-in must complete within 10 minutes, in this browser. A return_url not allowed by the tenant is refused (400 REDIRECT_NOT_ALLOWED).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/auth/sso/azure/login/{tenant_id} (the `SsoLoginAzure` operationId).
+	//
+	// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+	SsoLoginAzureWithResponse(ctx context.Context, tenantId openapi_types.UUID, params *SsoLoginAzureParams, reqEditors ...RequestEditorFn) (*SsoLoginAzureResponse, error)
+
+	// SsoCallbackWithResponse Complete a sign-in: where the provider sends the browser back
+	//
+	// Takes the state once (it must come from this browser, within 10 minutes), exchanges the code and verifies the ID token (signature, issuer — for Entra the directory —, audience, expiry, nonce). With a return_url the browser goes back there with a one-time code to exchange at /api/auth/sso/exchange (or with error=<code>); without, the answer is the usual login answer.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/auth/sso/callback (the `SsoCallback` operationId).
+	SsoCallbackWithResponse(ctx context.Context, params *SsoCallbackParams, reqEditors ...RequestEditorFn) (*SsoCallbackResponse, error)
+
+	// SsoCheckAvailabilityWithResponse Whether a tenant offers single sign-on
+	//
+	// Public, as in the original: whether the tenant's members can sign in through its provider, and where.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/auth/sso/check-availability/{tenant_id} (the `SsoCheckAvailability` operationId).
+	SsoCheckAvailabilityWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*SsoCheckAvailabilityResponse, error)
+
+	// SsoDetectWithBodyWithResponse Find the tenants an email address signs in to through single sign-on
+	//
+	// Tenants whose verified domain is the address's and whose single sign-on is on, with their login URLs.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/sso/detect (the `SsoDetect` operationId).
+	SsoDetectWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SsoDetectResponse, error)
+
+	// SsoDetectWithResponse Find the tenants an email address signs in to through single sign-on
+	//
+	// Tenants whose verified domain is the address's and whose single sign-on is on, with their login URLs.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/sso/detect (the `SsoDetect` operationId).
+	SsoDetectWithResponse(ctx context.Context, body SsoDetectJSONRequestBody, reqEditors ...RequestEditorFn) (*SsoDetectResponse, error)
+
+	// SsoExchangeWithBodyWithResponse Exchange a sign-in's one-time code for a session
+	//
+	// A code works once, within 60 seconds of the sign-in. The answer is the usual login answer with auth_method sso.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/sso/exchange (the `SsoExchange` operationId).
+	SsoExchangeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SsoExchangeResponse, error)
+
+	// SsoExchangeWithResponse Exchange a sign-in's one-time code for a session
+	//
+	// A code works once, within 60 seconds of the sign-in. The answer is the usual login answer with auth_method sso.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/sso/exchange (the `SsoExchange` operationId).
+	SsoExchangeWithResponse(ctx context.Context, body SsoExchangeJSONRequestBody, reqEditors ...RequestEditorFn) (*SsoExchangeResponse, error)
+
+	// ListSsoIdentitiesWithResponse Your identities at tenants' providers
+	//
+	// One per tenant whose single sign-on you used: (issuer, subject), and for Entra the directory and object id. Provider tokens are never returned.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/auth/sso/identities (the `ListSsoIdentities` operationId).
+	ListSsoIdentitiesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListSsoIdentitiesResponse, error)
+
+	// SsoLinkWithBodyWithResponse Link your account to your identity at a tenant's provider
+	//
+	// Confirms your password once, then starts a sign-in at the tenant's provider (send the browser to authorization_url): the identity it proves is linked to your account. Needed when an account with your email exists but the provider does not vouch for it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/sso/link/{tenant_id} (the `SsoLink` operationId).
+	SsoLinkWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SsoLinkResponse, error)
+
+	// SsoLinkWithResponse Link your account to your identity at a tenant's provider
+	//
+	// Confirms your password once, then starts a sign-in at the tenant's provider (send the browser to authorization_url): the identity it proves is linked to your account. Needed when an account with your email exists but the provider does not vouch for it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/sso/link/{tenant_id} (the `SsoLink` operationId).
+	SsoLinkWithResponse(ctx context.Context, tenantId openapi_types.UUID, body SsoLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*SsoLinkResponse, error)
+
+	// SsoLoginWithResponse Start signing in through a tenant's identity provider
+	//
+	// Redirects (302) to the provider. The sign-in must complete within 10 minutes, in this browser. A return_url not allowed by the tenant is refused (400 REDIRECT_NOT_ALLOWED).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/auth/sso/login/{tenant_id} (the `SsoLogin` operationId).
+	SsoLoginWithResponse(ctx context.Context, tenantId openapi_types.UUID, params *SsoLoginParams, reqEditors ...RequestEditorFn) (*SsoLoginResponse, error)
+
+	// SsoLogoutWithBodyWithResponse Sign out of tenantry and get the provider's sign-out URL
+	//
+	// Revokes the session of the access token at once, forgets your provider tokens for the tenant and returns the provider's end-session URL.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/sso/logout/{tenant_id} (the `SsoLogout` operationId).
+	SsoLogoutWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SsoLogoutResponse, error)
+
+	// SsoLogoutWithResponse Sign out of tenantry and get the provider's sign-out URL
+	//
+	// Revokes the session of the access token at once, forgets your provider tokens for the tenant and returns the provider's end-session URL.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/sso/logout/{tenant_id} (the `SsoLogout` operationId).
+	SsoLogoutWithResponse(ctx context.Context, tenantId openapi_types.UUID, body SsoLogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*SsoLogoutResponse, error)
+
+	// SsoRefreshWithBodyWithResponse Refresh your stored provider tokens for a tenant
+	//
+	// Uses the stored refresh token; the provider's tokens are stored encrypted and never returned.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/sso/refresh (the `SsoRefresh` operationId).
+	SsoRefreshWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SsoRefreshResponse, error)
+
+	// SsoRefreshWithResponse Refresh your stored provider tokens for a tenant
+	//
+	// Uses the stored refresh token; the provider's tokens are stored encrypted and never returned.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/sso/refresh (the `SsoRefresh` operationId).
+	SsoRefreshWithResponse(ctx context.Context, body SsoRefreshJSONRequestBody, reqEditors ...RequestEditorFn) (*SsoRefreshResponse, error)
+
+	// SsoUserInfoWithResponse What a tenant's provider says about you
+	//
+	// The provider's userinfo (Microsoft Graph's /me for Entra), asked with your stored provider token, refreshed first when expired.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/auth/sso/user-info (the `SsoUserInfo` operationId).
+	SsoUserInfoWithResponse(ctx context.Context, params *SsoUserInfoParams, reqEditors ...RequestEditorFn) (*SsoUserInfoResponse, error)
+
 	// ListFilesAliasWithResponse List the tenant's distinct stored contents
 	//
 	// Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
@@ -5681,6 +8933,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/tenants/health (the `TenantsHealth` operationId).
 	TenantsHealthWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*TenantsHealthResponse, error)
+
+	// ListSsoConfigsWithResponse Every tenant's single sign-on configuration (platform administrators)
+	//
+	// Anyone else gets 403 FORBIDDEN.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tenants/sso/configs (the `ListSsoConfigs` operationId).
+	ListSsoConfigsWithResponse(ctx context.Context, params *ListSsoConfigsParams, reqEditors ...RequestEditorFn) (*ListSsoConfigsResponse, error)
 
 	// DeleteTenantWithResponse Delete a tenant (admins)
 	//
@@ -5826,6 +9087,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/tenants/{tenant_id}/documents/{document_id}/download-url (the `DocumentDownloadUrl` operationId).
 	DocumentDownloadUrlWithResponse(ctx context.Context, tenantId openapi_types.UUID, documentId openapi_types.UUID, params *DocumentDownloadUrlParams, reqEditors ...RequestEditorFn) (*DocumentDownloadUrlResponse, error)
 
+	// ListTenantDomainsWithResponse The email domains the tenant claims (admins)
+	//
+	// Each with the DNS TXT record that proves it and whether it is verified.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/domains (the `ListTenantDomains` operationId).
+	ListTenantDomainsWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*ListTenantDomainsResponse, error)
+
+	// ClaimTenantDomainWithBodyWithResponse Claim an email domain (admins)
+	//
+	// Returns the TXT record to publish as proof, then verify it. A domain is verified for one tenant at a time; an existing account is linked by email only when its domain is verified by the tenant.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/domains (the `ClaimTenantDomain` operationId).
+	ClaimTenantDomainWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ClaimTenantDomainResponse, error)
+
+	// ClaimTenantDomainWithResponse Claim an email domain (admins)
+	//
+	// Returns the TXT record to publish as proof, then verify it. A domain is verified for one tenant at a time; an existing account is linked by email only when its domain is verified by the tenant.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/domains (the `ClaimTenantDomain` operationId).
+	ClaimTenantDomainWithResponse(ctx context.Context, tenantId openapi_types.UUID, body ClaimTenantDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*ClaimTenantDomainResponse, error)
+
+	// VerifyTenantDomainWithResponse Verify a claimed domain by its DNS proof (admins)
+	//
+	// Looks up the TXT record _tenantry-challenge.<domain>. Not found is a 400 naming the record to publish; a domain another tenant verified and still proves is a conflict (409).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/domains/{domain}/verify (the `VerifyTenantDomain` operationId).
+	VerifyTenantDomainWithResponse(ctx context.Context, tenantId openapi_types.UUID, domain string, reqEditors ...RequestEditorFn) (*VerifyTenantDomainResponse, error)
+
 	// ListTenantEventsWithResponse The tenant's event stream (admins)
 	//
 	// Events about the tenant and its documents, in the order they were published, each once, with the same envelope as on Kafka. Page with the cursor of the last page; events are kept for the retention period.
@@ -5933,6 +9230,132 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /api/tenants/{tenant_id}/roles/{name} (the `UpdateRole` operationId).
 	UpdateRoleWithResponse(ctx context.Context, tenantId openapi_types.UUID, name string, body UpdateRoleJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateRoleResponse, error)
+
+	// DeleteSsoConfigWithResponse Delete the tenant's single sign-on configuration (admins)
+	//
+	// The tenant returns to passwords. Identities linked to the configuration make it a conflict (409) unless force=true, which deletes them.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/tenants/{tenant_id}/sso/config (the `DeleteSsoConfig` operationId).
+	DeleteSsoConfigWithResponse(ctx context.Context, tenantId openapi_types.UUID, params *DeleteSsoConfigParams, reqEditors ...RequestEditorFn) (*DeleteSsoConfigResponse, error)
+
+	// GetSsoConfigWithResponse The tenant's single sign-on configuration (admins)
+	//
+	// The client secret is never returned: has_client_secret says whether one is stored.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/sso/config (the `GetSsoConfig` operationId).
+	GetSsoConfigWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetSsoConfigResponse, error)
+
+	// CreateSsoConfigWithBodyWithResponse Configure single sign-on for the tenant (admins)
+	//
+	// provider_type azure_ad (Microsoft Entra ID; provider_tenant_id required), google (optional hosted_domain) or oidc (issuer required). Issuers must be https, except on loopback addresses. The client secret is stored encrypted and never returned. A tenant has one configuration: a second is a conflict (409).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/sso/config (the `CreateSsoConfig` operationId).
+	CreateSsoConfigWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSsoConfigResponse, error)
+
+	// CreateSsoConfigWithResponse Configure single sign-on for the tenant (admins)
+	//
+	// provider_type azure_ad (Microsoft Entra ID; provider_tenant_id required), google (optional hosted_domain) or oidc (issuer required). Issuers must be https, except on loopback addresses. The client secret is stored encrypted and never returned. A tenant has one configuration: a second is a conflict (409).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/sso/config (the `CreateSsoConfig` operationId).
+	CreateSsoConfigWithResponse(ctx context.Context, tenantId openapi_types.UUID, body CreateSsoConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSsoConfigResponse, error)
+
+	// UpdateSsoConfigWithBodyWithResponse Change the tenant's single sign-on configuration (admins)
+	//
+	// Fields left out are unchanged; a client_secret given replaces the stored one. is_enabled false returns the tenant to passwords.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/tenants/{tenant_id}/sso/config (the `UpdateSsoConfig` operationId).
+	UpdateSsoConfigWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSsoConfigResponse, error)
+
+	// UpdateSsoConfigWithResponse Change the tenant's single sign-on configuration (admins)
+	//
+	// Fields left out are unchanged; a client_secret given replaces the stored one. is_enabled false returns the tenant to passwords.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/tenants/{tenant_id}/sso/config (the `UpdateSsoConfig` operationId).
+	UpdateSsoConfigWithResponse(ctx context.Context, tenantId openapi_types.UUID, body UpdateSsoConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSsoConfigResponse, error)
+
+	// SetSsoAutoProvisioningWithBodyWithResponse Set who enters through single sign-on, with what role (admins)
+	//
+	// Replaces the auto-provisioning settings. Roles (group_role_mapping, default_role) are applied at every sign-in, so leaving a group in the directory lowers the role at the next sign-in. Domains match exactly.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/tenants/{tenant_id}/sso/config/auto-provisioning (the `SetSsoAutoProvisioning` operationId).
+	SetSsoAutoProvisioningWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetSsoAutoProvisioningResponse, error)
+
+	// SetSsoAutoProvisioningWithResponse Set who enters through single sign-on, with what role (admins)
+	//
+	// Replaces the auto-provisioning settings. Roles (group_role_mapping, default_role) are applied at every sign-in, so leaving a group in the directory lowers the role at the next sign-in. Domains match exactly.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/tenants/{tenant_id}/sso/config/auto-provisioning (the `SetSsoAutoProvisioning` operationId).
+	SetSsoAutoProvisioningWithResponse(ctx context.Context, tenantId openapi_types.UUID, body SetSsoAutoProvisioningJSONRequestBody, reqEditors ...RequestEditorFn) (*SetSsoAutoProvisioningResponse, error)
+
+	// DisableSsoConfigWithBodyWithResponse Disable single sign-on (admins)
+	//
+	// Members sign in with passwords again. keep_azure_identities false also forgets the stored provider tokens.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/sso/config/disable (the `DisableSsoConfig` operationId).
+	DisableSsoConfigWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DisableSsoConfigResponse, error)
+
+	// DisableSsoConfigWithResponse Disable single sign-on (admins)
+	//
+	// Members sign in with passwords again. keep_azure_identities false also forgets the stored provider tokens.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/sso/config/disable (the `DisableSsoConfig` operationId).
+	DisableSsoConfigWithResponse(ctx context.Context, tenantId openapi_types.UUID, body DisableSsoConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*DisableSsoConfigResponse, error)
+
+	// EnableSsoConfigWithBodyWithResponse Enable single sign-on (admins)
+	//
+	// auth_method sso enforces it: sessions opened with a password may list the tenant but get 403 SSO_REQUIRED on its routes; both allows either way.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/sso/config/enable (the `EnableSsoConfig` operationId).
+	EnableSsoConfigWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EnableSsoConfigResponse, error)
+
+	// EnableSsoConfigWithResponse Enable single sign-on (admins)
+	//
+	// auth_method sso enforces it: sessions opened with a password may list the tenant but get 403 SSO_REQUIRED on its routes; both allows either way.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/sso/config/enable (the `EnableSsoConfig` operationId).
+	EnableSsoConfigWithResponse(ctx context.Context, tenantId openapi_types.UUID, body EnableSsoConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*EnableSsoConfigResponse, error)
+
+	// ValidateSsoConfigWithResponse Check the configuration against its provider (admins)
+	//
+	// Fetches the provider's discovery document and key set afresh and says what is wrong, with status 200 either way.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/sso/config/validate (the `ValidateSsoConfig` operationId).
+	ValidateSsoConfigWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*ValidateSsoConfigResponse, error)
+
+	// GetSsoStatisticsWithResponse How the tenant's single sign-on is used (admins)
+	//
+	// Identities, stored provider tokens and recent sign-ins through the tenant's provider.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/sso/statistics (the `GetSsoStatistics` operationId).
+	GetSsoStatisticsWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetSsoStatisticsResponse, error)
 
 	// GetStorageWithResponse The tenant's storage totals and deduplication savings
 	//
@@ -6700,6 +10123,1180 @@ func (r RegisterResponse) ContentType() string {
 	return ""
 }
 
+// SsoCallbackAzureResponse200Headers the declared response headers of an HTTP 200 response for SsoCallbackAzure
+type SsoCallbackAzureResponse200Headers struct {
+	CacheControl string
+}
+
+// SsoCallbackAzureResponse302Headers the declared response headers of an HTTP 302 response for SsoCallbackAzure
+type SsoCallbackAzureResponse302Headers struct {
+	Location *string
+}
+
+// SsoCallbackAzureResponseDefaultHeaders the declared response headers of an HTTP default response for SsoCallbackAzure
+type SsoCallbackAzureResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type SsoCallbackAzureResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSSOLoginView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSON502 the response for an HTTP 502 `application/json` response
+	JSON502 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SsoCallbackAzureResponse200Headers
+	// Headers302 the parsed response headers for an HTTP 302 response
+	Headers302 *SsoCallbackAzureResponse302Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SsoCallbackAzureResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SsoCallbackAzureResponse) GetJSON200() *EnvelopeSSOLoginView {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SsoCallbackAzureResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r SsoCallbackAzureResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r SsoCallbackAzureResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SsoCallbackAzureResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r SsoCallbackAzureResponse) GetJSON409() *ErrorEnvelope {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SsoCallbackAzureResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSON502 returns the response for an HTTP 502 `application/json` response
+func (r SsoCallbackAzureResponse) GetJSON502() *ErrorEnvelope {
+	return r.JSON502
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r SsoCallbackAzureResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SsoCallbackAzureResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SsoCallbackAzureResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SsoCallbackAzureResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SsoCallbackAzureResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SsoLoginAzureResponse302Headers the declared response headers of an HTTP 302 response for SsoLoginAzure
+type SsoLoginAzureResponse302Headers struct {
+	Location  *string
+	SetCookie *string
+}
+
+// SsoLoginAzureResponseDefaultHeaders the declared response headers of an HTTP default response for SsoLoginAzure
+type SsoLoginAzureResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type SsoLoginAzureResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSON502 the response for an HTTP 502 `application/json` response
+	JSON502 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// Headers302 the parsed response headers for an HTTP 302 response
+	Headers302 *SsoLoginAzureResponse302Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SsoLoginAzureResponseDefaultHeaders
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SsoLoginAzureResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SsoLoginAzureResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SsoLoginAzureResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSON502 returns the response for an HTTP 502 `application/json` response
+func (r SsoLoginAzureResponse) GetJSON502() *ErrorEnvelope {
+	return r.JSON502
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r SsoLoginAzureResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SsoLoginAzureResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SsoLoginAzureResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SsoLoginAzureResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SsoLoginAzureResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SsoCallbackResponse200Headers the declared response headers of an HTTP 200 response for SsoCallback
+type SsoCallbackResponse200Headers struct {
+	CacheControl string
+}
+
+// SsoCallbackResponse302Headers the declared response headers of an HTTP 302 response for SsoCallback
+type SsoCallbackResponse302Headers struct {
+	Location *string
+}
+
+// SsoCallbackResponseDefaultHeaders the declared response headers of an HTTP default response for SsoCallback
+type SsoCallbackResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type SsoCallbackResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSSOLoginView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSON502 the response for an HTTP 502 `application/json` response
+	JSON502 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SsoCallbackResponse200Headers
+	// Headers302 the parsed response headers for an HTTP 302 response
+	Headers302 *SsoCallbackResponse302Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SsoCallbackResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SsoCallbackResponse) GetJSON200() *EnvelopeSSOLoginView {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SsoCallbackResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r SsoCallbackResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r SsoCallbackResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SsoCallbackResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r SsoCallbackResponse) GetJSON409() *ErrorEnvelope {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SsoCallbackResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSON502 returns the response for an HTTP 502 `application/json` response
+func (r SsoCallbackResponse) GetJSON502() *ErrorEnvelope {
+	return r.JSON502
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r SsoCallbackResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SsoCallbackResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SsoCallbackResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SsoCallbackResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SsoCallbackResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SsoCheckAvailabilityResponseDefaultHeaders the declared response headers of an HTTP default response for SsoCheckAvailability
+type SsoCheckAvailabilityResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type SsoCheckAvailabilityResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSsoAvailability
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SsoCheckAvailabilityResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SsoCheckAvailabilityResponse) GetJSON200() *EnvelopeSsoAvailability {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SsoCheckAvailabilityResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SsoCheckAvailabilityResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SsoCheckAvailabilityResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r SsoCheckAvailabilityResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SsoCheckAvailabilityResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SsoCheckAvailabilityResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SsoCheckAvailabilityResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SsoCheckAvailabilityResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SsoDetectResponseDefaultHeaders the declared response headers of an HTTP default response for SsoDetect
+type SsoDetectResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type SsoDetectResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSsoDetected
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SsoDetectResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SsoDetectResponse) GetJSON200() *EnvelopeSsoDetected {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SsoDetectResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r SsoDetectResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r SsoDetectResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SsoDetectResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r SsoDetectResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SsoDetectResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SsoDetectResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SsoDetectResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SsoDetectResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SsoExchangeResponse200Headers the declared response headers of an HTTP 200 response for SsoExchange
+type SsoExchangeResponse200Headers struct {
+	CacheControl string
+}
+
+// SsoExchangeResponseDefaultHeaders the declared response headers of an HTTP default response for SsoExchange
+type SsoExchangeResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type SsoExchangeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSSOLoginView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SsoExchangeResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SsoExchangeResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SsoExchangeResponse) GetJSON200() *EnvelopeSSOLoginView {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SsoExchangeResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r SsoExchangeResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r SsoExchangeResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r SsoExchangeResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SsoExchangeResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r SsoExchangeResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SsoExchangeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SsoExchangeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SsoExchangeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SsoExchangeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListSsoIdentitiesResponseDefaultHeaders the declared response headers of an HTTP default response for ListSsoIdentities
+type ListSsoIdentitiesResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type ListSsoIdentitiesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSsoIdentities
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListSsoIdentitiesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListSsoIdentitiesResponse) GetJSON200() *EnvelopeSsoIdentities {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListSsoIdentitiesResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListSsoIdentitiesResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListSsoIdentitiesResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListSsoIdentitiesResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListSsoIdentitiesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSsoIdentitiesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSsoIdentitiesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSsoIdentitiesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SsoLinkResponse200Headers the declared response headers of an HTTP 200 response for SsoLink
+type SsoLinkResponse200Headers struct {
+	CacheControl string
+	SetCookie    *string
+}
+
+// SsoLinkResponseDefaultHeaders the declared response headers of an HTTP default response for SsoLink
+type SsoLinkResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type SsoLinkResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSsoLinkStarted
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON423 the response for an HTTP 423 `application/json` response
+	JSON423 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSON502 the response for an HTTP 502 `application/json` response
+	JSON502 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SsoLinkResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SsoLinkResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SsoLinkResponse) GetJSON200() *EnvelopeSsoLinkStarted {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SsoLinkResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r SsoLinkResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r SsoLinkResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SsoLinkResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r SsoLinkResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r SsoLinkResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON423 returns the response for an HTTP 423 `application/json` response
+func (r SsoLinkResponse) GetJSON423() *ErrorEnvelope {
+	return r.JSON423
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SsoLinkResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSON502 returns the response for an HTTP 502 `application/json` response
+func (r SsoLinkResponse) GetJSON502() *ErrorEnvelope {
+	return r.JSON502
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r SsoLinkResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SsoLinkResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SsoLinkResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SsoLinkResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SsoLinkResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SsoLoginResponse302Headers the declared response headers of an HTTP 302 response for SsoLogin
+type SsoLoginResponse302Headers struct {
+	Location  *string
+	SetCookie *string
+}
+
+// SsoLoginResponseDefaultHeaders the declared response headers of an HTTP default response for SsoLogin
+type SsoLoginResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type SsoLoginResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSON502 the response for an HTTP 502 `application/json` response
+	JSON502 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// Headers302 the parsed response headers for an HTTP 302 response
+	Headers302 *SsoLoginResponse302Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SsoLoginResponseDefaultHeaders
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SsoLoginResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SsoLoginResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SsoLoginResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSON502 returns the response for an HTTP 502 `application/json` response
+func (r SsoLoginResponse) GetJSON502() *ErrorEnvelope {
+	return r.JSON502
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r SsoLoginResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SsoLoginResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SsoLoginResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SsoLoginResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SsoLoginResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SsoLogoutResponseDefaultHeaders the declared response headers of an HTTP default response for SsoLogout
+type SsoLogoutResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type SsoLogoutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSsoLoggedOut
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SsoLogoutResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SsoLogoutResponse) GetJSON200() *EnvelopeSsoLoggedOut {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SsoLogoutResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r SsoLogoutResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r SsoLogoutResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SsoLogoutResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r SsoLogoutResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r SsoLogoutResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SsoLogoutResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r SsoLogoutResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SsoLogoutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SsoLogoutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SsoLogoutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SsoLogoutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SsoRefreshResponseDefaultHeaders the declared response headers of an HTTP default response for SsoRefresh
+type SsoRefreshResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type SsoRefreshResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSsoRefreshed
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSON502 the response for an HTTP 502 `application/json` response
+	JSON502 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SsoRefreshResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SsoRefreshResponse) GetJSON200() *EnvelopeSsoRefreshed {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SsoRefreshResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r SsoRefreshResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r SsoRefreshResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SsoRefreshResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r SsoRefreshResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r SsoRefreshResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SsoRefreshResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSON502 returns the response for an HTTP 502 `application/json` response
+func (r SsoRefreshResponse) GetJSON502() *ErrorEnvelope {
+	return r.JSON502
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r SsoRefreshResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SsoRefreshResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SsoRefreshResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SsoRefreshResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SsoRefreshResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SsoUserInfoResponseDefaultHeaders the declared response headers of an HTTP default response for SsoUserInfo
+type SsoUserInfoResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type SsoUserInfoResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSsoUserInfo
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSON502 the response for an HTTP 502 `application/json` response
+	JSON502 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SsoUserInfoResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SsoUserInfoResponse) GetJSON200() *EnvelopeSsoUserInfo {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SsoUserInfoResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r SsoUserInfoResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r SsoUserInfoResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SsoUserInfoResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SsoUserInfoResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSON502 returns the response for an HTTP 502 `application/json` response
+func (r SsoUserInfoResponse) GetJSON502() *ErrorEnvelope {
+	return r.JSON502
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r SsoUserInfoResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SsoUserInfoResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SsoUserInfoResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SsoUserInfoResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SsoUserInfoResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListFilesAliasResponseDefaultHeaders the declared response headers of an HTTP default response for ListFilesAlias
 type ListFilesAliasResponseDefaultHeaders struct {
 	RetryAfter *int
@@ -7282,6 +11879,89 @@ func (r TenantsHealthResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r TenantsHealthResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListSsoConfigsResponseDefaultHeaders the declared response headers of an HTTP default response for ListSsoConfigs
+type ListSsoConfigsResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type ListSsoConfigsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSsoConfigList
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListSsoConfigsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListSsoConfigsResponse) GetJSON200() *EnvelopeSsoConfigList {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListSsoConfigsResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListSsoConfigsResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListSsoConfigsResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListSsoConfigsResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListSsoConfigsResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListSsoConfigsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSsoConfigsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSsoConfigsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSsoConfigsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8562,6 +13242,297 @@ func (r DocumentDownloadUrlResponse) ContentType() string {
 	return ""
 }
 
+// ListTenantDomainsResponseDefaultHeaders the declared response headers of an HTTP default response for ListTenantDomains
+type ListTenantDomainsResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type ListTenantDomainsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeListDomainView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListTenantDomainsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListTenantDomainsResponse) GetJSON200() *EnvelopeListDomainView {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListTenantDomainsResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListTenantDomainsResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListTenantDomainsResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListTenantDomainsResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListTenantDomainsResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListTenantDomainsResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListTenantDomainsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListTenantDomainsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListTenantDomainsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListTenantDomainsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ClaimTenantDomainResponseDefaultHeaders the declared response headers of an HTTP default response for ClaimTenantDomain
+type ClaimTenantDomainResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type ClaimTenantDomainResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *EnvelopeDomainView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ClaimTenantDomainResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r ClaimTenantDomainResponse) GetJSON201() *EnvelopeDomainView {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ClaimTenantDomainResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ClaimTenantDomainResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ClaimTenantDomainResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ClaimTenantDomainResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r ClaimTenantDomainResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r ClaimTenantDomainResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ClaimTenantDomainResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ClaimTenantDomainResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ClaimTenantDomainResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ClaimTenantDomainResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ClaimTenantDomainResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ClaimTenantDomainResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// VerifyTenantDomainResponseDefaultHeaders the declared response headers of an HTTP default response for VerifyTenantDomain
+type VerifyTenantDomainResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type VerifyTenantDomainResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeDomainView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *VerifyTenantDomainResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r VerifyTenantDomainResponse) GetJSON200() *EnvelopeDomainView {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r VerifyTenantDomainResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r VerifyTenantDomainResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r VerifyTenantDomainResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r VerifyTenantDomainResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r VerifyTenantDomainResponse) GetJSON409() *ErrorEnvelope {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r VerifyTenantDomainResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r VerifyTenantDomainResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifyTenantDomainResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifyTenantDomainResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifyTenantDomainResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifyTenantDomainResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListTenantEventsResponseDefaultHeaders the declared response headers of an HTTP default response for ListTenantEvents
 type ListTenantEventsResponseDefaultHeaders struct {
 	RetryAfter *int
@@ -9512,6 +14483,900 @@ func (r UpdateRoleResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r UpdateRoleResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteSsoConfigResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteSsoConfig
+type DeleteSsoConfigResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type DeleteSsoConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeNoData
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteSsoConfigResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeleteSsoConfigResponse) GetJSON200() *EnvelopeNoData {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteSsoConfigResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteSsoConfigResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DeleteSsoConfigResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteSsoConfigResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r DeleteSsoConfigResponse) GetJSON409() *ErrorEnvelope {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteSsoConfigResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r DeleteSsoConfigResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteSsoConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteSsoConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteSsoConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteSsoConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetSsoConfigResponseDefaultHeaders the declared response headers of an HTTP default response for GetSsoConfig
+type GetSsoConfigResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type GetSsoConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSSOConfigView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetSsoConfigResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSsoConfigResponse) GetJSON200() *EnvelopeSSOConfigView {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetSsoConfigResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetSsoConfigResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetSsoConfigResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetSsoConfigResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetSsoConfigResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r GetSsoConfigResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSsoConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSsoConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSsoConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSsoConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateSsoConfigResponseDefaultHeaders the declared response headers of an HTTP default response for CreateSsoConfig
+type CreateSsoConfigResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type CreateSsoConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *EnvelopeSSOConfigView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateSsoConfigResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateSsoConfigResponse) GetJSON201() *EnvelopeSSOConfigView {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateSsoConfigResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateSsoConfigResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateSsoConfigResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CreateSsoConfigResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CreateSsoConfigResponse) GetJSON409() *ErrorEnvelope {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreateSsoConfigResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r CreateSsoConfigResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateSsoConfigResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r CreateSsoConfigResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateSsoConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateSsoConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateSsoConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateSsoConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateSsoConfigResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateSsoConfig
+type UpdateSsoConfigResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type UpdateSsoConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSSOConfigView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateSsoConfigResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateSsoConfigResponse) GetJSON200() *EnvelopeSSOConfigView {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateSsoConfigResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UpdateSsoConfigResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r UpdateSsoConfigResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UpdateSsoConfigResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r UpdateSsoConfigResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r UpdateSsoConfigResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r UpdateSsoConfigResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r UpdateSsoConfigResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateSsoConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateSsoConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateSsoConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateSsoConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SetSsoAutoProvisioningResponseDefaultHeaders the declared response headers of an HTTP default response for SetSsoAutoProvisioning
+type SetSsoAutoProvisioningResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type SetSsoAutoProvisioningResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSSOConfigView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SetSsoAutoProvisioningResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SetSsoAutoProvisioningResponse) GetJSON200() *EnvelopeSSOConfigView {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SetSsoAutoProvisioningResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r SetSsoAutoProvisioningResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r SetSsoAutoProvisioningResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SetSsoAutoProvisioningResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r SetSsoAutoProvisioningResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r SetSsoAutoProvisioningResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SetSsoAutoProvisioningResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r SetSsoAutoProvisioningResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SetSsoAutoProvisioningResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SetSsoAutoProvisioningResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SetSsoAutoProvisioningResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SetSsoAutoProvisioningResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DisableSsoConfigResponseDefaultHeaders the declared response headers of an HTTP default response for DisableSsoConfig
+type DisableSsoConfigResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type DisableSsoConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSSOConfigView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DisableSsoConfigResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DisableSsoConfigResponse) GetJSON200() *EnvelopeSSOConfigView {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DisableSsoConfigResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DisableSsoConfigResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DisableSsoConfigResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DisableSsoConfigResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r DisableSsoConfigResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r DisableSsoConfigResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DisableSsoConfigResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r DisableSsoConfigResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DisableSsoConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DisableSsoConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DisableSsoConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DisableSsoConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// EnableSsoConfigResponseDefaultHeaders the declared response headers of an HTTP default response for EnableSsoConfig
+type EnableSsoConfigResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type EnableSsoConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSSOConfigView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *EnableSsoConfigResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r EnableSsoConfigResponse) GetJSON200() *EnvelopeSSOConfigView {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r EnableSsoConfigResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r EnableSsoConfigResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r EnableSsoConfigResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r EnableSsoConfigResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r EnableSsoConfigResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r EnableSsoConfigResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r EnableSsoConfigResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r EnableSsoConfigResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r EnableSsoConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r EnableSsoConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EnableSsoConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EnableSsoConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ValidateSsoConfigResponseDefaultHeaders the declared response headers of an HTTP default response for ValidateSsoConfig
+type ValidateSsoConfigResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type ValidateSsoConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSsoValidationView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ValidateSsoConfigResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ValidateSsoConfigResponse) GetJSON200() *EnvelopeSsoValidationView {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ValidateSsoConfigResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ValidateSsoConfigResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ValidateSsoConfigResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ValidateSsoConfigResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ValidateSsoConfigResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ValidateSsoConfigResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ValidateSsoConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ValidateSsoConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ValidateSsoConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ValidateSsoConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetSsoStatisticsResponseDefaultHeaders the declared response headers of an HTTP default response for GetSsoStatistics
+type GetSsoStatisticsResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type GetSsoStatisticsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeSsoStatisticsView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetSsoStatisticsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSsoStatisticsResponse) GetJSON200() *EnvelopeSsoStatisticsView {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetSsoStatisticsResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetSsoStatisticsResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetSsoStatisticsResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetSsoStatisticsResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetSsoStatisticsResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r GetSsoStatisticsResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSsoStatisticsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSsoStatisticsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSsoStatisticsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSsoStatisticsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10630,6 +16495,265 @@ func (c *ClientWithResponses) RegisterWithResponse(ctx context.Context, body Reg
 	return ParseRegisterResponse(rsp)
 }
 
+// SsoCallbackAzureWithResponse Complete a sign-in: where the provider sends the browser back
+//
+// Takes the state once (it must come from this browser, within 10 minutes), exchanges the code and verifies the ID token (signature, issuer — for Entra the directory —, audience, expiry, nonce). With a return_url the browser goes back there with a one-time code to exchange at /api/auth/sso/exchange (or with error=<code>); without, the answer is the usual login answer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/auth/sso/azure/callback (the `SsoCallbackAzure` operationId).
+//
+// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+func (c *ClientWithResponses) SsoCallbackAzureWithResponse(ctx context.Context, params *SsoCallbackAzureParams, reqEditors ...RequestEditorFn) (*SsoCallbackAzureResponse, error) {
+	rsp, err := c.SsoCallbackAzure(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoCallbackAzureResponse(rsp)
+}
+
+// SsoLoginAzureWithResponse Start signing in through a tenant's identity provider
+//
+// Redirects (302) to the provider. The sign-in must complete within 10 minutes, in this browser. A return_url not allowed by the tenant is refused (400 REDIRECT_NOT_ALLOWED).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/auth/sso/azure/login/{tenant_id} (the `SsoLoginAzure` operationId).
+//
+// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
+func (c *ClientWithResponses) SsoLoginAzureWithResponse(ctx context.Context, tenantId openapi_types.UUID, params *SsoLoginAzureParams, reqEditors ...RequestEditorFn) (*SsoLoginAzureResponse, error) {
+	rsp, err := c.SsoLoginAzure(ctx, tenantId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoLoginAzureResponse(rsp)
+}
+
+// SsoCallbackWithResponse Complete a sign-in: where the provider sends the browser back
+//
+// Takes the state once (it must come from this browser, within 10 minutes), exchanges the code and verifies the ID token (signature, issuer — for Entra the directory —, audience, expiry, nonce). With a return_url the browser goes back there with a one-time code to exchange at /api/auth/sso/exchange (or with error=<code>); without, the answer is the usual login answer.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/auth/sso/callback (the `SsoCallback` operationId).
+func (c *ClientWithResponses) SsoCallbackWithResponse(ctx context.Context, params *SsoCallbackParams, reqEditors ...RequestEditorFn) (*SsoCallbackResponse, error) {
+	rsp, err := c.SsoCallback(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoCallbackResponse(rsp)
+}
+
+// SsoCheckAvailabilityWithResponse Whether a tenant offers single sign-on
+//
+// Public, as in the original: whether the tenant's members can sign in through its provider, and where.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/auth/sso/check-availability/{tenant_id} (the `SsoCheckAvailability` operationId).
+func (c *ClientWithResponses) SsoCheckAvailabilityWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*SsoCheckAvailabilityResponse, error) {
+	rsp, err := c.SsoCheckAvailability(ctx, tenantId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoCheckAvailabilityResponse(rsp)
+}
+
+// SsoDetectWithBodyWithResponse Find the tenants an email address signs in to through single sign-on
+//
+// Tenants whose verified domain is the address's and whose single sign-on is on, with their login URLs.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/sso/detect (the `SsoDetect` operationId).
+func (c *ClientWithResponses) SsoDetectWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SsoDetectResponse, error) {
+	rsp, err := c.SsoDetectWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoDetectResponse(rsp)
+}
+
+// SsoDetectWithResponse Find the tenants an email address signs in to through single sign-on
+//
+// Tenants whose verified domain is the address's and whose single sign-on is on, with their login URLs.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/sso/detect (the `SsoDetect` operationId).
+func (c *ClientWithResponses) SsoDetectWithResponse(ctx context.Context, body SsoDetectJSONRequestBody, reqEditors ...RequestEditorFn) (*SsoDetectResponse, error) {
+	rsp, err := c.SsoDetect(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoDetectResponse(rsp)
+}
+
+// SsoExchangeWithBodyWithResponse Exchange a sign-in's one-time code for a session
+//
+// A code works once, within 60 seconds of the sign-in. The answer is the usual login answer with auth_method sso.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/sso/exchange (the `SsoExchange` operationId).
+func (c *ClientWithResponses) SsoExchangeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SsoExchangeResponse, error) {
+	rsp, err := c.SsoExchangeWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoExchangeResponse(rsp)
+}
+
+// SsoExchangeWithResponse Exchange a sign-in's one-time code for a session
+//
+// A code works once, within 60 seconds of the sign-in. The answer is the usual login answer with auth_method sso.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/sso/exchange (the `SsoExchange` operationId).
+func (c *ClientWithResponses) SsoExchangeWithResponse(ctx context.Context, body SsoExchangeJSONRequestBody, reqEditors ...RequestEditorFn) (*SsoExchangeResponse, error) {
+	rsp, err := c.SsoExchange(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoExchangeResponse(rsp)
+}
+
+// ListSsoIdentitiesWithResponse Your identities at tenants' providers
+//
+// One per tenant whose single sign-on you used: (issuer, subject), and for Entra the directory and object id. Provider tokens are never returned.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/auth/sso/identities (the `ListSsoIdentities` operationId).
+func (c *ClientWithResponses) ListSsoIdentitiesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListSsoIdentitiesResponse, error) {
+	rsp, err := c.ListSsoIdentities(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSsoIdentitiesResponse(rsp)
+}
+
+// SsoLinkWithBodyWithResponse Link your account to your identity at a tenant's provider
+//
+// Confirms your password once, then starts a sign-in at the tenant's provider (send the browser to authorization_url): the identity it proves is linked to your account. Needed when an account with your email exists but the provider does not vouch for it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/sso/link/{tenant_id} (the `SsoLink` operationId).
+func (c *ClientWithResponses) SsoLinkWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SsoLinkResponse, error) {
+	rsp, err := c.SsoLinkWithBody(ctx, tenantId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoLinkResponse(rsp)
+}
+
+// SsoLinkWithResponse Link your account to your identity at a tenant's provider
+//
+// Confirms your password once, then starts a sign-in at the tenant's provider (send the browser to authorization_url): the identity it proves is linked to your account. Needed when an account with your email exists but the provider does not vouch for it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/sso/link/{tenant_id} (the `SsoLink` operationId).
+func (c *ClientWithResponses) SsoLinkWithResponse(ctx context.Context, tenantId openapi_types.UUID, body SsoLinkJSONRequestBody, reqEditors ...RequestEditorFn) (*SsoLinkResponse, error) {
+	rsp, err := c.SsoLink(ctx, tenantId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoLinkResponse(rsp)
+}
+
+// SsoLoginWithResponse Start signing in through a tenant's identity provider
+//
+// Redirects (302) to the provider. The sign-in must complete within 10 minutes, in this browser. A return_url not allowed by the tenant is refused (400 REDIRECT_NOT_ALLOWED).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/auth/sso/login/{tenant_id} (the `SsoLogin` operationId).
+func (c *ClientWithResponses) SsoLoginWithResponse(ctx context.Context, tenantId openapi_types.UUID, params *SsoLoginParams, reqEditors ...RequestEditorFn) (*SsoLoginResponse, error) {
+	rsp, err := c.SsoLogin(ctx, tenantId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoLoginResponse(rsp)
+}
+
+// SsoLogoutWithBodyWithResponse Sign out of tenantry and get the provider's sign-out URL
+//
+// Revokes the session of the access token at once, forgets your provider tokens for the tenant and returns the provider's end-session URL.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/sso/logout/{tenant_id} (the `SsoLogout` operationId).
+func (c *ClientWithResponses) SsoLogoutWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SsoLogoutResponse, error) {
+	rsp, err := c.SsoLogoutWithBody(ctx, tenantId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoLogoutResponse(rsp)
+}
+
+// SsoLogoutWithResponse Sign out of tenantry and get the provider's sign-out URL
+//
+// Revokes the session of the access token at once, forgets your provider tokens for the tenant and returns the provider's end-session URL.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/sso/logout/{tenant_id} (the `SsoLogout` operationId).
+func (c *ClientWithResponses) SsoLogoutWithResponse(ctx context.Context, tenantId openapi_types.UUID, body SsoLogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*SsoLogoutResponse, error) {
+	rsp, err := c.SsoLogout(ctx, tenantId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoLogoutResponse(rsp)
+}
+
+// SsoRefreshWithBodyWithResponse Refresh your stored provider tokens for a tenant
+//
+// Uses the stored refresh token; the provider's tokens are stored encrypted and never returned.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/sso/refresh (the `SsoRefresh` operationId).
+func (c *ClientWithResponses) SsoRefreshWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SsoRefreshResponse, error) {
+	rsp, err := c.SsoRefreshWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoRefreshResponse(rsp)
+}
+
+// SsoRefreshWithResponse Refresh your stored provider tokens for a tenant
+//
+// Uses the stored refresh token; the provider's tokens are stored encrypted and never returned.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/sso/refresh (the `SsoRefresh` operationId).
+func (c *ClientWithResponses) SsoRefreshWithResponse(ctx context.Context, body SsoRefreshJSONRequestBody, reqEditors ...RequestEditorFn) (*SsoRefreshResponse, error) {
+	rsp, err := c.SsoRefresh(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoRefreshResponse(rsp)
+}
+
+// SsoUserInfoWithResponse What a tenant's provider says about you
+//
+// The provider's userinfo (Microsoft Graph's /me for Entra), asked with your stored provider token, refreshed first when expired.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/auth/sso/user-info (the `SsoUserInfo` operationId).
+func (c *ClientWithResponses) SsoUserInfoWithResponse(ctx context.Context, params *SsoUserInfoParams, reqEditors ...RequestEditorFn) (*SsoUserInfoResponse, error) {
+	rsp, err := c.SsoUserInfo(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSsoUserInfoResponse(rsp)
+}
+
 // ListFilesAliasWithResponse List the tenant's distinct stored contents
 //
 // Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
@@ -10754,6 +16878,21 @@ func (c *ClientWithResponses) TenantsHealthWithResponse(ctx context.Context, req
 		return nil, err
 	}
 	return ParseTenantsHealthResponse(rsp)
+}
+
+// ListSsoConfigsWithResponse Every tenant's single sign-on configuration (platform administrators)
+//
+// Anyone else gets 403 FORBIDDEN.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tenants/sso/configs (the `ListSsoConfigs` operationId).
+func (c *ClientWithResponses) ListSsoConfigsWithResponse(ctx context.Context, params *ListSsoConfigsParams, reqEditors ...RequestEditorFn) (*ListSsoConfigsResponse, error) {
+	rsp, err := c.ListSsoConfigs(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSsoConfigsResponse(rsp)
 }
 
 // DeleteTenantWithResponse Delete a tenant (admins)
@@ -10996,6 +17135,66 @@ func (c *ClientWithResponses) DocumentDownloadUrlWithResponse(ctx context.Contex
 	return ParseDocumentDownloadUrlResponse(rsp)
 }
 
+// ListTenantDomainsWithResponse The email domains the tenant claims (admins)
+//
+// Each with the DNS TXT record that proves it and whether it is verified.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tenants/{tenant_id}/domains (the `ListTenantDomains` operationId).
+func (c *ClientWithResponses) ListTenantDomainsWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*ListTenantDomainsResponse, error) {
+	rsp, err := c.ListTenantDomains(ctx, tenantId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListTenantDomainsResponse(rsp)
+}
+
+// ClaimTenantDomainWithBodyWithResponse Claim an email domain (admins)
+//
+// Returns the TXT record to publish as proof, then verify it. A domain is verified for one tenant at a time; an existing account is linked by email only when its domain is verified by the tenant.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/domains (the `ClaimTenantDomain` operationId).
+func (c *ClientWithResponses) ClaimTenantDomainWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ClaimTenantDomainResponse, error) {
+	rsp, err := c.ClaimTenantDomainWithBody(ctx, tenantId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseClaimTenantDomainResponse(rsp)
+}
+
+// ClaimTenantDomainWithResponse Claim an email domain (admins)
+//
+// Returns the TXT record to publish as proof, then verify it. A domain is verified for one tenant at a time; an existing account is linked by email only when its domain is verified by the tenant.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/domains (the `ClaimTenantDomain` operationId).
+func (c *ClientWithResponses) ClaimTenantDomainWithResponse(ctx context.Context, tenantId openapi_types.UUID, body ClaimTenantDomainJSONRequestBody, reqEditors ...RequestEditorFn) (*ClaimTenantDomainResponse, error) {
+	rsp, err := c.ClaimTenantDomain(ctx, tenantId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseClaimTenantDomainResponse(rsp)
+}
+
+// VerifyTenantDomainWithResponse Verify a claimed domain by its DNS proof (admins)
+//
+// Looks up the TXT record _tenantry-challenge.<domain>. Not found is a 400 naming the record to publish; a domain another tenant verified and still proves is a conflict (409).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/domains/{domain}/verify (the `VerifyTenantDomain` operationId).
+func (c *ClientWithResponses) VerifyTenantDomainWithResponse(ctx context.Context, tenantId openapi_types.UUID, domain string, reqEditors ...RequestEditorFn) (*VerifyTenantDomainResponse, error) {
+	rsp, err := c.VerifyTenantDomain(ctx, tenantId, domain, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyTenantDomainResponse(rsp)
+}
+
 // ListTenantEventsWithResponse The tenant's event stream (admins)
 //
 // Events about the tenant and its documents, in the order they were published, each once, with the same envelope as on Kafka. Page with the cursor of the last page; events are kept for the retention period.
@@ -11174,6 +17373,216 @@ func (c *ClientWithResponses) UpdateRoleWithResponse(ctx context.Context, tenant
 		return nil, err
 	}
 	return ParseUpdateRoleResponse(rsp)
+}
+
+// DeleteSsoConfigWithResponse Delete the tenant's single sign-on configuration (admins)
+//
+// The tenant returns to passwords. Identities linked to the configuration make it a conflict (409) unless force=true, which deletes them.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/tenants/{tenant_id}/sso/config (the `DeleteSsoConfig` operationId).
+func (c *ClientWithResponses) DeleteSsoConfigWithResponse(ctx context.Context, tenantId openapi_types.UUID, params *DeleteSsoConfigParams, reqEditors ...RequestEditorFn) (*DeleteSsoConfigResponse, error) {
+	rsp, err := c.DeleteSsoConfig(ctx, tenantId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteSsoConfigResponse(rsp)
+}
+
+// GetSsoConfigWithResponse The tenant's single sign-on configuration (admins)
+//
+// The client secret is never returned: has_client_secret says whether one is stored.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tenants/{tenant_id}/sso/config (the `GetSsoConfig` operationId).
+func (c *ClientWithResponses) GetSsoConfigWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetSsoConfigResponse, error) {
+	rsp, err := c.GetSsoConfig(ctx, tenantId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSsoConfigResponse(rsp)
+}
+
+// CreateSsoConfigWithBodyWithResponse Configure single sign-on for the tenant (admins)
+//
+// provider_type azure_ad (Microsoft Entra ID; provider_tenant_id required), google (optional hosted_domain) or oidc (issuer required). Issuers must be https, except on loopback addresses. The client secret is stored encrypted and never returned. A tenant has one configuration: a second is a conflict (409).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/sso/config (the `CreateSsoConfig` operationId).
+func (c *ClientWithResponses) CreateSsoConfigWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSsoConfigResponse, error) {
+	rsp, err := c.CreateSsoConfigWithBody(ctx, tenantId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSsoConfigResponse(rsp)
+}
+
+// CreateSsoConfigWithResponse Configure single sign-on for the tenant (admins)
+//
+// provider_type azure_ad (Microsoft Entra ID; provider_tenant_id required), google (optional hosted_domain) or oidc (issuer required). Issuers must be https, except on loopback addresses. The client secret is stored encrypted and never returned. A tenant has one configuration: a second is a conflict (409).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/sso/config (the `CreateSsoConfig` operationId).
+func (c *ClientWithResponses) CreateSsoConfigWithResponse(ctx context.Context, tenantId openapi_types.UUID, body CreateSsoConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSsoConfigResponse, error) {
+	rsp, err := c.CreateSsoConfig(ctx, tenantId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSsoConfigResponse(rsp)
+}
+
+// UpdateSsoConfigWithBodyWithResponse Change the tenant's single sign-on configuration (admins)
+//
+// Fields left out are unchanged; a client_secret given replaces the stored one. is_enabled false returns the tenant to passwords.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/tenants/{tenant_id}/sso/config (the `UpdateSsoConfig` operationId).
+func (c *ClientWithResponses) UpdateSsoConfigWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSsoConfigResponse, error) {
+	rsp, err := c.UpdateSsoConfigWithBody(ctx, tenantId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSsoConfigResponse(rsp)
+}
+
+// UpdateSsoConfigWithResponse Change the tenant's single sign-on configuration (admins)
+//
+// Fields left out are unchanged; a client_secret given replaces the stored one. is_enabled false returns the tenant to passwords.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/tenants/{tenant_id}/sso/config (the `UpdateSsoConfig` operationId).
+func (c *ClientWithResponses) UpdateSsoConfigWithResponse(ctx context.Context, tenantId openapi_types.UUID, body UpdateSsoConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSsoConfigResponse, error) {
+	rsp, err := c.UpdateSsoConfig(ctx, tenantId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSsoConfigResponse(rsp)
+}
+
+// SetSsoAutoProvisioningWithBodyWithResponse Set who enters through single sign-on, with what role (admins)
+//
+// Replaces the auto-provisioning settings. Roles (group_role_mapping, default_role) are applied at every sign-in, so leaving a group in the directory lowers the role at the next sign-in. Domains match exactly.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/tenants/{tenant_id}/sso/config/auto-provisioning (the `SetSsoAutoProvisioning` operationId).
+func (c *ClientWithResponses) SetSsoAutoProvisioningWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetSsoAutoProvisioningResponse, error) {
+	rsp, err := c.SetSsoAutoProvisioningWithBody(ctx, tenantId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetSsoAutoProvisioningResponse(rsp)
+}
+
+// SetSsoAutoProvisioningWithResponse Set who enters through single sign-on, with what role (admins)
+//
+// Replaces the auto-provisioning settings. Roles (group_role_mapping, default_role) are applied at every sign-in, so leaving a group in the directory lowers the role at the next sign-in. Domains match exactly.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/tenants/{tenant_id}/sso/config/auto-provisioning (the `SetSsoAutoProvisioning` operationId).
+func (c *ClientWithResponses) SetSsoAutoProvisioningWithResponse(ctx context.Context, tenantId openapi_types.UUID, body SetSsoAutoProvisioningJSONRequestBody, reqEditors ...RequestEditorFn) (*SetSsoAutoProvisioningResponse, error) {
+	rsp, err := c.SetSsoAutoProvisioning(ctx, tenantId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetSsoAutoProvisioningResponse(rsp)
+}
+
+// DisableSsoConfigWithBodyWithResponse Disable single sign-on (admins)
+//
+// Members sign in with passwords again. keep_azure_identities false also forgets the stored provider tokens.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/sso/config/disable (the `DisableSsoConfig` operationId).
+func (c *ClientWithResponses) DisableSsoConfigWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DisableSsoConfigResponse, error) {
+	rsp, err := c.DisableSsoConfigWithBody(ctx, tenantId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDisableSsoConfigResponse(rsp)
+}
+
+// DisableSsoConfigWithResponse Disable single sign-on (admins)
+//
+// Members sign in with passwords again. keep_azure_identities false also forgets the stored provider tokens.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/sso/config/disable (the `DisableSsoConfig` operationId).
+func (c *ClientWithResponses) DisableSsoConfigWithResponse(ctx context.Context, tenantId openapi_types.UUID, body DisableSsoConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*DisableSsoConfigResponse, error) {
+	rsp, err := c.DisableSsoConfig(ctx, tenantId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDisableSsoConfigResponse(rsp)
+}
+
+// EnableSsoConfigWithBodyWithResponse Enable single sign-on (admins)
+//
+// auth_method sso enforces it: sessions opened with a password may list the tenant but get 403 SSO_REQUIRED on its routes; both allows either way.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/sso/config/enable (the `EnableSsoConfig` operationId).
+func (c *ClientWithResponses) EnableSsoConfigWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EnableSsoConfigResponse, error) {
+	rsp, err := c.EnableSsoConfigWithBody(ctx, tenantId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEnableSsoConfigResponse(rsp)
+}
+
+// EnableSsoConfigWithResponse Enable single sign-on (admins)
+//
+// auth_method sso enforces it: sessions opened with a password may list the tenant but get 403 SSO_REQUIRED on its routes; both allows either way.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/sso/config/enable (the `EnableSsoConfig` operationId).
+func (c *ClientWithResponses) EnableSsoConfigWithResponse(ctx context.Context, tenantId openapi_types.UUID, body EnableSsoConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*EnableSsoConfigResponse, error) {
+	rsp, err := c.EnableSsoConfig(ctx, tenantId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEnableSsoConfigResponse(rsp)
+}
+
+// ValidateSsoConfigWithResponse Check the configuration against its provider (admins)
+//
+// Fetches the provider's discovery document and key set afresh and says what is wrong, with status 200 either way.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tenants/{tenant_id}/sso/config/validate (the `ValidateSsoConfig` operationId).
+func (c *ClientWithResponses) ValidateSsoConfigWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*ValidateSsoConfigResponse, error) {
+	rsp, err := c.ValidateSsoConfig(ctx, tenantId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseValidateSsoConfigResponse(rsp)
+}
+
+// GetSsoStatisticsWithResponse How the tenant's single sign-on is used (admins)
+//
+// Identities, stored provider tokens and recent sign-ins through the tenant's provider.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tenants/{tenant_id}/sso/statistics (the `GetSsoStatistics` operationId).
+func (c *ClientWithResponses) GetSsoStatisticsWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetSsoStatisticsResponse, error) {
+	rsp, err := c.GetSsoStatistics(ctx, tenantId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSsoStatisticsResponse(rsp)
 }
 
 // GetStorageWithResponse The tenant's storage totals and deduplication savings
@@ -11980,6 +18389,1132 @@ func ParseRegisterResponse(rsp *http.Response) (*RegisterResponse, error) {
 	return response, nil
 }
 
+// ParseSsoCallbackAzureResponse parses an HTTP response from a SsoCallbackAzureWithResponse call
+func ParseSsoCallbackAzureResponse(rsp *http.Response) (*SsoCallbackAzureResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SsoCallbackAzureResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSSOLoginView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 302:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SsoCallbackAzureResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 302:
+		var headers SsoCallbackAzureResponse302Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers302 = &headers
+	case true:
+		var headers SsoCallbackAzureResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSsoLoginAzureResponse parses an HTTP response from a SsoLoginAzureWithResponse call
+func ParseSsoLoginAzureResponse(rsp *http.Response) (*SsoLoginAzureResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SsoLoginAzureResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case rsp.StatusCode == 302:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 302:
+		var headers SsoLoginAzureResponse302Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers302 = &headers
+	case true:
+		var headers SsoLoginAzureResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSsoCallbackResponse parses an HTTP response from a SsoCallbackWithResponse call
+func ParseSsoCallbackResponse(rsp *http.Response) (*SsoCallbackResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SsoCallbackResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSSOLoginView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 302:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SsoCallbackResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 302:
+		var headers SsoCallbackResponse302Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers302 = &headers
+	case true:
+		var headers SsoCallbackResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSsoCheckAvailabilityResponse parses an HTTP response from a SsoCheckAvailabilityWithResponse call
+func ParseSsoCheckAvailabilityResponse(rsp *http.Response) (*SsoCheckAvailabilityResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SsoCheckAvailabilityResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSsoAvailability
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers SsoCheckAvailabilityResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSsoDetectResponse parses an HTTP response from a SsoDetectWithResponse call
+func ParseSsoDetectResponse(rsp *http.Response) (*SsoDetectResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SsoDetectResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSsoDetected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers SsoDetectResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSsoExchangeResponse parses an HTTP response from a SsoExchangeWithResponse call
+func ParseSsoExchangeResponse(rsp *http.Response) (*SsoExchangeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SsoExchangeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSSOLoginView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SsoExchangeResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers SsoExchangeResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListSsoIdentitiesResponse parses an HTTP response from a ListSsoIdentitiesWithResponse call
+func ParseListSsoIdentitiesResponse(rsp *http.Response) (*ListSsoIdentitiesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSsoIdentitiesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSsoIdentities
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers ListSsoIdentitiesResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSsoLinkResponse parses an HTTP response from a SsoLinkWithResponse call
+func ParseSsoLinkResponse(rsp *http.Response) (*SsoLinkResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SsoLinkResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSsoLinkStarted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 423:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON423 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SsoLinkResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers SsoLinkResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSsoLoginResponse parses an HTTP response from a SsoLoginWithResponse call
+func ParseSsoLoginResponse(rsp *http.Response) (*SsoLoginResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SsoLoginResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case rsp.StatusCode == 302:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 302:
+		var headers SsoLoginResponse302Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers302 = &headers
+	case true:
+		var headers SsoLoginResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSsoLogoutResponse parses an HTTP response from a SsoLogoutWithResponse call
+func ParseSsoLogoutResponse(rsp *http.Response) (*SsoLogoutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SsoLogoutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSsoLoggedOut
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers SsoLogoutResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSsoRefreshResponse parses an HTTP response from a SsoRefreshWithResponse call
+func ParseSsoRefreshResponse(rsp *http.Response) (*SsoRefreshResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SsoRefreshResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSsoRefreshed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers SsoRefreshResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSsoUserInfoResponse parses an HTTP response from a SsoUserInfoWithResponse call
+func ParseSsoUserInfoResponse(rsp *http.Response) (*SsoUserInfoResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SsoUserInfoResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSsoUserInfo
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers SsoUserInfoResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListFilesAliasResponse parses an HTTP response from a ListFilesAliasWithResponse call
 func ParseListFilesAliasResponse(rsp *http.Response) (*ListFilesAliasResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -12492,6 +20027,80 @@ func ParseTenantsHealthResponse(rsp *http.Response) (*TenantsHealthResponse, err
 	switch {
 	case true:
 		var headers TenantsHealthResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListSsoConfigsResponse parses an HTTP response from a ListSsoConfigsWithResponse call
+func ParseListSsoConfigsResponse(rsp *http.Response) (*ListSsoConfigsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSsoConfigsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSsoConfigList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers ListSsoConfigsResponseDefaultHeaders
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -13659,6 +21268,270 @@ func ParseDocumentDownloadUrlResponse(rsp *http.Response) (*DocumentDownloadUrlR
 	return response, nil
 }
 
+// ParseListTenantDomainsResponse parses an HTTP response from a ListTenantDomainsWithResponse call
+func ParseListTenantDomainsResponse(rsp *http.Response) (*ListTenantDomainsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListTenantDomainsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeListDomainView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers ListTenantDomainsResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseClaimTenantDomainResponse parses an HTTP response from a ClaimTenantDomainWithResponse call
+func ParseClaimTenantDomainResponse(rsp *http.Response) (*ClaimTenantDomainResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ClaimTenantDomainResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest EnvelopeDomainView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers ClaimTenantDomainResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseVerifyTenantDomainResponse parses an HTTP response from a VerifyTenantDomainWithResponse call
+func ParseVerifyTenantDomainResponse(rsp *http.Response) (*VerifyTenantDomainResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifyTenantDomainResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeDomainView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers VerifyTenantDomainResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListTenantEventsResponse parses an HTTP response from a ListTenantEventsWithResponse call
 func ParseListTenantEventsResponse(rsp *http.Response) (*ListTenantEventsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -14512,6 +22385,819 @@ func ParseUpdateRoleResponse(rsp *http.Response) (*UpdateRoleResponse, error) {
 	switch {
 	case true:
 		var headers UpdateRoleResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteSsoConfigResponse parses an HTTP response from a DeleteSsoConfigWithResponse call
+func ParseDeleteSsoConfigResponse(rsp *http.Response) (*DeleteSsoConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteSsoConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeNoData
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers DeleteSsoConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetSsoConfigResponse parses an HTTP response from a GetSsoConfigWithResponse call
+func ParseGetSsoConfigResponse(rsp *http.Response) (*GetSsoConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSsoConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSSOConfigView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers GetSsoConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateSsoConfigResponse parses an HTTP response from a CreateSsoConfigWithResponse call
+func ParseCreateSsoConfigResponse(rsp *http.Response) (*CreateSsoConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateSsoConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest EnvelopeSSOConfigView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers CreateSsoConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateSsoConfigResponse parses an HTTP response from a UpdateSsoConfigWithResponse call
+func ParseUpdateSsoConfigResponse(rsp *http.Response) (*UpdateSsoConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateSsoConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSSOConfigView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers UpdateSsoConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSetSsoAutoProvisioningResponse parses an HTTP response from a SetSsoAutoProvisioningWithResponse call
+func ParseSetSsoAutoProvisioningResponse(rsp *http.Response) (*SetSsoAutoProvisioningResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SetSsoAutoProvisioningResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSSOConfigView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers SetSsoAutoProvisioningResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDisableSsoConfigResponse parses an HTTP response from a DisableSsoConfigWithResponse call
+func ParseDisableSsoConfigResponse(rsp *http.Response) (*DisableSsoConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DisableSsoConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSSOConfigView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers DisableSsoConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseEnableSsoConfigResponse parses an HTTP response from a EnableSsoConfigWithResponse call
+func ParseEnableSsoConfigResponse(rsp *http.Response) (*EnableSsoConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EnableSsoConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSSOConfigView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers EnableSsoConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseValidateSsoConfigResponse parses an HTTP response from a ValidateSsoConfigWithResponse call
+func ParseValidateSsoConfigResponse(rsp *http.Response) (*ValidateSsoConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ValidateSsoConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSsoValidationView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers ValidateSsoConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetSsoStatisticsResponse parses an HTTP response from a GetSsoStatisticsWithResponse call
+func ParseGetSsoStatisticsResponse(rsp *http.Response) (*GetSsoStatisticsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSsoStatisticsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeSsoStatisticsView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers GetSsoStatisticsResponseDefaultHeaders
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

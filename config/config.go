@@ -151,6 +151,18 @@ type Config struct {
 	VaultTransitMount string `env:"VAULT_TRANSIT_MOUNT" envDefault:"transit"`
 	VaultSecretsPath  string `env:"VAULT_SECRETS_PATH"`
 
+	// SSOAzureAuthority is Microsoft Entra ID's authority: the public
+	// cloud's, or a sovereign cloud's.
+	SSOAzureAuthority string `env:"TENANTRY_SSO_AZURE_AUTHORITY" envDefault:"https://login.microsoftonline.com"`
+	// SSOGoogleIssuer is Google's issuer; only tests change it.
+	SSOGoogleIssuer string `env:"TENANTRY_SSO_GOOGLE_ISSUER" envDefault:"https://accounts.google.com"`
+	// SSOGraphURL is Microsoft Graph, which resolves Entra's group
+	// overage and answers user-info.
+	SSOGraphURL string `env:"TENANTRY_SSO_GRAPH_URL" envDefault:"https://graph.microsoft.com"`
+	// DNSServer, "host:port", answers the lookups of domain proofs
+	// instead of the system's resolver.
+	DNSServer string `env:"TENANTRY_DNS_SERVER"`
+
 	AccessTokenTTL  Seconds `env:"JWT_ACCESS_TOKEN_EXPIRES" envDefault:"900"`
 	RefreshTokenTTL Seconds `env:"JWT_REFRESH_TOKEN_EXPIRES" envDefault:"604800"`
 
@@ -408,6 +420,21 @@ func (c *Config) WithDefaults() {
 	}
 }
 
+// secureURL reports whether raw is an absolute https URL, or http on a
+// loopback address, without credentials, query or fragment.
+func secureURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	host := u.Hostname()
+	ip := net.ParseIP(host)
+	return u.Scheme == "http" && (host == "localhost" || (ip != nil && ip.IsLoopback()))
+}
+
 // Validate reports every problem that must stop the server from starting,
 // as an *Error.
 func (c Config) Validate() error {
@@ -441,6 +468,17 @@ func (c Config) Validate() error {
 	if c.MasterKey != "" {
 		if _, err := DecodeMasterKey(c.MasterKey); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	for name, v := range map[string]string{"TENANTRY_SSO_AZURE_AUTHORITY": c.SSOAzureAuthority,
+		"TENANTRY_SSO_GOOGLE_ISSUER": c.SSOGoogleIssuer, "TENANTRY_SSO_GRAPH_URL": c.SSOGraphURL} {
+		if !secureURL(v) {
+			errs = append(errs, fmt.Errorf("%s: %q is not an https URL (plain http only on a loopback address)", name, v))
+		}
+	}
+	if c.DNSServer != "" {
+		if _, _, err := net.SplitHostPort(c.DNSServer); err != nil {
+			errs = append(errs, fmt.Errorf("TENANTRY_DNS_SERVER: %q is not host:port", c.DNSServer))
 		}
 	}
 	switch strings.ToLower(c.LogLevel) {

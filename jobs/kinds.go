@@ -20,6 +20,9 @@ type (
 	// MaintainKeys rotates keys that reached the rotation period and
 	// moves stored secrets and wrapped keys to the newest versions.
 	MaintainKeys struct{}
+	// RefreshSSOTokens renews the stored provider tokens of single sign-on
+	// identities before they expire.
+	RefreshSSOTokens struct{}
 	// ProcessFile inspects a newly stored content.
 	ProcessFile struct {
 		TenantID string `json:"tenant_id"`
@@ -47,6 +50,9 @@ func (PurgeTenants) Kind() string { return "purge_tenants" }
 
 // Kind implements river.JobArgs.
 func (MaintainKeys) Kind() string { return "maintain_keys" }
+
+// Kind implements river.JobArgs.
+func (RefreshSSOTokens) Kind() string { return "refresh_sso_tokens" }
 
 // Kind implements river.JobArgs.
 func (ProcessFile) Kind() string { return "process_file" }

@@ -210,3 +210,12 @@ var BuiltInRoles = []string{Admin, User, Viewer}
 
 // IsBuiltIn reports whether role is a built-in role's name.
 func IsBuiltIn(role string) bool { return slices.Contains(BuiltInRoles, role) }
+
+// BuiltInRank orders the built-in roles, admin highest, for choosing the
+// highest of several; 0 for any other role.
+func BuiltInRank(role string) int {
+	if i := slices.Index(BuiltInRoles, role); i >= 0 {
+		return len(BuiltInRoles) - i
+	}
+	return 0
+}

@@ -80,10 +80,24 @@ func (s *Service) Authorize(ctx context.Context, tenantID string, perm permissio
 	} else if err != nil {
 		return nil, err
 	}
+	if mt.AuthMethod == tenantry.AuthSSO && p.SSOTenantID != tenantID {
+		return nil, SSORequired(tenantID)
+	}
 	if !mt.Permissions.Allows(perm) {
 		return nil, tenantry.Errorf(tenantry.EForbidden, "Your role in this tenant does not allow this operation (it needs %s)", perm)
 	}
 	return mt, nil
+}
+
+// SSORequired is the refusal of a session that was not opened through the
+// single sign-on of a tenant that enforces it. Its details name where to
+// sign in.
+func SSORequired(tenantID string) error {
+	return &tenantry.Error{
+		Code:    tenantry.ESSORequired,
+		Message: "This tenant requires single sign-on: sign in through its identity provider",
+		Details: map[string]any{"tenant_id": tenantID, "login_url": "/api/auth/sso/login/" + tenantID},
+	}
 }
 
 // Active returns an active tenant without checking the caller's membership,
@@ -291,4 +305,69 @@ func (s *Service) memberEvent(ctx context.Context, tx sqldb.Tx, eventType, tenan
 func principalID(ctx context.Context) string {
 	p, _ := tenantry.PrincipalFromContext(ctx)
 	return p.UserID
+}
+
+// MemberSync is what SyncMember did.
+type MemberSync struct {
+	// Added is a new membership; Changed a role changed; Before the role
+	// held until then.
+	Added, Changed bool
+	Before         tenantry.Role
+	Role           tenantry.Role
+	// KeptLastAdmin is set when the role was to be lowered but the member
+	// is the tenant's last admin, who keeps the role.
+	KeptLastAdmin bool
+}
+
+// SyncMember gives a user a role in a tenant inside tx, for a sign-in
+// through the tenant's identity provider, which vouches for the user and
+// maps its groups to the role: a missing membership is created when add is
+// set (within the members quota), a different role is replaced, except that
+// the last admin is never demoted. Each change is recorded as an event.
+func (s *Service) SyncMember(ctx context.Context, tx sqldb.Tx, tenantID, userID string, role tenantry.Role, add bool) (*MemberSync, error) {
+	if ok, err := lockTenant(ctx, tx, tenantID); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, errTenantNotFound
+	}
+	m, err := findMembership(ctx, tx, tenantID, userID)
+	switch {
+	case errors.Is(err, sqldb.ErrNoRows):
+		if !add {
+			return nil, errNotMember
+		}
+		if err := s.checkMembersQuota(ctx, tx, tenantID, userID); err != nil {
+			return nil, err
+		}
+		m = &tenantry.Membership{TenantID: tenantID, UserID: userID, Role: role, JoinedAt: sqldb.Now()}
+		if err := insertMembership(ctx, tx, m); err != nil {
+			return nil, err
+		}
+		return &MemberSync{Added: true, Role: role}, s.memberEvent(ctx, tx, tenantry.EventMemberAdded, tenantID, userID,
+			map[string]any{"role": role, "source": "sso"})
+	case err != nil:
+		return nil, err
+	}
+	out := &MemberSync{Before: m.Role, Role: m.Role}
+	if m.Role == role {
+		return out, nil
+	}
+	set, err := roleSet(ctx, tx, tenantID, string(role))
+	if err != nil {
+		return nil, err
+	}
+	if isManager(m.Permissions) && !isManager(set) {
+		if n, err := managers(ctx, tx, tenantID, userID); err != nil {
+			return nil, err
+		} else if n == 0 {
+			out.KeptLastAdmin = true
+			return out, nil
+		}
+	}
+	if err := updateRole(ctx, tx, tenantID, userID, role, m.ExpiresAt); err != nil {
+		return nil, err
+	}
+	out.Changed, out.Role = true, role
+	return out, s.memberEvent(ctx, tx, tenantry.EventMemberRoleChanged, tenantID, userID,
+		map[string]any{"from": m.Role, "to": role, "source": "sso_group_mapping"})
 }

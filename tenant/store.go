@@ -110,7 +110,7 @@ const activeTenant = `t.is_active AND t.provisioned_at IS NOT NULL`
 // cheap decoding of sqldb.ScanTime.
 func memberTenantColumns(d sqldb.Dialect) string {
 	return `t.id, t.name, t.database_name, COALESCE(t.server, ''), t.is_active, ` + d.Time("t.created_at") + `, ` + d.Time("t.updated_at") +
-		`, COALESCE(CAST(t.created_by AS TEXT), ''), m.role, ` + d.Time("m.joined_at") + `, m.expires_at, COALESCE(r.permissions, '')`
+		`, COALESCE(CAST(t.created_by AS TEXT), ''), t.auth_method, m.role, ` + d.Time("m.joined_at") + `, m.expires_at, COALESCE(r.permissions, '')`
 }
 
 // memberRole joins a membership m to its custom role, if it has one.
@@ -123,7 +123,7 @@ func unexpired(now string) string { return ` (m.expires_at IS NULL OR m.expires_
 func memberTenantDest(mt *MemberTenant) []any {
 	t := &mt.Tenant
 	return []any{&t.ID, &t.Name, &t.DatabaseName, &t.Server, &t.IsActive, sqldb.ScanTime(&t.CreatedAt), sqldb.ScanTime(&t.UpdatedAt),
-		&t.CreatedBy, &mt.Role, sqldb.ScanTime(&mt.JoinedAt), sqldb.ScanNullTime(&mt.ExpiresAt), &mt.customPermissions}
+		&t.CreatedBy, &t.AuthMethod, &mt.Role, sqldb.ScanTime(&mt.JoinedAt), sqldb.ScanNullTime(&mt.ExpiresAt), &mt.customPermissions}
 }
 
 // MemberTenant is a tenant seen by one of its members.

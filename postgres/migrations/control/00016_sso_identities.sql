@@ -1,0 +1,29 @@
+-- +goose Up
+-- A user's identity at a tenant's provider: (issuer, subject), and for
+-- Microsoft Entra ID the directory (tid) and object id (oid), which is then
+-- the subject. One identity per user per tenant, and one user per identity.
+-- Provider tokens are stored only sealed by the keyring, never returned.
+CREATE TABLE sso_identities (
+    id                    UUID PRIMARY KEY,
+    tenant_id             UUID NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    user_id               UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    issuer                TEXT NOT NULL,
+    subject               VARCHAR(255) NOT NULL,
+    provider_tenant_id    VARCHAR(255) NOT NULL DEFAULT '',
+    object_id             VARCHAR(255) NOT NULL DEFAULT '',
+    email                 VARCHAR(255) NOT NULL DEFAULT '',
+    display_name          VARCHAR(255) NOT NULL DEFAULT '',
+    access_token          BYTEA,
+    refresh_token         BYTEA,
+    token_expires_at      TIMESTAMPTZ,
+    last_login_at         TIMESTAMPTZ NOT NULL,
+    created_at            TIMESTAMPTZ NOT NULL,
+    updated_at            TIMESTAMPTZ NOT NULL,
+    UNIQUE (tenant_id, issuer, subject),
+    UNIQUE (tenant_id, user_id)
+);
+CREATE INDEX sso_identities_user ON sso_identities (user_id);
+CREATE INDEX sso_identities_refresh ON sso_identities (token_expires_at) WHERE refresh_token IS NOT NULL;
+
+-- +goose Down
+DROP TABLE sso_identities;
