@@ -28,6 +28,15 @@ const (
 	EventMemberRemoved      = "member.removed"
 	EventMemberRoleChanged  = "member.role_changed"
 	EventSessionRevoked     = "session.revoked"
+	EventUserEmailVerified  = "user.email_verified"
+	EventUserPasswordReset  = "user.password_reset"
+	EventMailQueued         = "mail.queued"
+	EventMailSent           = "mail.sent"
+	EventMailFailed         = "mail.failed"
+	EventInvitationCreated  = "invitation.created"
+	EventInvitationResent   = "invitation.resent"
+	EventInvitationRevoked  = "invitation.revoked"
+	EventInvitationAccepted = "invitation.accepted"
 )
 
 // Event is the envelope of every event tenantry publishes. EventID is stable

@@ -30,6 +30,8 @@ var statusByCode = map[string]int{ //nolint:gochecknoglobals // read-only table
 	tenantry.EForbidden:            http.StatusForbidden,
 	tenantry.EQuotaExceeded:        http.StatusForbidden,
 	tenantry.EAccountInactive:      http.StatusForbidden,
+	tenantry.EEmailNotVerified:     http.StatusForbidden,
+	tenantry.EInvalidToken:         http.StatusBadRequest,
 	tenantry.ENotFound:             http.StatusNotFound,
 	tenantry.EMethodNotAllowed:     http.StatusMethodNotAllowed,
 	tenantry.EConflict:             http.StatusConflict,

@@ -16,6 +16,7 @@ import (
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/jobs"
 	"github.com/tenantry/tenantry/kafka"
+	"github.com/tenantry/tenantry/mailer"
 	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/tenant"
@@ -69,6 +70,7 @@ func (a *App) setupEvents() error {
 	if a.Jobs, err = jobs.New(a.Engines.Control, qcfg); err != nil {
 		return err
 	}
+	a.Mailer.UseQueue(a.Jobs)
 
 	if a.background {
 		var sink outbox.Sink = a.Dispatcher
@@ -136,8 +138,15 @@ func (a *App) handleEvent(ctx context.Context, ev tenantry.Event) error {
 	})
 }
 
+// mailRetention is how long finished mail deliveries stay listed.
+const mailRetention = 30 * 24 * time.Hour
+
 func (a *App) workers() *river.Workers {
 	w := river.NewWorkers()
+	river.AddWorker(w, mailer.NewWorker(a.Mailer))
+	river.AddWorker(w, &jobs.Func[jobs.MailByAddress]{Do: func(ctx context.Context, j *river.Job[jobs.MailByAddress]) error {
+		return a.Accounts.MailByAddress(ctx, j.Args)
+	}})
 	river.AddWorker(w, &jobs.Func[jobs.ProcessFile]{Do: func(ctx context.Context, j *river.Job[jobs.ProcessFile]) error {
 		return a.Documents.ProcessFile(ctx, j.Args.TenantID, j.Args.FileID)
 	}})
@@ -154,7 +163,13 @@ func (a *App) workers() *river.Workers {
 		if _, err := a.Accounts.DeleteEndedSessions(ctx, now.Add(-endedSessionRetention)); err != nil {
 			return err
 		}
-		_, err := a.Accounts.DeleteStaleLoginFailures(ctx, now)
+		if _, err := a.Accounts.DeleteStaleLoginFailures(ctx, now); err != nil {
+			return err
+		}
+		if _, err := a.Accounts.DeleteEndedTokens(ctx, now); err != nil {
+			return err
+		}
+		_, err := a.Mailer.Prune(ctx, now.Add(-mailRetention))
 		return err
 	}})
 	river.AddWorker(w, &jobs.Func[jobs.ReapTenants]{Do: func(ctx context.Context, _ *river.Job[jobs.ReapTenants]) error {

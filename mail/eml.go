@@ -23,11 +23,9 @@ type DirSender struct {
 
 var _ Sender = (*DirSender)(nil)
 
-// NewDirSender returns a Sender writing into dir, created if need be.
+// NewDirSender returns a Sender writing into dir, which the first message
+// creates if need be.
 func NewDirSender(dir, from string, logger *slog.Logger) (*DirSender, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("mail: create %s: %w", dir, err)
-	}
 	if from == "" {
 		from = DefaultFrom
 	}
@@ -56,6 +54,9 @@ func (d *DirSender) Send(ctx context.Context, m *Message) error {
 		id = uuid.NewString()
 	}
 	name := time.Now().UTC().Format("20060102T150405.000000000Z") + "-" + sanitize(id) + ".eml"
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		return fmt.Errorf("mail: create %s: %w", d.dir, err)
+	}
 	tmp, err := os.CreateTemp(d.dir, ".writing-*")
 	if err != nil {
 		return fmt.Errorf("mail: %w", err)

@@ -16,6 +16,8 @@ import (
 
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/audit"
+	"github.com/tenantry/tenantry/mail"
+	"github.com/tenantry/tenantry/mailer"
 	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/quota"
 	"github.com/tenantry/tenantry/sqldb"
@@ -28,12 +30,52 @@ type Service struct {
 	streams     *outbox.Streams
 	quotas      *quota.Store
 	logger      *slog.Logger
+	opts        Options
+}
+
+// Options are the tenant rules that concern mail.
+type Options struct {
+	// Mailer, when set, sends invitations.
+	Mailer *mailer.Mailer
+	// RequireEmailVerification keeps accounts that have not verified
+	// their address out of every tenant (403 EMAIL_NOT_VERIFIED).
+	RequireEmailVerification bool
 }
 
 // NewService returns a Service recording its events through streams and
 // holding tenants to the limits quotas gives.
-func NewService(db sqldb.DB, provisioner *Provisioner, streams *outbox.Streams, quotas *quota.Store, logger *slog.Logger) *Service {
-	return &Service{db: db, provisioner: provisioner, streams: streams, quotas: quotas, logger: logger}
+func NewService(db sqldb.DB, provisioner *Provisioner, streams *outbox.Streams, quotas *quota.Store, logger *slog.Logger, opts Options) *Service {
+	s := &Service{db: db, provisioner: provisioner, streams: streams, quotas: quotas, logger: logger, opts: opts}
+	if opts.Mailer != nil {
+		opts.Mailer.Handle(mail.KindInvitation, s.prepareInvitation)
+	}
+	return s
+}
+
+// errNotVerified refuses an account that has not verified its address,
+// when verification is required.
+var errNotVerified = tenantry.Errorf(tenantry.EEmailNotVerified, "Verify your email address first: follow the link mailed to you, or ask for another at /api/auth/resend-verification")
+
+// verified refuses the caller when verification is required and the
+// caller's address is not verified.
+func (s *Service) verified(ctx context.Context, p tenantry.Principal) error {
+	if !s.opts.RequireEmailVerification {
+		return nil
+	}
+	if p.User != nil {
+		if !p.User.EmailVerified {
+			return errNotVerified
+		}
+		return nil
+	}
+	var ok bool
+	if err := s.db.QueryRow(ctx, `SELECT email_verified_at IS NOT NULL FROM users WHERE id = $1`, p.UserID).Scan(&ok); err != nil {
+		return err
+	}
+	if !ok {
+		return errNotVerified
+	}
+	return nil
 }
 
 // Limits returns the limits a tenant works under. The caller has
@@ -70,6 +112,9 @@ func principal(ctx context.Context) (tenantry.Principal, error) {
 func (s *Service) Authorize(ctx context.Context, tenantID string, min tenantry.Role) (*MemberTenant, error) {
 	p, err := principal(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.verified(ctx, p); err != nil {
 		return nil, err
 	}
 	mt, err := findAccess(ctx, s.db, tenantID, p.UserID)
@@ -114,6 +159,9 @@ func validName(errs tenantry.FieldErrors, value string) string {
 func (s *Service) Create(ctx context.Context, name string) (*MemberTenant, error) {
 	p, err := principal(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.verified(ctx, p); err != nil {
 		return nil, err
 	}
 	errs := tenantry.FieldErrors{}
@@ -298,13 +346,35 @@ func validRole(errs tenantry.FieldErrors, role tenantry.Role) {
 
 // AddMember adds an existing, active user to a tenant. Admins only.
 func (s *Service) AddMember(ctx context.Context, tenantID, userID string, role tenantry.Role) (*tenantry.Membership, error) {
+	return s.AddMemberBy(ctx, tenantID, userID, "", role)
+}
+
+// AddMemberBy adds an existing, active user to a tenant, named by id or by
+// email (exactly one of them). Admins only.
+func (s *Service) AddMemberBy(ctx context.Context, tenantID, userID, emailAddr string, role tenantry.Role) (*tenantry.Membership, error) {
 	if _, err := s.Authorize(ctx, tenantID, tenantry.RoleAdmin); err != nil {
 		return nil, err
 	}
 	errs := tenantry.FieldErrors{}
-	userID = strings.ToLower(strings.TrimSpace(userID))
-	if _, err := uuid.Parse(userID); err != nil || len(userID) != 36 {
-		errs.Add("user_id", "Not a valid UUID.")
+	switch {
+	case userID != "" && emailAddr != "":
+		errs.Add("user_id", "Give user_id or email, not both.")
+	case emailAddr != "":
+		e := validEmail(errs, emailAddr)
+		if err := errs.Err(); err != nil {
+			return nil, err
+		}
+		err := s.db.QueryRow(ctx, `SELECT CAST(id AS TEXT) FROM users WHERE email = $1 AND is_active`, e).Scan(&userID)
+		if errors.Is(err, sqldb.ErrNoRows) {
+			return nil, tenantry.Errorf(tenantry.ENotFound, "No active account has this address; invite it instead")
+		} else if err != nil {
+			return nil, err
+		}
+	default:
+		userID = strings.ToLower(strings.TrimSpace(userID))
+		if _, err := uuid.Parse(userID); err != nil || len(userID) != 36 {
+			errs.Add("user_id", "Not a valid UUID.")
+		}
 	}
 	validRole(errs, role)
 	if err := errs.Err(); err != nil {
