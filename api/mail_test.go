@@ -228,7 +228,10 @@ func TestMailRequestsRevealNoAccount(t *testing.T) {
 		}
 		n := 0
 		td := timed(7, func() { env.Post(t, "/api/auth/register", "", body(known.Email)) })
-		tf := timed(7, func() { n++; env.Post(t, "/api/auth/register", "", body("fresh"+strings.Repeat("x", n)+"@example.com")) })
+		tf := timed(7, func() {
+			n++
+			env.Post(t, "/api/auth/register", "", body("fresh"+strings.Repeat("x", n)+"@example.com"))
+		})
 		if !closeEnough(td, tf) {
 			t.Errorf("register: %s for a known address, %s for a new one", td, tf)
 		}
