@@ -451,9 +451,19 @@ func (s *Service) InvitedAccount(ctx context.Context, r Registration) (func(cont
 	}, nil
 }
 
+// knownDeviceRetention is how long a device unused is still known: a
+// sign-in from it after that is news again.
+const knownDeviceRetention = 180 * 24 * time.Hour
+
 // DeleteEndedTokens removes the reset and verification tokens that can no
-// longer be used: expired, or used, a day ago or more.
+// longer be used (expired, or used, a day ago or more), and forgets the
+// devices unused for half a year.
 func (s *Service) DeleteEndedTokens(ctx context.Context, now time.Time) (int64, error) {
 	cutoff := now.Add(-24 * time.Hour)
-	return s.db.Exec(ctx, `DELETE FROM account_tokens WHERE expires_at < $1 OR used_at < $1`, cutoff)
+	n, err := s.db.Exec(ctx, `DELETE FROM account_tokens WHERE expires_at < $1 OR used_at < $1`, cutoff)
+	if err != nil {
+		return n, err
+	}
+	_, err = s.db.Exec(ctx, `DELETE FROM known_devices WHERE last_seen_at < $1`, now.Add(-knownDeviceRetention))
+	return n, err
 }

@@ -114,3 +114,24 @@ func (e *Env) Post(t testing.TB, path, token string, body any) *Response {
 	t.Helper()
 	return e.Do(t, Request{Method: http.MethodPost, Path: path, Token: token, Body: body})
 }
+
+// WaitMailIdle waits until no mail delivery is waiting to be sent, for
+// tests that count what deliveries record (audit entries, events).
+func (e *Env) WaitMailIdle(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var n int
+		if err := e.App.Engines.Control.QueryRow(context.Background(),
+			`SELECT count(*) FROM mail_deliveries WHERE status IN ('queued', 'retrying')`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d mail deliveries still waiting after a minute", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -315,27 +315,30 @@ func (m *Mailer) finish(ctx context.Context, d *Delivery, status, reason, action
 		if err != nil || n == 0 {
 			return err
 		}
+		// The audit entry first: appending locks the chain's head, then
+		// marks the platform stream pending, the order every append takes,
+		// so that this and a request's own entry queue rather than
+		// deadlock.
+		if m.audit != nil && status != StatusCancelled {
+			details := map[string]any{"kind": d.Kind, "to": d.To, "attempts": d.Attempts}
+			if d.LastError != "" {
+				details["error"] = d.LastError
+			}
+			encoded, _ := json.Marshal(details)
+			chain := audit.PlatformChain
+			if d.TenantID != "" {
+				chain = d.TenantID
+			}
+			if err := m.audit.AppendTx(ctx, tx, &audit.Entry{Chain: chain, Action: action, ActorID: d.UserID,
+				TargetType: "mail_delivery", TargetID: d.ID, Outcome: outcome, Details: encoded}); err != nil {
+				return err
+			}
+		}
 		event := tenantry.EventMailSent
 		if status != StatusSent {
 			event = tenantry.EventMailFailed
 		}
-		if err := outbox.EmitPlatform(ctx, tx, event, d.TenantID, d.UserID, m.eventData(d, nil)); err != nil {
-			return err
-		}
-		if m.audit == nil || status == StatusCancelled {
-			return nil
-		}
-		details := map[string]any{"kind": d.Kind, "to": d.To, "attempts": d.Attempts}
-		if d.LastError != "" {
-			details["error"] = d.LastError
-		}
-		encoded, _ := json.Marshal(details)
-		chain := audit.PlatformChain
-		if d.TenantID != "" {
-			chain = d.TenantID
-		}
-		return m.audit.AppendTx(ctx, tx, &audit.Entry{Chain: chain, Action: action, ActorID: d.UserID,
-			TargetType: "mail_delivery", TargetID: d.ID, Outcome: outcome, Details: encoded})
+		return outbox.EmitPlatform(ctx, tx, event, d.TenantID, d.UserID, m.eventData(d, nil))
 	})
 }
 
