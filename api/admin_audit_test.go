@@ -132,6 +132,7 @@ func TestPlatformAuditVerify(t *testing.T) {
 		env := apptest.StartShape(t, shape)
 		root := signInPlatformAdmin(t, env)
 		env.SignUp(t, "Someone")
+		env.WaitMailIdle(t) // its verification mail's sending is recorded too
 		total := adminAudit(t, env, root.AccessToken, "").Pagination.Total
 		v := adminVerify(t, env, root.AccessToken)
 		if v.Chain != "platform" || !v.Intact || v.FirstBroken != nil || v.Entries != total || total < 3 {
