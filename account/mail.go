@@ -2,9 +2,7 @@ package account
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -18,6 +16,7 @@ import (
 	"github.com/tenantry/tenantry/mail"
 	"github.com/tenantry/tenantry/mailer"
 	"github.com/tenantry/tenantry/sqldb"
+	"github.com/tenantry/tenantry/token"
 )
 
 // Lifetimes of the links tenantry mails.
@@ -43,29 +42,6 @@ const (
 // reason: unknown, used, expired, or for an address the account no longer
 // has.
 var errInvalidToken = tenantry.Errorf(tenantry.EInvalidToken, "Invalid or expired token")
-
-// NewToken returns a random token and the hash it is stored as.
-func NewToken() (raw, hash string) {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	raw = base64.RawURLEncoding.EncodeToString(b)
-	return raw, HashToken(raw)
-}
-
-// HashToken is how a token is stored and looked up.
-func HashToken(raw string) string {
-	sum := sha256.Sum256([]byte(raw))
-	return hex.EncodeToString(sum[:])
-}
-
-// validToken refuses at once what cannot be a token, before any lookup.
-func validToken(raw string) bool {
-	if len(raw) != 43 {
-		return false
-	}
-	_, err := base64.RawURLEncoding.DecodeString(raw)
-	return err == nil
-}
 
 // registerPreparers makes the mailer ask this service for the links of
 // verification and reset mails, minted when each is sent.
@@ -100,7 +76,7 @@ func (s *Service) prepareLink(ctx context.Context, d *mailer.Delivery, data *mai
 	if !u.IsActive || u.Email != d.To || (purpose == purposeVerification && u.EmailVerified) {
 		return mailer.ErrCancel
 	}
-	raw, hash := NewToken()
+	raw, hash := token.NewMailed()
 	now := sqldb.Now()
 	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM account_tokens WHERE delivery_id = $1`, d.ID); err != nil {
@@ -123,13 +99,13 @@ func (s *Service) prepareLink(ctx context.Context, d *mailer.Delivery, data *mai
 // was made for, and marks it used, in tx. Any token that is not good is
 // errInvalidToken.
 func consumeToken(ctx context.Context, tx sqldb.Tx, raw, purpose string, now time.Time) (userID, email string, err error) {
-	if !validToken(raw) {
+	if !token.ValidMailed(raw) {
 		return "", "", errInvalidToken
 	}
 	err = tx.QueryRow(ctx, `
 		UPDATE account_tokens SET used_at = $3
 		WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
-		RETURNING CAST(user_id AS TEXT), email`, HashToken(raw), purpose, now).Scan(&userID, &email)
+		RETURNING CAST(user_id AS TEXT), email`, token.HashMailed(raw), purpose, now).Scan(&userID, &email)
 	if errors.Is(err, sqldb.ErrNoRows) {
 		return "", "", errInvalidToken
 	}
@@ -299,7 +275,7 @@ func (s *Service) ConfirmPasswordReset(ctx context.Context, raw, next string) (i
 	if err := errs.Err(); err != nil {
 		return 0, err
 	}
-	if !validToken(raw) {
+	if !token.ValidMailed(raw) {
 		return 0, errInvalidToken
 	}
 	hash, err := s.hasher.Hash(ctx, next)
@@ -366,7 +342,8 @@ func (s *Service) deviceFingerprint(ctx context.Context) string {
 	if s.cfg.SignInAlerts == SignInAlertsAddress {
 		key += "\nip:" + meta.ClientIP
 	}
-	return HashToken(key)
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
 }
 
 // noteDevice records the device of a sign-in in tx, and queues an alert

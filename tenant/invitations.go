@@ -2,10 +2,6 @@ package tenant
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"time"
@@ -19,6 +15,7 @@ import (
 	"github.com/tenantry/tenantry/mailer"
 	"github.com/tenantry/tenantry/quota"
 	"github.com/tenantry/tenantry/sqldb"
+	"github.com/tenantry/tenantry/token"
 )
 
 // InvitationTTL is how long an invitation works after it was sent.
@@ -176,7 +173,7 @@ func (s *Service) mailInvitation(ctx context.Context, tx sqldb.Tx, inv *Invitati
 // is sent; the new token replaces any earlier one, so only the last link
 // mailed works. An invitation no longer pending is not mailed.
 func (s *Service) prepareInvitation(ctx context.Context, d *mailer.Delivery, data *mail.Data) error {
-	raw, hash := newToken()
+	raw, hash := token.NewMailed()
 	now := sqldb.Now()
 	n, err := s.db.Exec(ctx, `UPDATE invitations SET token_hash = $2 WHERE id = $1 AND `+pendingInvitation+` AND expires_at > $3`,
 		d.Params["invitation_id"], hash, now)
@@ -188,18 +185,6 @@ func (s *Service) prepareInvitation(ctx context.Context, d *mailer.Delivery, dat
 	data.TenantName, data.InviterName, data.Role = d.Params["tenant_name"], d.Params["inviter_name"], d.Params["role"]
 	data.Link = data.AppURL + AcceptInvitationPath + "?token=" + raw
 	return nil
-}
-
-func newToken() (raw, hash string) {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	raw = base64.RawURLEncoding.EncodeToString(b)
-	return raw, hashToken(raw)
-}
-
-func hashToken(raw string) string {
-	sum := sha256.Sum256([]byte(raw))
-	return hex.EncodeToString(sum[:])
 }
 
 // ListInvitations returns a page of a tenant's pending invitations, newest
@@ -322,7 +307,7 @@ type Accepted struct {
 // the token proves. Any token that is not good (unknown, used, revoked,
 // expired, or of a tenant gone) is refused alike.
 func (s *Service) AcceptInvitation(ctx context.Context, raw string, create NewAccount) (*Accepted, error) {
-	if len(raw) != 43 {
+	if !token.ValidMailed(raw) {
 		return nil, errInvalidInvitation
 	}
 	var p tenantry.Principal
@@ -336,7 +321,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, raw string, create NewAc
 	var res Accepted
 	err := s.db.InTx(ctx, func(tx sqldb.Tx) error {
 		inv, err := scanInvitation(tx.QueryRow(ctx, `SELECT `+invitationColumns+` FROM invitations
-			WHERE token_hash = $1 AND `+pendingInvitation+` AND expires_at > $2`, hashToken(raw), now))
+			WHERE token_hash = $1 AND `+pendingInvitation+` AND expires_at > $2`, token.HashMailed(raw), now))
 		if errors.Is(err, sqldb.ErrNoRows) {
 			return errInvalidInvitation
 		} else if err != nil {
