@@ -13,9 +13,9 @@ import (
 const DefaultFrom = "tenantry <no-reply@localhost>"
 
 // Compose builds the MIME message of m sent by from: a plain-text part and,
-// when m has one, an HTML alternative.
-func Compose(from string, m *Message) (*gomail.Msg, error) {
-	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
+// when m has one, an HTML alternative. opts change how it is written.
+func Compose(from string, m *Message, opts ...gomail.MsgOption) (*gomail.Msg, error) {
+	msg := gomail.NewMsg(append([]gomail.MsgOption{gomail.WithNoDefaultUserAgent()}, opts...)...)
 	if err := msg.From(from); err != nil {
 		return nil, fmt.Errorf("mail: sender %q: %w", from, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	gomail "github.com/wneessen/go-mail"
 )
 
 // DirSender is the transport of the embedded shape when no SMTP server is
@@ -45,7 +46,9 @@ func (d *DirSender) Dir() string { return d.dir }
 // The file appears whole or not at all. The log line names the file, never
 // its content: the links in it are credentials.
 func (d *DirSender) Send(ctx context.Context, m *Message) error {
-	msg, err := Compose(d.from, m)
+	// Unencoded (8bit), so that the file shows each link whole, on one
+	// line, to whoever opens it in an editor.
+	msg, err := Compose(d.from, m, gomail.WithEncoding(gomail.NoEncoding))
 	if err != nil {
 		return &PermanentError{Err: err}
 	}

@@ -114,7 +114,8 @@ func TestDirSenderWritesEMLFiles(t *testing.T) {
 	}
 	b, _ := os.ReadFile(files[0])
 	eml := string(b)
-	for _, want := range []string{"To: <ada@example.com>", "Message-ID: <d1@localhost>", "X-Tenantry-Mail: password_reset", "multipart/alternative"} {
+	for _, want := range []string{"To: <ada@example.com>", "Message-ID: <d1@localhost>", "X-Tenantry-Mail: password_reset", "multipart/alternative",
+		"Open " + link} {
 		if !strings.Contains(eml, want) {
 			t.Errorf("the .eml file lacks %q:\n%s", want, eml)
 		}
