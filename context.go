@@ -36,6 +36,9 @@ type RequestMeta struct {
 	RequestID string
 	ClientIP  string
 	UserAgent string
+	// BaseURL is scheme://host as the client reached the API, the
+	// default base of the links tenantry mails.
+	BaseURL string
 }
 
 type requestMetaKey struct{}

@@ -21,6 +21,8 @@ const (
 	EForbidden            = "FORBIDDEN"
 	EQuotaExceeded        = "QUOTA_EXCEEDED"
 	EAccountInactive      = "ACCOUNT_INACTIVE"
+	EEmailNotVerified     = "EMAIL_NOT_VERIFIED"
+	EInvalidToken         = "INVALID_TOKEN"
 	ENotFound             = "NOT_FOUND"
 	EMethodNotAllowed     = "METHOD_NOT_ALLOWED"
 	EConflict             = "CONFLICT"

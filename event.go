@@ -34,6 +34,15 @@ const (
 	EventSSOUserProvisioned = "sso.user_provisioned"
 	EventSSOIdentityLinked  = "sso.identity_linked"
 	EventDomainVerified     = "domain.verified"
+	EventUserEmailVerified  = "user.email_verified"
+	EventUserPasswordReset  = "user.password_reset"
+	EventMailQueued         = "mail.queued"
+	EventMailSent           = "mail.sent"
+	EventMailFailed         = "mail.failed"
+	EventInvitationCreated  = "invitation.created"
+	EventInvitationResent   = "invitation.resent"
+	EventInvitationRevoked  = "invitation.revoked"
+	EventInvitationAccepted = "invitation.accepted"
 )
 
 // Event is the envelope of every event tenantry publishes. EventID is stable

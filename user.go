@@ -10,6 +10,11 @@ type User struct {
 	LastName      string
 	IsActive      bool
 	PlatformAdmin bool
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// EmailVerified is whether the account proved it receives mail at
+	// Email (a verification link, a password reset, an invitation).
+	EmailVerified bool
+	// Locale is the language of its mails: en or fr.
+	Locale    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }

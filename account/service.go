@@ -18,6 +18,8 @@ import (
 
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/audit"
+	"github.com/tenantry/tenantry/mail"
+	"github.com/tenantry/tenantry/mailer"
 	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/password"
 	"github.com/tenantry/tenantry/sqldb"
@@ -32,7 +34,26 @@ type Config struct {
 	LockoutDuration time.Duration
 	// Metrics, when set, counts refused sign-ins and lockouts.
 	Metrics Metrics
+	// Mailer, when set, sends verification, reset and alert mails.
+	Mailer *mailer.Mailer
+	// RequireEmailVerification makes registering an address that has an
+	// account answer like a new registration (its owner is mailed
+	// instead); tenant services refuse unverified accounts.
+	RequireEmailVerification bool
+	// SignInAlerts is SignInAlertsDevice, SignInAlertsAddress or
+	// SignInAlertsOff.
+	SignInAlerts string
 }
+
+// When a sign-in is news to the account's owner.
+const (
+	// SignInAlertsDevice alerts on a user agent the account never signed
+	// in with.
+	SignInAlertsDevice = "device"
+	// SignInAlertsAddress also alerts on a new client address.
+	SignInAlertsAddress = "address"
+	SignInAlertsOff     = "off"
+)
 
 // Metrics records the outcomes of password checks.
 type Metrics interface {
@@ -51,6 +72,7 @@ type Service struct {
 	streams *outbox.Streams
 	cfg     Config
 	logger  *slog.Logger
+	mail    *mailer.Mailer
 }
 
 // NewService returns a Service over the control database, recording its
@@ -62,7 +84,12 @@ func NewService(db sqldb.DB, hasher *password.Hasher, tokens *token.Issuer, stre
 	if cfg.LockoutDuration <= 0 {
 		cfg.LockoutDuration = 15 * time.Minute
 	}
-	return &Service{db: db, hasher: hasher, tokens: tokens, streams: streams, cfg: cfg, logger: logger}
+	if cfg.SignInAlerts == "" {
+		cfg.SignInAlerts = SignInAlertsDevice
+	}
+	s := &Service{db: db, hasher: hasher, tokens: tokens, streams: streams, cfg: cfg, logger: logger, mail: cfg.Mailer}
+	s.registerPreparers()
+	return s
 }
 
 // Session revocation reasons, recorded on the session.
@@ -71,6 +98,7 @@ const (
 	reasonRefreshReuse    = "refresh_token_reuse"
 	reasonPasswordChanged = "password_changed"
 	reasonDeactivated     = "account_deactivated"
+	reasonPasswordReset   = "password_reset"
 )
 
 // Errors every client sees the same way whatever the cause, so that the
@@ -97,16 +125,31 @@ type Registration struct {
 	LastName  string
 	Email     string
 	Password  string
+	// Locale is the language of the account's mails; empty is English.
+	Locale string
 }
 
-// Register creates an account.
+// Register creates an account and mails its address a verification link.
+// With RequireEmailVerification, an address that has an account is
+// answered like a new one: the hash is computed and the answer made alike,
+// and the address's owner is mailed that someone tried to register it.
+// The user returned then has an id no account has.
 func (s *Service) Register(ctx context.Context, r Registration) (*tenantry.User, error) {
+	return s.register(ctx, r, false)
+}
+
+func (s *Service) register(ctx context.Context, r Registration, verified bool) (*tenantry.User, error) {
 	errs := tenantry.FieldErrors{}
 	u := &tenantry.User{
-		FirstName: name(errs, "first_name", "First name", r.FirstName),
-		LastName:  name(errs, "last_name", "Last name", r.LastName),
-		Email:     email(errs, r.Email),
-		IsActive:  true,
+		FirstName:     name(errs, "first_name", "First name", r.FirstName),
+		LastName:      name(errs, "last_name", "Last name", r.LastName),
+		Email:         email(errs, r.Email),
+		IsActive:      true,
+		EmailVerified: verified,
+		Locale:        mail.DefaultLocale,
+	}
+	if r.Locale != "" {
+		u.Locale = normalizeLocale(errs, r.Locale)
 	}
 	newPassword(errs, "password", r.Password)
 	if err := errs.Err(); err != nil {
@@ -118,21 +161,54 @@ func (s *Service) Register(ctx context.Context, r Registration) (*tenantry.User,
 	}
 	now := sqldb.Now()
 	u.ID, u.CreatedAt, u.UpdatedAt = uuid.NewString(), now, now
+	hide := s.cfg.RequireEmailVerification && !verified
 	// The unique index decides between concurrent registrations of one
 	// address: the loser gets a conflict, never a server error.
 	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
+		if hide {
+			if owner, err := findUserByEmail(ctx, tx, u.Email); err == nil {
+				return s.registeredAgain(ctx, tx, owner)
+			} else if tenantry.ErrorCode(err) != tenantry.ENotFound {
+				return err
+			}
+		}
 		if err := insertUser(ctx, tx, u, hash); err != nil {
 			return err
 		}
-		return s.streams.EmitPlatform(ctx, tx, tenantry.EventUserRegistered, "", u.ID, map[string]any{
+		if err := s.streams.EmitPlatform(ctx, tx, tenantry.EventUserRegistered, "", u.ID, map[string]any{
 			"user_id": u.ID, "email": u.Email, "first_name": u.FirstName, "last_name": u.LastName,
-		})
+		}); err != nil {
+			return err
+		}
+		if verified {
+			return nil
+		}
+		return s.enqueue(ctx, tx, &mailer.Delivery{Kind: mail.KindVerifyEmail, To: u.Email, UserID: u.ID, Locale: u.Locale,
+			Params: mailer.Params{"first_name": u.FirstName}})
 	})
+	if hide && tenantry.ErrorCode(err) == tenantry.EConflict {
+		// Another registration of the address won the race.
+		err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
+			owner, err := findUserByEmail(ctx, tx, u.Email)
+			if err != nil {
+				return err
+			}
+			return s.registeredAgain(ctx, tx, owner)
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
 	s.streams.Committed()
 	return u, nil
+}
+
+// registeredAgain mails an account's owner that someone tried to register
+// their address, in tx.
+func (s *Service) registeredAgain(ctx context.Context, tx sqldb.Tx, owner *tenantry.User) error {
+	audit.Annotate(ctx, "existing_account", owner.ID)
+	return s.enqueue(ctx, tx, &mailer.Delivery{Kind: mail.KindAccountExists, To: owner.Email, UserID: owner.ID, Locale: owner.Locale,
+		Params: mailer.Params{"first_name": owner.FirstName}})
 }
 
 // revoked records a session revocation event in tx.
@@ -202,7 +278,7 @@ func (s *Service) Login(ctx context.Context, emailAddr, pw string) (*LoginResult
 	if rehash {
 		s.upgradeHash(ctx, userID, pw)
 	}
-	tokens, err := s.openSession(ctx, userID, sqldb.Now())
+	tokens, err := s.openSession(ctx, &c.user, sqldb.Now(), "")
 	if err != nil {
 		return nil, err
 	}
@@ -262,6 +338,7 @@ func (s *Service) failed(ctx context.Context, at *attempt, userID string) {
 		s.cfg.Metrics.LockedOut()
 	}
 	audit.Annotate(ctx, "locked_until", at.until)
+	s.lockedOut(ctx, at.email)
 	// An address nobody registered stays out of the logs: it may be a
 	// mistyped one, or someone's password typed into the wrong field.
 	if userID != "" {
@@ -305,14 +382,23 @@ func (s *Service) OpenSSOSession(ctx context.Context, userID, tenantID string) (
 	if !u.IsActive {
 		return nil, errInactive
 	}
-	tokens, err := s.openSession(ctx, userID, sqldb.Now(), tenantID)
+	tokens, err := s.openSession(ctx, u, sqldb.Now(), tenantID)
 	if err != nil {
 		return nil, err
 	}
 	return &LoginResult{Tokens: *tokens, User: u}, nil
 }
 
-func (s *Service) openSession(ctx context.Context, userID string, now time.Time, ssoTenantID ...string) (*Tokens, error) {
+// OpenSession signs u in: a new session and its tokens. The sign-in is
+// noted like a login's, new device alert included.
+func (s *Service) OpenSession(ctx context.Context, u *tenantry.User) (*Tokens, error) {
+	return s.openSession(ctx, u, sqldb.Now(), "")
+}
+
+// openSession opens a session for u, marked as opened through the single
+// sign-on of ssoTenantID when it is not empty.
+func (s *Service) openSession(ctx context.Context, u *tenantry.User, now time.Time, ssoTenantID string) (*Tokens, error) {
+	userID := u.ID
 	meta := tenantry.RequestMetaFromContext(ctx)
 	sess := &session{
 		id:         uuid.NewString(),
@@ -323,12 +409,17 @@ func (s *Service) openSession(ctx context.Context, userID string, now time.Time,
 		clientIP:   truncate(meta.ClientIP, 64),
 		userAgent:  truncate(meta.UserAgent, 512),
 	}
-	if len(ssoTenantID) > 0 {
-		sess.ssoTenantID = ssoTenantID[0]
-	}
-	if err := insertSession(ctx, s.db, sess); err != nil {
+	sess.ssoTenantID = ssoTenantID
+	err := s.db.InTx(ctx, func(tx sqldb.Tx) error {
+		if err := insertSession(ctx, tx, sess); err != nil {
+			return err
+		}
+		return s.noteDevice(ctx, tx, u, now)
+	})
+	if err != nil {
 		return nil, err
 	}
+	s.streams.Committed()
 	return s.issue(userID, sess.id, sess.refreshJTI, now)
 }
 
@@ -467,6 +558,8 @@ func (s *Service) Me(ctx context.Context) (*tenantry.User, error) {
 type ProfileUpdate struct {
 	FirstName *string
 	LastName  *string
+	// Locale is the language of the account's mails: en or fr.
+	Locale *string
 }
 
 // UpdateMe changes the caller's names.
@@ -475,7 +568,7 @@ func (s *Service) UpdateMe(ctx context.Context, in ProfileUpdate) (*tenantry.Use
 	if err != nil {
 		return nil, err
 	}
-	if in.FirstName == nil && in.LastName == nil {
+	if in.FirstName == nil && in.LastName == nil && in.Locale == nil {
 		return nil, tenantry.Errorf(tenantry.EBadRequest, "Request body is required")
 	}
 	errs := tenantry.FieldErrors{}
@@ -487,11 +580,15 @@ func (s *Service) UpdateMe(ctx context.Context, in ProfileUpdate) (*tenantry.Use
 		v := name(errs, "last_name", "Last name", *in.LastName)
 		in.LastName = &v
 	}
+	if in.Locale != nil {
+		v := normalizeLocale(errs, *in.Locale)
+		in.Locale = &v
+	}
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}
 	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
-		if err := updateNames(ctx, tx, p.UserID, in.FirstName, in.LastName, sqldb.Now()); err != nil {
+		if err := updateProfile(ctx, tx, p.UserID, in.FirstName, in.LastName, in.Locale, sqldb.Now()); err != nil {
 			return err
 		}
 		changes := map[string]any{}
@@ -500,6 +597,9 @@ func (s *Service) UpdateMe(ctx context.Context, in ProfileUpdate) (*tenantry.Use
 		}
 		if in.LastName != nil {
 			changes["last_name"] = *in.LastName
+		}
+		if in.Locale != nil {
+			changes["locale"] = *in.Locale
 		}
 		return s.streams.EmitPlatform(ctx, tx, tenantry.EventUserUpdated, "", p.UserID, map[string]any{"user_id": p.UserID, "changes": changes})
 	})
@@ -569,9 +669,11 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (int
 			return err
 		}
 		if revoked > 0 {
-			return s.revoked(ctx, tx, p.UserID, "", reasonPasswordChanged, revoked)
+			if err := s.revoked(ctx, tx, p.UserID, "", reasonPasswordChanged, revoked); err != nil {
+				return err
+			}
 		}
-		return nil
+		return s.alert(ctx, tx, u, mail.AlertPasswordChanged, nil)
 	})
 	if err == nil {
 		s.streams.Committed()
@@ -643,7 +745,7 @@ func (s *Service) EnsurePlatformAdmin(ctx context.Context, a AdminAccount) (*ten
 	u, err := findUserByEmail(ctx, s.db, e)
 	created := false
 	if tenantry.ErrorCode(err) == tenantry.ENotFound {
-		if u, err = s.Register(ctx, Registration{FirstName: a.FirstName, LastName: a.LastName, Email: e, Password: a.Password}); err != nil {
+		if u, err = s.register(ctx, Registration{FirstName: a.FirstName, LastName: a.LastName, Email: e, Password: a.Password}, true); err != nil {
 			return nil, false, err
 		}
 		created = true

@@ -15,11 +15,11 @@ type credentials struct {
 	passwordHash string
 }
 
-const userColumns = `id, email, first_name, last_name, is_active, is_platform_admin, created_at, updated_at`
+const userColumns = `id, email, first_name, last_name, is_active, is_platform_admin, email_verified_at IS NOT NULL, locale, created_at, updated_at`
 
 func scanUser(row sqldb.Row) (*tenantry.User, error) {
 	var u tenantry.User
-	err := row.Scan(&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin, &u.CreatedAt, &u.UpdatedAt)
+	err := row.Scan(&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin, &u.EmailVerified, &u.Locale, &u.CreatedAt, &u.UpdatedAt)
 	if errors.Is(err, sqldb.ErrNoRows) {
 		return nil, tenantry.Errorf(tenantry.ENotFound, "User not found")
 	}
@@ -28,13 +28,21 @@ func scanUser(row sqldb.Row) (*tenantry.User, error) {
 
 func insertUser(ctx context.Context, q sqldb.Querier, u *tenantry.User, hash string) error {
 	_, err := q.Exec(ctx, `
-		INSERT INTO users (id, email, first_name, last_name, password_hash, is_active, is_platform_admin, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		u.ID, u.Email, u.FirstName, u.LastName, hash, u.IsActive, u.PlatformAdmin, u.CreatedAt, u.UpdatedAt)
+		INSERT INTO users (id, email, first_name, last_name, password_hash, is_active, is_platform_admin, email_verified_at, locale, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		u.ID, u.Email, u.FirstName, u.LastName, hash, u.IsActive, u.PlatformAdmin, verifiedAt(u), u.Locale, u.CreatedAt, u.UpdatedAt)
 	if errors.Is(err, sqldb.ErrUniqueViolation) {
 		return tenantry.Errorf(tenantry.EConflict, "A user with this email already exists")
 	}
 	return err
+}
+
+// verifiedAt is what a new account's email_verified_at starts as.
+func verifiedAt(u *tenantry.User) any {
+	if u.EmailVerified {
+		return u.CreatedAt
+	}
+	return nil
 }
 
 func findUser(ctx context.Context, q sqldb.Querier, id string) (*tenantry.User, error) {
@@ -52,7 +60,7 @@ func findCredentials(ctx context.Context, q sqldb.Querier, email string) (*crede
 	err := q.QueryRow(ctx, `
 		SELECT `+userColumns+`, password_hash
 		FROM users WHERE email = $1`, email).
-		Scan(&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin, &u.CreatedAt, &u.UpdatedAt, &hash)
+		Scan(&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin, &u.EmailVerified, &u.Locale, &u.CreatedAt, &u.UpdatedAt, &hash)
 	if err != nil {
 		return nil, err
 	}
@@ -78,10 +86,11 @@ func setPasswordHash(ctx context.Context, q sqldb.Querier, userID, hash string, 
 	return err
 }
 
-func updateNames(ctx context.Context, q sqldb.Querier, userID string, first, last *string, now time.Time) error {
+func updateProfile(ctx context.Context, q sqldb.Querier, userID string, first, last, locale *string, now time.Time) error {
 	_, err := q.Exec(ctx, `
-		UPDATE users SET first_name = COALESCE($2, first_name), last_name = COALESCE($3, last_name), updated_at = $4
-		WHERE id = $1`, userID, first, last, now)
+		UPDATE users SET first_name = COALESCE($2, first_name), last_name = COALESCE($3, last_name),
+		       locale = COALESCE($4, locale), updated_at = $5
+		WHERE id = $1`, userID, first, last, locale, now)
 	return err
 }
 
@@ -153,8 +162,19 @@ func setActive(ctx context.Context, q sqldb.Querier, userID string, active bool,
 }
 
 func setPlatformAdmin(ctx context.Context, q sqldb.Querier, userID string, now time.Time) error {
-	_, err := q.Exec(ctx, `UPDATE users SET is_platform_admin = $2, updated_at = $3 WHERE id = $1`, userID, true, now)
+	// An operator vouches for the address of the administrators they
+	// make.
+	_, err := q.Exec(ctx, `UPDATE users SET is_platform_admin = $2, email_verified_at = COALESCE(email_verified_at, $3), updated_at = $3
+		WHERE id = $1`, userID, true, now)
 	return err
+}
+
+// setEmailVerified records that the account proved it receives mail at
+// email; false when the account no longer has that address.
+func setEmailVerified(ctx context.Context, q sqldb.Querier, userID, email string, now time.Time) (bool, error) {
+	n, err := q.Exec(ctx, `UPDATE users SET email_verified_at = COALESCE(email_verified_at, $3), updated_at = $3
+		WHERE id = $1 AND email = $2`, userID, email, now)
+	return n == 1, err
 }
 
 // session is a row of the sessions table.
@@ -251,11 +271,12 @@ func sessionStanding(ctx context.Context, q sqldb.Querier, sessionID string) (*s
 	d := q.Dialect()
 	err := q.QueryRow(ctx, `
 		SELECT s.revoked_at IS NOT NULL, `+d.Time("s.expires_at")+`, COALESCE(s.sso_tenant_id, ''),
-		       u.id, u.email, u.first_name, u.last_name, u.is_active, u.is_platform_admin, `+d.Time("u.created_at")+`, `+d.Time("u.updated_at")+`
+		       u.id, u.email, u.first_name, u.last_name, u.is_active, u.is_platform_admin, u.email_verified_at IS NOT NULL, u.locale,
+		       `+d.Time("u.created_at")+`, `+d.Time("u.updated_at")+`
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.id = $1`, sessionID).
 		Scan(&st.revoked, sqldb.ScanTime(&st.expiresAt), &st.ssoTenantID, &u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin,
-			sqldb.ScanTime(&u.CreatedAt), sqldb.ScanTime(&u.UpdatedAt))
+			&u.EmailVerified, &u.Locale, sqldb.ScanTime(&u.CreatedAt), sqldb.ScanTime(&u.UpdatedAt))
 	if err != nil {
 		return nil, err
 	}

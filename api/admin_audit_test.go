@@ -73,6 +73,8 @@ func TestPlatformAuditListing(t *testing.T) {
 		bob := env.SignUp(t, "Bob")
 		tenantID := env.CreateTenant(t, alice, "Kept apart")
 		env.Do(t, put("/api/tenants/"+tenantID, alice.AccessToken, map[string]string{"name": "Renamed"})).Expect(t, http.StatusOK, "")
+		// The verification mails record their sending in the chain too.
+		env.WaitMailIdle(t)
 
 		all := adminAudit(t, env, root.AccessToken, "?per_page=100")
 		if all.Pagination.Total != int64(len(all.Entries)) || len(all.Entries) < 5 {
@@ -130,6 +132,7 @@ func TestPlatformAuditVerify(t *testing.T) {
 		env := apptest.StartShape(t, shape)
 		root := signInPlatformAdmin(t, env)
 		env.SignUp(t, "Someone")
+		env.WaitMailIdle(t) // its verification mail's sending is recorded too
 		total := adminAudit(t, env, root.AccessToken, "").Pagination.Total
 		v := adminVerify(t, env, root.AccessToken)
 		if v.Chain != "platform" || !v.Intact || v.FirstBroken != nil || v.Entries != total || total < 3 {

@@ -54,6 +54,14 @@ var auditActions = map[string]string{ //nolint:gochecknoglobals // read-only tab
 	"sso-logout":                "auth.sso.logout",
 	"claim-tenant-domain":       "tenant.domain.claim",
 	"verify-tenant-domain":      "tenant.domain.verify",
+	"password-reset-request":    "auth.password_reset_request",
+	"password-reset-confirm":    "auth.password_reset",
+	"verify-email":              "auth.verify_email",
+	"resend-verification":       "auth.resend_verification",
+	"create-invitation":         "tenant.invitation.create",
+	"revoke-invitation":         "tenant.invitation.revoke",
+	"resend-invitation":         "tenant.invitation.resend",
+	"accept-invitation":         "tenant.invitation.accept",
 }
 
 // auditMetadataKey marks the operations audited although they change
@@ -63,11 +71,12 @@ const auditMetadataKey = "audit"
 // auditEmailOperations are the operations whose entry records the email
 // the request named, so that failed logins can be traced to the account
 // they were aimed at. Nothing else of their bodies is kept.
-var auditEmailOperations = map[string]bool{"login": true, "register": true} //nolint:gochecknoglobals // read-only table
+var auditEmailOperations = map[string]bool{"login": true, "register": true, "password-reset-request": true, "resend-verification": true} //nolint:gochecknoglobals // read-only table
 
 // auditPathTargets are the path parameters that name an entry's target,
 // most specific first.
 var auditPathTargets = []struct{ param, kind string }{ //nolint:gochecknoglobals // read-only table
+	{"invitation_id", "invitation"},
 	{"document_id", "document"},
 	{"file_id", "file"},
 	{"user_id", "user"},

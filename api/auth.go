@@ -108,6 +108,7 @@ type registerInput struct {
 		LastName  text   `json:"last_name" doc:"1 to 100 characters; trimmed; no control characters." example:"Lovelace"`
 		Email     text   `json:"email" doc:"Lower-cased and trimmed; at most 255 characters; no control characters." example:"ada@example.com"`
 		Password  string `json:"password" doc:"8 to 128 characters with at least one letter and one digit." example:"correct-horse-7"`
+		Locale    string `json:"locale,omitempty" enum:"en,fr" doc:"The language of the account's mails; en by default."`
 	}
 }
 
@@ -137,7 +138,7 @@ type loginTenant struct {
 	ID           string `json:"id" format:"uuid"`
 	Name         string `json:"name"`
 	DatabaseName string `json:"database_name"`
-	Role         string `json:"role" enum:"admin,user,viewer"`
+	Role         string `json:"role" doc:"admin, user, viewer or one of the tenant's own roles."`
 }
 
 type loginData struct {
@@ -169,8 +170,11 @@ func (s *Server) registerAuth() {
 	huma.Register(s.api, huma.Operation{
 		OperationID: "register", Method: http.MethodPost, Path: "/api/auth/register", Tags: tags,
 		Summary: "Create an account",
-		Description: "Creates an active account; the password is kept only as a hash. An email already registered is a " +
-			"conflict (409). Does not sign in: log in afterwards.",
+		Description: "Creates an active account, the password kept only as a hash, and mails the address a verification " +
+			"link to the front end's `/verify-email?token=…`. Does not sign in: log in afterwards. An email already " +
+			"registered is a conflict (409), unless TENANTRY_REQUIRE_EMAIL_VERIFICATION is on: the answer is then the " +
+			"same as for a new address (201, the user as submitted, with an id no account has), and the address's " +
+			"owner is mailed that someone tried to register it.",
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusBadRequest, http.StatusConflict, http.StatusTooManyRequests},
 	}, func(ctx context.Context, in *registerInput) (*response[userData], error) {
@@ -179,6 +183,7 @@ func (s *Server) registerAuth() {
 		}
 		u, err := s.svc.Accounts.Register(ctx, account.Registration{
 			FirstName: string(in.Body.FirstName), LastName: string(in.Body.LastName), Email: string(in.Body.Email), Password: in.Body.Password,
+			Locale: in.Body.Locale,
 		})
 		if err != nil {
 			return nil, err
@@ -259,25 +264,36 @@ func (s *Server) registerAuth() {
 			"login":    "/api/auth/login (POST)",
 			"refresh":  "/api/auth/refresh (POST)",
 			"logout":   "/api/auth/logout (POST)",
+
+			"password_reset_request": "/api/auth/password-reset/request (POST)",
+			"password_reset_confirm": "/api/auth/password-reset/confirm (POST)",
+			"verify_email":           "/api/auth/verify-email (POST)",
+			"resend_verification":    "/api/auth/resend-verification (POST)",
 		}}), nil
 	})
 }
 
 // UserView is an account as the API shows it.
 type UserView struct {
-	ID        string    `json:"id" format:"uuid"`
-	FirstName string    `json:"first_name"`
-	LastName  string    `json:"last_name"`
-	Email     string    `json:"email"`
-	IsActive  bool      `json:"is_active"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID            string    `json:"id" format:"uuid"`
+	FirstName     string    `json:"first_name"`
+	LastName      string    `json:"last_name"`
+	Email         string    `json:"email"`
+	IsActive      bool      `json:"is_active"`
+	EmailVerified bool      `json:"email_verified" doc:"Whether the account proved it receives mail at its address."`
+	Locale        string    `json:"locale" enum:"en,fr" doc:"The language of the account's mails."`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 func viewUser(u *tenantry.User) UserView {
+	locale := u.Locale
+	if locale == "" {
+		locale = "en"
+	}
 	return UserView{
 		ID: u.ID, FirstName: u.FirstName, LastName: u.LastName, Email: u.Email, IsActive: u.IsActive,
-		CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC(),
+		EmailVerified: u.EmailVerified, Locale: locale, CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC(),
 	}
 }
 

@@ -54,6 +54,8 @@ var statusByCode = map[string]int{ //nolint:gochecknoglobals // read-only table
 	tenantry.ESSOProviderUnavailable: http.StatusBadGateway,
 	tenantry.ESSOGroupsUnresolved:    http.StatusBadGateway,
 	tenantry.ERedirectNotAllowed:     http.StatusBadRequest,
+	tenantry.EEmailNotVerified:       http.StatusForbidden,
+	tenantry.EInvalidToken:           http.StatusBadRequest,
 }
 
 // codeByStatus names the errors the HTTP machinery itself produces.

@@ -103,6 +103,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		ctx = tenantry.NewContextWithRequestMeta(ctx, tenantry.RequestMeta{
 			RequestID: id,
 			ClientIP:  s.clients.of(r),
+			BaseURL:   info.base,
 			UserAgent: r.UserAgent(),
 		})
 		r = r.WithContext(ctx)

@@ -32,11 +32,13 @@ func apiTags() []*huma.Tag {
 		{Name: "Users", Description: "The signed-in user's profile, password and tenants."},
 		{Name: "Tenants", Description: "Tenants, each with its own database, and their members and roles."},
 		{Name: "Roles and permissions", Description: "The permission catalogue, a tenant's built-in and custom roles, and a member's effective permissions."},
+		{Name: "Invitations", Description: "Invitations to join a tenant, mailed to an address, and accepting them."},
 		{Name: "Documents", Description: "A tenant's documents: upload, listing, metadata, downloads and download links."},
 		{Name: "Files", Description: "The distinct contents a tenant stores, shared by the documents that have the same bytes."},
 		{Name: "Events", Description: "A tenant's event stream, the same events that are published to Kafka."},
 		{Name: "Audit", Description: "A tenant's tamper-evident audit trail."},
 		{Name: "Single sign-on", Description: "Sign-in through a tenant's identity provider (Microsoft Entra ID, Google Workspace or any OpenID Connect provider), its configuration, identities and the tenant's verified email domains."},
+		{Name: "Mail", Description: "The mails tenantry sends and how their delivery went (platform administrators)."},
 	}
 }
 

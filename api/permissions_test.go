@@ -75,7 +75,7 @@ func tenantRoutes(t *testing.T, env *apptest.Env) []routePermission {
 // roleFixture is a tenant where caller has the role under test, with
 // something of the owner's for every route to act on.
 type roleFixture struct {
-	tenantID, documentID, fileID, target, newcomer string
+	tenantID, documentID, fileID, target, newcomer, invitationID string
 	// orphans are files no document uses, one per route deleting files.
 	orphans       map[string]string
 	owner, caller *apptest.User
@@ -104,6 +104,12 @@ func newRoleFixture(t *testing.T, env *apptest.Env, role string, custom []string
 	}
 	env.Do(t, apptest.Request{Method: http.MethodPost, Path: "/api/tenants/" + f.tenantID + "/roles", Token: f.owner.AccessToken,
 		Body: map[string]any{"name": "spare", "permissions": []string{"documents:read"}}}).Expect(t, http.StatusCreated, "")
+	var inv struct {
+		ID string `json:"id"`
+	}
+	env.Do(t, apptest.Request{Method: http.MethodPost, Path: "/api/tenants/" + f.tenantID + "/invitations", Token: f.owner.AccessToken,
+		Body: map[string]any{"email": "invited." + role + "@example.com", "role": "viewer"}}).Expect(t, http.StatusCreated, "").Data(t, &inv)
+	f.invitationID = inv.ID
 	return f
 }
 
@@ -119,7 +125,7 @@ func (f *roleFixture) request(t *testing.T, r routePermission) apptest.Request {
 		}
 	}
 	path := strings.NewReplacer("{tenant_id}", f.tenantID, "{document_id}", f.documentID, "{file_id}", fileID,
-		"{user_id}", f.target, "{name}", "spare", "{domain}", "example.com").Replace(r.path)
+		"{user_id}", f.target, "{name}", "spare", "{domain}", "example.com", "{invitation_id}", f.invitationID).Replace(r.path)
 	req := apptest.Request{Method: r.method, Path: path, Token: f.caller.AccessToken}
 	switch r.id {
 	case "update-tenant":
@@ -144,6 +150,8 @@ func (f *roleFixture) request(t *testing.T, r routePermission) apptest.Request {
 		req.Body = map[string]any{"auth_method": "both"}
 	case "set-sso-auto-provisioning":
 		req.Body = map[string]any{"enabled": true, "default_role": "viewer"}
+	case "create-invitation":
+		req.Body = map[string]any{"email": "another@example.com", "role": "viewer"}
 	case "claim-tenant-domain":
 		req.Body = map[string]any{"domain": "example.com"}
 	}

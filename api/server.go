@@ -19,6 +19,7 @@ import (
 	"github.com/tenantry/tenantry/cursor"
 	"github.com/tenantry/tenantry/document"
 	"github.com/tenantry/tenantry/events"
+	"github.com/tenantry/tenantry/mailer"
 	"github.com/tenantry/tenantry/ratelimit"
 	"github.com/tenantry/tenantry/sso"
 	"github.com/tenantry/tenantry/tenant"
@@ -86,6 +87,13 @@ type Services struct {
 	// LoginLimiter and RegisterLimiter limit attempts per client address.
 	LoginLimiter    ratelimit.Limiter
 	RegisterLimiter ratelimit.Limiter
+	// MailLimiter limits the requests that mail or use a mailed token per
+	// client address; MailAddressLimiter the requests that mail, per
+	// email address.
+	MailLimiter        ratelimit.Limiter
+	MailAddressLimiter ratelimit.Limiter
+	// Mailer, when set, serves the mail deliveries to administrators.
+	Mailer *mailer.Mailer
 }
 
 // Server routes and answers HTTP requests.
@@ -131,11 +139,18 @@ func NewServer(cfg Config, svc Services) *Server {
 	s.registerHealth()
 	if svc.Accounts != nil {
 		s.registerAuth()
+		s.registerMailAuth()
 		s.registerUsers()
 	}
 	if svc.Tenants != nil {
 		s.registerTenants()
 		s.registerRoles()
+	}
+	if svc.Tenants != nil && svc.Accounts != nil {
+		s.registerInvitations()
+	}
+	if svc.Mailer != nil && svc.Accounts != nil {
+		s.registerAdminMail()
 	}
 	if svc.Documents != nil {
 		s.registerDocuments()

@@ -116,9 +116,10 @@ func (b *assignmentBody) assignment() tenant.Assignment {
 type addMemberInput struct {
 	TenantPath
 	Body struct {
-		UserID    resourceID `json:"user_id" doc:"Id of an existing, active user."`
-		Role      string     `json:"role" maxLength:"63" doc:"admin, user, viewer or one of the tenant's own roles; it may grant only permissions you hold."`
-		ExpiresAt *time.Time `json:"expires_at,omitempty" doc:"When the role, and the membership with it, ends (RFC 3339, in the future); omit for never."`
+		UserID    *resourceID `json:"user_id,omitempty" doc:"Id of an existing, active user; or give email."`
+		Email     *text       `json:"email,omitempty" doc:"Address of an existing, active user; or give user_id. To add someone without an account, invite them."`
+		Role      string      `json:"role" maxLength:"63" doc:"admin, user, viewer or one of the tenant's own roles; it may grant only permissions you hold."`
+		ExpiresAt *time.Time  `json:"expires_at,omitempty" doc:"When the role, and the membership with it, ends (RFC 3339, in the future); omit for never."`
 	}
 }
 
@@ -213,12 +214,23 @@ func (s *Server) registerTenants() {
 	huma.Register(s.api, quotaLimited(requires(permission.MembersAdd, huma.Operation{
 		OperationID: "add-tenant-member", Method: http.MethodPost, Path: "/api/tenants/{tenant_id}/users", Tags: tags,
 		Summary: "Add a user to a tenant (admins)",
-		Description: "Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). " +
+		Description: "Adds an existing, active user, named by user_id or email, with a role: admin, user, viewer or one of the tenant's own. A user already in the tenant is a conflict (409). " +
 			"A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).",
 		DefaultStatus: http.StatusCreated,
 		Errors:        []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict},
 	})), func(ctx context.Context, in *addMemberInput) (*response[membershipView], error) {
-		m, err := s.svc.Tenants.AddMember(ctx, in.id(ctx), in.Body.UserID.String(), (&assignmentBody{Role: in.Body.Role, ExpiresAt: in.Body.ExpiresAt}).assignment())
+		var userID, email string
+		if in.Body.UserID != nil {
+			userID = in.Body.UserID.String()
+		}
+		if in.Body.Email != nil {
+			email = string(*in.Body.Email)
+		}
+		if userID == "" && email == "" {
+			return nil, &tenantry.Error{Code: tenantry.EValidation, Message: "Validation failed",
+				Details: map[string][]string{"user_id": {"Give user_id or email."}}}
+		}
+		m, err := s.svc.Tenants.AddMemberBy(ctx, in.id(ctx), userID, email, (&assignmentBody{Role: in.Body.Role, ExpiresAt: in.Body.ExpiresAt}).assignment())
 		if err != nil {
 			return nil, err
 		}

@@ -11,8 +11,9 @@ import (
 
 type updateMeInput struct {
 	Body struct {
-		FirstName *text `json:"first_name,omitempty" doc:"1 to 100 characters; trimmed; no control characters."`
-		LastName  *text `json:"last_name,omitempty" doc:"1 to 100 characters; trimmed; no control characters."`
+		FirstName *text   `json:"first_name,omitempty" doc:"1 to 100 characters; trimmed; no control characters."`
+		LastName  *text   `json:"last_name,omitempty" doc:"1 to 100 characters; trimmed; no control characters."`
+		Locale    *string `json:"locale,omitempty" enum:"en,fr" doc:"The language of your mails."`
 	}
 }
 
@@ -44,11 +45,12 @@ func (s *Server) registerUsers() {
 
 	huma.Register(s.api, secured(huma.Operation{
 		OperationID: "update-me", Method: http.MethodPut, Path: "/api/users/me", Tags: tags,
-		Summary:     "Change your names",
-		Description: "Changes your first or last name; fields left out are unchanged.",
+		Summary:     "Change your names or language",
+		Description: "Changes your first or last name, or the language of your mails (en or fr); fields left out are unchanged.",
 		Errors:      []int{http.StatusBadRequest},
 	}), func(ctx context.Context, in *updateMeInput) (*response[UserView], error) {
-		u, err := s.svc.Accounts.UpdateMe(ctx, account.ProfileUpdate{FirstName: (*string)(in.Body.FirstName), LastName: (*string)(in.Body.LastName)})
+		u, err := s.svc.Accounts.UpdateMe(ctx, account.ProfileUpdate{FirstName: (*string)(in.Body.FirstName), LastName: (*string)(in.Body.LastName),
+			Locale: in.Body.Locale})
 		if err != nil {
 			return nil, err
 		}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,6 +32,8 @@ import (
 	"github.com/tenantry/tenantry/jobs"
 	"github.com/tenantry/tenantry/kafka"
 	"github.com/tenantry/tenantry/keyring"
+	"github.com/tenantry/tenantry/mail"
+	"github.com/tenantry/tenantry/mailer"
 	"github.com/tenantry/tenantry/metrics"
 	"github.com/tenantry/tenantry/move"
 	"github.com/tenantry/tenantry/outbox"
@@ -40,6 +43,7 @@ import (
 	"github.com/tenantry/tenantry/ratelimit"
 	"github.com/tenantry/tenantry/sealedblob"
 	"github.com/tenantry/tenantry/servers"
+	"github.com/tenantry/tenantry/smtp"
 	"github.com/tenantry/tenantry/sso"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
@@ -80,6 +84,8 @@ type App struct {
 	Lifecycle *tenant.Lifecycle
 	// SSO is single sign-on per tenant.
 	SSO *sso.Service
+	// Mailer queues mails and, in background processes, delivers them.
+	Mailer *mailer.Mailer
 
 	// Streams records events; Dispatcher hands them to this process's
 	// consumers when there is no Kafka; Jobs is the job queue.
@@ -200,14 +206,22 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	tokens := token.NewIssuer(a.jwtKey, time.Duration(cfg.AccessTokenTTL), time.Duration(cfg.RefreshTokenTTL))
 	a.notifier = outbox.NewNotifier()
 	a.Streams = outbox.NewStreams(a.Engines.Control, a.notifier, logger)
+	a.Audit = audit.NewLog(a.Engines.Control, AuditKey(a.jwtKey), logger)
+	if err := a.openMailer(); err != nil {
+		return nil, err
+	}
 	a.Accounts = account.NewService(a.Engines.Control, hasher, tokens, a.Streams, account.Config{
-		MaxFailedLogins: cfg.LoginMaxFailures,
-		LockoutDuration: cfg.LoginLockout,
-		Metrics:         a.accountMetrics(),
+		MaxFailedLogins:          cfg.LoginMaxFailures,
+		LockoutDuration:          cfg.LoginLockout,
+		Metrics:                  a.accountMetrics(),
+		Mailer:                   a.Mailer,
+		RequireEmailVerification: cfg.RequireEmailVerification,
+		SignInAlerts:             cfg.SignInAlerts,
 	}, logger)
 	a.Quotas = quota.NewStore(a.Engines.Control, quotaDefaults(cfg))
-	a.TenantSvc = tenant.NewService(a.Engines.Control, a.Provisioner, a.Streams, a.Quotas, logger)
-	a.Audit = audit.NewLog(a.Engines.Control, AuditKey(a.jwtKey), logger)
+	a.TenantSvc = tenant.NewService(a.Engines.Control, a.Provisioner, a.Streams, a.Quotas, logger, tenant.Options{
+		Mailer: a.Mailer, RequireEmailVerification: cfg.RequireEmailVerification,
+	})
 
 	if a.Blobs, err = OpenBlobs(ctx, cfg); err != nil {
 		return nil, err
@@ -250,20 +264,65 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Readiness:       a.readinessChecks(),
 		CursorSecret:    a.jwtKey,
 	}, api.Services{
-		Accounts:        a.Accounts,
-		Tenants:         a.TenantSvc,
-		Documents:       a.Documents,
-		Audit:           a.Audit,
-		Events:          events.NewService(a.TenantSvc, a.Tenants),
-		SSO:             a.SSO,
-		JobsUI:          a.jobsUI,
-		LoginLimiter:    a.limiter(cfg.RateLimitLogin, "login"),
-		RegisterLimiter: a.limiter(cfg.RateLimitRegister, "register"),
+		Accounts:           a.Accounts,
+		Tenants:            a.TenantSvc,
+		Documents:          a.Documents,
+		Audit:              a.Audit,
+		Events:             events.NewService(a.TenantSvc, a.Tenants),
+		SSO:                a.SSO,
+		JobsUI:             a.jobsUI,
+		LoginLimiter:       a.limiter(cfg.RateLimitLogin, "login"),
+		RegisterLimiter:    a.limiter(cfg.RateLimitRegister, "register"),
+		MailLimiter:        a.limiter(cfg.RateLimitMail, "mail"),
+		MailAddressLimiter: a.limiter(cfg.RateLimitMailPerAddress, "mail_address"),
+		Mailer:             a.Mailer,
 	})
 	if a.Metrics != nil {
 		a.registerGauges()
 	}
 	return a, nil
+}
+
+// openMailer builds the mail transport (SMTP when SMTP_HOST is set, .eml
+// files under the data directory otherwise), loads the templates, and the
+// mailer over them. Links in mails point at TENANTRY_APP_URL, else
+// TENANTRY_PUBLIC_URL, else the address the request that queued the mail
+// reached.
+func (a *App) openMailer() error {
+	cfg := a.Config
+	templates, err := mail.LoadTemplates(cfg.MailTemplatesDir)
+	if err != nil {
+		return err
+	}
+	var sender mail.Sender
+	if cfg.SMTP() {
+		s, err := smtp.New(smtp.Config{Host: strings.TrimSpace(cfg.SMTPHost), Port: cfg.SMTPPort, Username: cfg.SMTPUsername,
+			Password: cfg.SMTPPassword, From: cfg.SMTPFrom, TLS: cfg.SMTPTLSMode()})
+		if err != nil {
+			return err
+		}
+		a.closers = append(a.closers, s.Close)
+		sender = s
+	} else {
+		if sender, err = mail.NewDirSender(filepath.Join(cfg.DataDir, "mail"), cfg.SMTPFrom, a.Logger); err != nil {
+			return err
+		}
+		if a.background {
+			a.Logger.Info("no SMTP server configured (SMTP_HOST): mails are written as .eml files", "dir", filepath.Join(cfg.DataDir, "mail"))
+		}
+	}
+	appURL := cfg.AppURL
+	if appURL == "" {
+		appURL = cfg.PublicURL
+	}
+	fallback := "http://localhost:4999"
+	if _, port, err := net.SplitHostPort(cfg.Addr); err == nil && port != "" {
+		fallback = "http://localhost:" + port
+	}
+	a.Mailer = mailer.New(a.Engines.Control, sender, templates, a.Audit, mailer.Config{
+		AppName: cfg.AppName, AppURL: appURL, FallbackURL: fallback, RetryInterval: cfg.MailRetryInterval, Logger: a.Logger,
+	})
+	return nil
 }
 
 // limiter returns a per-address limiter shared through Redis when Redis is

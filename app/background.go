@@ -17,6 +17,7 @@ import (
 	"github.com/tenantry/tenantry/audit"
 	"github.com/tenantry/tenantry/jobs"
 	"github.com/tenantry/tenantry/kafka"
+	"github.com/tenantry/tenantry/mailer"
 	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/sso"
@@ -71,6 +72,7 @@ func (a *App) setupEvents() error {
 	if a.Jobs, err = jobs.New(a.Engines.Control, qcfg); err != nil {
 		return err
 	}
+	a.Mailer.UseQueue(a.Jobs)
 
 	if a.background {
 		var sink outbox.Sink = a.Dispatcher
@@ -138,8 +140,15 @@ func (a *App) handleEvent(ctx context.Context, ev tenantry.Event) error {
 	})
 }
 
+// mailRetention is how long finished mail deliveries stay listed.
+const mailRetention = 30 * 24 * time.Hour
+
 func (a *App) workers() *river.Workers {
 	w := river.NewWorkers()
+	river.AddWorker(w, mailer.NewWorker(a.Mailer))
+	river.AddWorker(w, &jobs.Func[jobs.MailByAddress]{Do: func(ctx context.Context, j *river.Job[jobs.MailByAddress]) error {
+		return a.Accounts.MailByAddress(ctx, j.Args)
+	}})
 	river.AddWorker(w, &jobs.Func[jobs.ProcessFile]{Do: func(ctx context.Context, j *river.Job[jobs.ProcessFile]) error {
 		return a.Documents.ProcessFile(ctx, j.Args.TenantID, j.Args.FileID)
 	}})
@@ -160,6 +169,12 @@ func (a *App) workers() *river.Workers {
 			return err
 		}
 		if _, err := a.TenantSvc.ExpireMemberships(ctx, now); err != nil {
+			return err
+		}
+		if _, err := a.Accounts.DeleteEndedTokens(ctx, now); err != nil {
+			return err
+		}
+		if _, err := a.Mailer.Prune(ctx, now.Add(-mailRetention)); err != nil {
 			return err
 		}
 		// Single sign-on states and one-time codes past use.

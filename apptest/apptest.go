@@ -80,11 +80,13 @@ func Environ(t testing.TB, shape config.Shape) map[string]string {
 		"TENANTRY_METRICS_ADDR": "127.0.0.1:0",
 		// Hashing cheaply keeps tests fast; limits are off unless a test
 		// is about them.
-		"TENANTRY_PASSWORD_HASH_MEMORY_KIB": "64",
-		"TENANTRY_PASSWORD_HASH_ITERATIONS": "1",
-		"TENANTRY_RATE_LIMIT_LOGIN":         "0",
-		"TENANTRY_RATE_LIMIT_REGISTER":      "0",
-		"TENANTRY_REDIS_KEY_PREFIX":         "tenantry-test-" + randomHex(6) + ":",
+		"TENANTRY_PASSWORD_HASH_MEMORY_KIB":    "64",
+		"TENANTRY_PASSWORD_HASH_ITERATIONS":    "1",
+		"TENANTRY_RATE_LIMIT_LOGIN":            "0",
+		"TENANTRY_RATE_LIMIT_REGISTER":         "0",
+		"TENANTRY_RATE_LIMIT_MAIL":             "0",
+		"TENANTRY_RATE_LIMIT_MAIL_PER_ADDRESS": "0",
+		"TENANTRY_REDIS_KEY_PREFIX":            "tenantry-test-" + randomHex(6) + ":",
 	}
 	if shape == config.Production {
 		env["DATABASE_URL"] = NewPostgresDatabase(t)

@@ -17,6 +17,24 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AcceptInvitationInputBodyLocale.
+const (
+	AcceptInvitationInputBodyLocaleEn AcceptInvitationInputBodyLocale = "en"
+	AcceptInvitationInputBodyLocaleFr AcceptInvitationInputBodyLocale = "fr"
+)
+
+// Valid indicates whether the value is a known member of the AcceptInvitationInputBodyLocale enum.
+func (e AcceptInvitationInputBodyLocale) Valid() bool {
+	switch e {
+	case AcceptInvitationInputBodyLocaleEn:
+		return true
+	case AcceptInvitationInputBodyLocaleFr:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AuditEntryViewOutcome.
 const (
 	Denied  AuditEntryViewOutcome = "denied"
@@ -43,19 +61,19 @@ func (e AuditEntryViewOutcome) Valid() bool {
 
 // Defines values for AutoProvisioningViewDefaultRole.
 const (
-	AutoProvisioningViewDefaultRoleAdmin  AutoProvisioningViewDefaultRole = "admin"
-	AutoProvisioningViewDefaultRoleUser   AutoProvisioningViewDefaultRole = "user"
-	AutoProvisioningViewDefaultRoleViewer AutoProvisioningViewDefaultRole = "viewer"
+	Admin  AutoProvisioningViewDefaultRole = "admin"
+	User   AutoProvisioningViewDefaultRole = "user"
+	Viewer AutoProvisioningViewDefaultRole = "viewer"
 )
 
 // Valid indicates whether the value is a known member of the AutoProvisioningViewDefaultRole enum.
 func (e AutoProvisioningViewDefaultRole) Valid() bool {
 	switch e {
-	case AutoProvisioningViewDefaultRoleAdmin:
+	case Admin:
 		return true
-	case AutoProvisioningViewDefaultRoleUser:
+	case User:
 		return true
-	case AutoProvisioningViewDefaultRoleViewer:
+	case Viewer:
 		return true
 	default:
 		return false
@@ -77,6 +95,69 @@ func (e CreateSSOConfigInputBodyProviderType) Valid() bool {
 	case CreateSSOConfigInputBodyProviderTypeGoogle:
 		return true
 	case CreateSSOConfigInputBodyProviderTypeOidc:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DeliveryViewKind.
+const (
+	DeliveryViewKindAccountExists DeliveryViewKind = "account_exists"
+	DeliveryViewKindInvitation    DeliveryViewKind = "invitation"
+	DeliveryViewKindPasswordReset DeliveryViewKind = "password_reset"
+	DeliveryViewKindSecurityAlert DeliveryViewKind = "security_alert"
+	DeliveryViewKindTest          DeliveryViewKind = "test"
+	DeliveryViewKindVerifyEmail   DeliveryViewKind = "verify_email"
+	DeliveryViewKindWelcome       DeliveryViewKind = "welcome"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryViewKind enum.
+func (e DeliveryViewKind) Valid() bool {
+	switch e {
+	case DeliveryViewKindAccountExists:
+		return true
+	case DeliveryViewKindInvitation:
+		return true
+	case DeliveryViewKindPasswordReset:
+		return true
+	case DeliveryViewKindSecurityAlert:
+		return true
+	case DeliveryViewKindTest:
+		return true
+	case DeliveryViewKindVerifyEmail:
+		return true
+	case DeliveryViewKindWelcome:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DeliveryViewStatus.
+const (
+	DeliveryViewStatusCancelled DeliveryViewStatus = "cancelled"
+	DeliveryViewStatusFailed    DeliveryViewStatus = "failed"
+	DeliveryViewStatusQueued    DeliveryViewStatus = "queued"
+	DeliveryViewStatusRefused   DeliveryViewStatus = "refused"
+	DeliveryViewStatusRetrying  DeliveryViewStatus = "retrying"
+	DeliveryViewStatusSent      DeliveryViewStatus = "sent"
+)
+
+// Valid indicates whether the value is a known member of the DeliveryViewStatus enum.
+func (e DeliveryViewStatus) Valid() bool {
+	switch e {
+	case DeliveryViewStatusCancelled:
+		return true
+	case DeliveryViewStatusFailed:
+		return true
+	case DeliveryViewStatusQueued:
+		return true
+	case DeliveryViewStatusRefused:
+		return true
+	case DeliveryViewStatusRetrying:
+		return true
+	case DeliveryViewStatusSent:
 		return true
 	default:
 		return false
@@ -122,21 +203,18 @@ func (e EnableSSOInputBodyAuthMethod) Valid() bool {
 	}
 }
 
-// Defines values for LoginTenantRole.
+// Defines values for MemberViewLocale.
 const (
-	LoginTenantRoleAdmin  LoginTenantRole = "admin"
-	LoginTenantRoleUser   LoginTenantRole = "user"
-	LoginTenantRoleViewer LoginTenantRole = "viewer"
+	MemberViewLocaleEn MemberViewLocale = "en"
+	MemberViewLocaleFr MemberViewLocale = "fr"
 )
 
-// Valid indicates whether the value is a known member of the LoginTenantRole enum.
-func (e LoginTenantRole) Valid() bool {
+// Valid indicates whether the value is a known member of the MemberViewLocale enum.
+func (e MemberViewLocale) Valid() bool {
 	switch e {
-	case LoginTenantRoleAdmin:
+	case MemberViewLocaleEn:
 		return true
-	case LoginTenantRoleUser:
-		return true
-	case LoginTenantRoleViewer:
+	case MemberViewLocaleFr:
 		return true
 	default:
 		return false
@@ -152,6 +230,24 @@ const (
 func (e QuotaErrorObjectCode) Valid() bool {
 	switch e {
 	case QUOTAEXCEEDED:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RegisterInputBodyLocale.
+const (
+	RegisterInputBodyLocaleEn RegisterInputBodyLocale = "en"
+	RegisterInputBodyLocaleFr RegisterInputBodyLocale = "fr"
+)
+
+// Valid indicates whether the value is a known member of the RegisterInputBodyLocale enum.
+func (e RegisterInputBodyLocale) Valid() bool {
+	switch e {
+	case RegisterInputBodyLocaleEn:
+		return true
+	case RegisterInputBodyLocaleFr:
 		return true
 	default:
 		return false
@@ -257,6 +353,24 @@ func (e SsoDetectedTenantProvider) Valid() bool {
 	}
 }
 
+// Defines values for UpdateMeInputBodyLocale.
+const (
+	UpdateMeInputBodyLocaleEn UpdateMeInputBodyLocale = "en"
+	UpdateMeInputBodyLocaleFr UpdateMeInputBodyLocale = "fr"
+)
+
+// Valid indicates whether the value is a known member of the UpdateMeInputBodyLocale enum.
+func (e UpdateMeInputBodyLocale) Valid() bool {
+	switch e {
+	case UpdateMeInputBodyLocaleEn:
+		return true
+	case UpdateMeInputBodyLocaleFr:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for UpdateSSOConfigInputBodyProviderType.
 const (
 	UpdateSSOConfigInputBodyProviderTypeAzureAd UpdateSSOConfigInputBodyProviderType = "azure_ad"
@@ -272,6 +386,87 @@ func (e UpdateSSOConfigInputBodyProviderType) Valid() bool {
 	case UpdateSSOConfigInputBodyProviderTypeGoogle:
 		return true
 	case UpdateSSOConfigInputBodyProviderTypeOidc:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UserViewLocale.
+const (
+	UserViewLocaleEn UserViewLocale = "en"
+	UserViewLocaleFr UserViewLocale = "fr"
+)
+
+// Valid indicates whether the value is a known member of the UserViewLocale enum.
+func (e UserViewLocale) Valid() bool {
+	switch e {
+	case UserViewLocaleEn:
+		return true
+	case UserViewLocaleFr:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListMailDeliveriesParamsStatus.
+const (
+	ListMailDeliveriesParamsStatusCancelled ListMailDeliveriesParamsStatus = "cancelled"
+	ListMailDeliveriesParamsStatusFailed    ListMailDeliveriesParamsStatus = "failed"
+	ListMailDeliveriesParamsStatusQueued    ListMailDeliveriesParamsStatus = "queued"
+	ListMailDeliveriesParamsStatusRefused   ListMailDeliveriesParamsStatus = "refused"
+	ListMailDeliveriesParamsStatusRetrying  ListMailDeliveriesParamsStatus = "retrying"
+	ListMailDeliveriesParamsStatusSent      ListMailDeliveriesParamsStatus = "sent"
+)
+
+// Valid indicates whether the value is a known member of the ListMailDeliveriesParamsStatus enum.
+func (e ListMailDeliveriesParamsStatus) Valid() bool {
+	switch e {
+	case ListMailDeliveriesParamsStatusCancelled:
+		return true
+	case ListMailDeliveriesParamsStatusFailed:
+		return true
+	case ListMailDeliveriesParamsStatusQueued:
+		return true
+	case ListMailDeliveriesParamsStatusRefused:
+		return true
+	case ListMailDeliveriesParamsStatusRetrying:
+		return true
+	case ListMailDeliveriesParamsStatusSent:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListMailDeliveriesParamsKind.
+const (
+	ListMailDeliveriesParamsKindAccountExists ListMailDeliveriesParamsKind = "account_exists"
+	ListMailDeliveriesParamsKindInvitation    ListMailDeliveriesParamsKind = "invitation"
+	ListMailDeliveriesParamsKindPasswordReset ListMailDeliveriesParamsKind = "password_reset"
+	ListMailDeliveriesParamsKindSecurityAlert ListMailDeliveriesParamsKind = "security_alert"
+	ListMailDeliveriesParamsKindTest          ListMailDeliveriesParamsKind = "test"
+	ListMailDeliveriesParamsKindVerifyEmail   ListMailDeliveriesParamsKind = "verify_email"
+	ListMailDeliveriesParamsKindWelcome       ListMailDeliveriesParamsKind = "welcome"
+)
+
+// Valid indicates whether the value is a known member of the ListMailDeliveriesParamsKind enum.
+func (e ListMailDeliveriesParamsKind) Valid() bool {
+	switch e {
+	case ListMailDeliveriesParamsKindAccountExists:
+		return true
+	case ListMailDeliveriesParamsKindInvitation:
+		return true
+	case ListMailDeliveriesParamsKindPasswordReset:
+		return true
+	case ListMailDeliveriesParamsKindSecurityAlert:
+		return true
+	case ListMailDeliveriesParamsKindTest:
+		return true
+	case ListMailDeliveriesParamsKindVerifyEmail:
+		return true
+	case ListMailDeliveriesParamsKindWelcome:
 		return true
 	default:
 		return false
@@ -302,16 +497,52 @@ func (e ListDocumentsParamsSort) Valid() bool {
 	}
 }
 
+// AcceptInvitationInputBody defines model for AcceptInvitationInputBody.
+type AcceptInvitationInputBody struct {
+	// FirstName With last_name and password, creates the account: 1 to 100 characters.
+	FirstName *string `json:"first_name,omitempty"`
+
+	// LastName 1 to 100 characters.
+	LastName *string `json:"last_name,omitempty"`
+
+	// Locale The language of the new account's mails.
+	Locale *AcceptInvitationInputBodyLocale `json:"locale,omitempty"`
+
+	// Password 8 to 128 characters with at least one letter and one digit.
+	Password *string `json:"password,omitempty"`
+
+	// Token The token of the invitation link mailed (its token query parameter).
+	Token string `json:"token"`
+}
+
+// AcceptInvitationInputBodyLocale The language of the new account's mails.
+type AcceptInvitationInputBodyLocale string
+
+// AcceptedInvitation defines model for AcceptedInvitation.
+type AcceptedInvitation struct {
+	// CreatedAccount Whether accepting created the account; it then signs in with the password given.
+	CreatedAccount bool `json:"created_account"`
+
+	// Role admin, user, viewer or one of the tenant's own roles; it may grant only permissions you hold.
+	Role       string             `json:"role"`
+	TenantId   openapi_types.UUID `json:"tenant_id"`
+	TenantName string             `json:"tenant_name"`
+	UserId     openapi_types.UUID `json:"user_id"`
+}
+
 // AddMemberInputBody defines model for AddMemberInputBody.
 type AddMemberInputBody struct {
+	// Email Address of an existing, active user; or give user_id. To add someone without an account, invite them.
+	Email *string `json:"email,omitempty"`
+
 	// ExpiresAt When the role, and the membership with it, ends (RFC 3339, in the future); omit for never.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 
 	// Role admin, user, viewer or one of the tenant's own roles; it may grant only permissions you hold.
 	Role string `json:"role"`
 
-	// UserId Id of an existing, active user.
-	UserId openapi_types.UUID `json:"user_id"`
+	// UserId Id of an existing, active user; or give email.
+	UserId *openapi_types.UUID `json:"user_id,omitempty"`
 }
 
 // AssignmentBody defines model for AssignmentBody.
@@ -440,6 +671,17 @@ type ClaimDomainInputBody struct {
 	Domain string `json:"domain"`
 }
 
+// CreateInvitationInputBody defines model for CreateInvitationInputBody.
+type CreateInvitationInputBody struct {
+	// Email The address to invite.
+	//
+	// Example: grace@example.com
+	Email string `json:"email"`
+
+	// Role admin, user or viewer; not above yours.
+	Role string `json:"role"`
+}
+
 // CreateRoleInputBody defines model for CreateRoleInputBody.
 type CreateRoleInputBody struct {
 	Description *string `json:"description,omitempty"`
@@ -509,6 +751,42 @@ type DeletedFile struct {
 	FreedStorageMb    float64            `json:"freed_storage_mb"`
 	Md5Hash           string             `json:"md5_hash"`
 }
+
+// DeliveryList defines model for DeliveryList.
+type DeliveryList struct {
+	Deliveries *[]DeliveryView `json:"deliveries"`
+	Pagination Pagination      `json:"pagination"`
+}
+
+// DeliveryView defines model for DeliveryView.
+type DeliveryView struct {
+	Attempts  int64              `json:"attempts"`
+	CreatedAt time.Time          `json:"created_at"`
+	Id        openapi_types.UUID `json:"id"`
+	Kind      DeliveryViewKind   `json:"kind"`
+
+	// LastError Why the last attempt failed; empty after a success.
+	LastError string     `json:"last_error"`
+	Locale    string     `json:"locale"`
+	SentAt    *time.Time `json:"sent_at"`
+
+	// Status refused: the server refused it for good (5xx), not retried; failed: every attempt failed; cancelled: no longer needed when its turn came.
+	Status DeliveryViewStatus `json:"status"`
+
+	// TenantId The tenant the mail is about (invitations).
+	TenantId  *openapi_types.UUID `json:"tenant_id"`
+	To        string              `json:"to"`
+	UpdatedAt time.Time           `json:"updated_at"`
+
+	// UserId The account the mail is about, if any.
+	UserId *openapi_types.UUID `json:"user_id"`
+}
+
+// DeliveryViewKind defines model for DeliveryView.Kind.
+type DeliveryViewKind string
+
+// DeliveryViewStatus refused: the server refused it for good (5xx), not retried; failed: every attempt failed; cancelled: no longer needed when its turn came.
+type DeliveryViewStatus string
 
 // Details defines model for Details.
 type Details struct {
@@ -590,6 +868,14 @@ type EffectivePermissions struct {
 	Role        string    `json:"role"`
 }
 
+// EmailInputBody defines model for EmailInputBody.
+type EmailInputBody struct {
+	// Email The account's address.
+	//
+	// Example: ada@example.com
+	Email string `json:"email"`
+}
+
 // EnableSSOInputBody defines model for EnableSSOInputBody.
 type EnableSSOInputBody struct {
 	// AuthMethod sso: members sign in only through the provider; both: either way.
@@ -598,6 +884,17 @@ type EnableSSOInputBody struct {
 
 // EnableSSOInputBodyAuthMethod sso: members sign in only through the provider; both: either way.
 type EnableSSOInputBodyAuthMethod string
+
+// EnvelopeAcceptedInvitation defines model for EnvelopeAcceptedInvitation.
+type EnvelopeAcceptedInvitation struct {
+	Data AcceptedInvitation `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
 
 // EnvelopeAuditList defines model for EnvelopeAuditList.
 type EnvelopeAuditList struct {
@@ -635,6 +932,17 @@ type EnvelopeDeletedDocument struct {
 // EnvelopeDeletedFile defines model for EnvelopeDeletedFile.
 type EnvelopeDeletedFile struct {
 	Data DeletedFile `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeDeliveryList defines model for EnvelopeDeliveryList.
+type EnvelopeDeliveryList struct {
+	Data DeliveryList `json:"data"`
 
 	// Message Human-readable summary.
 	Message string `json:"message"`
@@ -731,6 +1039,28 @@ type EnvelopeFileList struct {
 	Success bool `json:"success"`
 }
 
+// EnvelopeInvitationList defines model for EnvelopeInvitationList.
+type EnvelopeInvitationList struct {
+	Data InvitationList `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeInvitationView defines model for EnvelopeInvitationView.
+type EnvelopeInvitationView struct {
+	Data InvitationView `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
 // EnvelopeListDomainView defines model for EnvelopeListDomainView.
 type EnvelopeListDomainView struct {
 	Data *[]DomainView `json:"data"`
@@ -812,6 +1142,17 @@ type EnvelopeNoData struct {
 // EnvelopePasswordChanged defines model for EnvelopePasswordChanged.
 type EnvelopePasswordChanged struct {
 	Data PasswordChanged `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopePasswordReset defines model for EnvelopePasswordReset.
+type EnvelopePasswordReset struct {
+	Data PasswordReset `json:"data"`
 
 	// Message Human-readable summary.
 	Message string `json:"message"`
@@ -1184,6 +1525,29 @@ type FileView struct {
 	UpdatedAt  time.Time `json:"updated_at"`
 }
 
+// InvitationList defines model for InvitationList.
+type InvitationList struct {
+	Invitations *[]InvitationView `json:"invitations"`
+	Pagination  Pagination        `json:"pagination"`
+}
+
+// InvitationView defines model for InvitationView.
+type InvitationView struct {
+	CreatedAt time.Time `json:"created_at"`
+	Email     string    `json:"email"`
+
+	// Expired An expired invitation no longer works; resending it renews it.
+	Expired    bool               `json:"expired"`
+	ExpiresAt  time.Time          `json:"expires_at"`
+	Id         openapi_types.UUID `json:"id"`
+	InvitedBy  openapi_types.UUID `json:"invited_by"`
+	LastSentAt time.Time          `json:"last_sent_at"`
+
+	// Role admin, user, viewer or one of the tenant's own roles.
+	Role     string             `json:"role"`
+	TenantId openapi_types.UUID `json:"tenant_id"`
+}
+
 // LoginData defines model for LoginData.
 type LoginData struct {
 	AccessToken string `json:"access_token"`
@@ -1216,16 +1580,18 @@ type LoginTenant struct {
 	DatabaseName string             `json:"database_name"`
 	Id           openapi_types.UUID `json:"id"`
 	Name         string             `json:"name"`
-	Role         LoginTenantRole    `json:"role"`
-}
 
-// LoginTenantRole defines model for LoginTenant.Role.
-type LoginTenantRole string
+	// Role admin, user, viewer or one of the tenant's own roles.
+	Role string `json:"role"`
+}
 
 // MemberView defines model for MemberView.
 type MemberView struct {
 	CreatedAt time.Time `json:"created_at"`
 	Email     string    `json:"email"`
+
+	// EmailVerified Whether the account proved it receives mail at its address.
+	EmailVerified bool `json:"email_verified"`
 
 	// ExpiresAt When the role, and the membership with it, ends; null for never.
 	ExpiresAt *time.Time         `json:"expires_at"`
@@ -1235,10 +1601,16 @@ type MemberView struct {
 	JoinedAt  time.Time          `json:"joined_at"`
 	LastName  string             `json:"last_name"`
 
+	// Locale The language of the account's mails.
+	Locale MemberViewLocale `json:"locale"`
+
 	// Role admin, user, viewer or one of the tenant's own roles.
 	Role      string    `json:"role"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
+
+// MemberViewLocale The language of the account's mails.
+type MemberViewLocale string
 
 // MembershipView defines model for MembershipView.
 type MembershipView struct {
@@ -1274,6 +1646,12 @@ type Pagination struct {
 // PasswordChanged defines model for PasswordChanged.
 type PasswordChanged struct {
 	// RevokedSessions How many of your other sessions were signed out.
+	RevokedSessions int64 `json:"revoked_sessions"`
+}
+
+// PasswordReset defines model for PasswordReset.
+type PasswordReset struct {
+	// RevokedSessions How many sessions of the account were signed out.
 	RevokedSessions int64 `json:"revoked_sessions"`
 }
 
@@ -1356,10 +1734,25 @@ type RegisterInputBody struct {
 	// Example: Lovelace
 	LastName string `json:"last_name"`
 
+	// Locale The language of the account's mails; en by default.
+	Locale *RegisterInputBodyLocale `json:"locale,omitempty"`
+
 	// Password 8 to 128 characters with at least one letter and one digit.
 	//
 	// Example: correct-horse-7
 	Password string `json:"password"`
+}
+
+// RegisterInputBodyLocale The language of the account's mails; en by default.
+type RegisterInputBodyLocale string
+
+// ResetConfirmInputBody defines model for ResetConfirmInputBody.
+type ResetConfirmInputBody struct {
+	// NewPassword 8 to 128 characters with at least one letter and one digit.
+	NewPassword string `json:"new_password"`
+
+	// Token The token of the reset link mailed (its token query parameter).
+	Token string `json:"token"`
 }
 
 // RoleView defines model for RoleView.
@@ -1707,6 +2100,12 @@ type TenantView struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// TokenInputBody defines model for TokenInputBody.
+type TokenInputBody struct {
+	// Token The token of the link mailed (its token query parameter).
+	Token string `json:"token"`
+}
+
 // TokensView defines model for TokensView.
 type TokensView struct {
 	AccessToken string `json:"access_token"`
@@ -1737,7 +2136,13 @@ type UpdateMeInputBody struct {
 
 	// LastName 1 to 100 characters; trimmed; no control characters.
 	LastName *string `json:"last_name,omitempty"`
+
+	// Locale The language of your mails.
+	Locale *UpdateMeInputBodyLocale `json:"locale,omitempty"`
 }
+
+// UpdateMeInputBodyLocale The language of your mails.
+type UpdateMeInputBodyLocale string
 
 // UpdateRoleInputBody defines model for UpdateRoleInputBody.
 type UpdateRoleInputBody struct {
@@ -1792,14 +2197,23 @@ type UserData struct {
 
 // UserView defines model for UserView.
 type UserView struct {
-	CreatedAt time.Time          `json:"created_at"`
-	Email     string             `json:"email"`
-	FirstName string             `json:"first_name"`
-	Id        openapi_types.UUID `json:"id"`
-	IsActive  bool               `json:"is_active"`
-	LastName  string             `json:"last_name"`
-	UpdatedAt time.Time          `json:"updated_at"`
+	CreatedAt time.Time `json:"created_at"`
+	Email     string    `json:"email"`
+
+	// EmailVerified Whether the account proved it receives mail at its address.
+	EmailVerified bool               `json:"email_verified"`
+	FirstName     string             `json:"first_name"`
+	Id            openapi_types.UUID `json:"id"`
+	IsActive      bool               `json:"is_active"`
+	LastName      string             `json:"last_name"`
+
+	// Locale The language of the account's mails.
+	Locale    UserViewLocale `json:"locale"`
+	UpdatedAt time.Time      `json:"updated_at"`
 }
+
+// UserViewLocale The language of the account's mails.
+type UserViewLocale string
 
 // ListPlatformAuditEntriesParams defines parameters for ListPlatformAuditEntries.
 type ListPlatformAuditEntriesParams struct {
@@ -1824,6 +2238,30 @@ type ListPlatformAuditEntriesParams struct {
 	// To Only entries before this time (RFC 3339).
 	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
 }
+
+// ListMailDeliveriesParams defines parameters for ListMailDeliveries.
+type ListMailDeliveriesParams struct {
+	// Page Page number, from 1 to 1000000.
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// PerPage Items per page, from 1 to 100.
+	PerPage *int64 `form:"per_page,omitempty" json:"per_page,omitempty"`
+
+	// Status Only deliveries in this status.
+	Status *ListMailDeliveriesParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// Kind Only mails of this kind.
+	Kind *ListMailDeliveriesParamsKind `form:"kind,omitempty" json:"kind,omitempty"`
+
+	// To Only mails to this address.
+	To *string `form:"to,omitempty" json:"to,omitempty"`
+}
+
+// ListMailDeliveriesParamsStatus defines parameters for ListMailDeliveries.
+type ListMailDeliveriesParamsStatus string
+
+// ListMailDeliveriesParamsKind defines parameters for ListMailDeliveries.
+type ListMailDeliveriesParamsKind string
 
 // RefreshParams defines parameters for Refresh.
 type RefreshParams struct {
@@ -1898,6 +2336,17 @@ type ListFilesAliasParams struct {
 
 	// IncludeStats Add the tenant's storage totals.
 	IncludeStats *bool `form:"include_stats,omitempty" json:"include_stats,omitempty"`
+}
+
+// AcceptInvitationParams defines parameters for AcceptInvitation.
+type AcceptInvitationParams struct {
+	// Authorization Bearer <access token> to accept as the signed-in account; leave out to create an account.
+	Authorization *string `json:"Authorization,omitempty"`
+}
+
+// AcceptInvitation403JSONResponseBody defines parameters for AcceptInvitation.
+type AcceptInvitation403JSONResponseBody struct {
+	union json.RawMessage
 }
 
 // ListSsoConfigsParams defines parameters for ListSsoConfigs.
@@ -2014,6 +2463,20 @@ type ListFilesParams struct {
 	IncludeStats *bool `form:"include_stats,omitempty" json:"include_stats,omitempty"`
 }
 
+// ListInvitationsParams defines parameters for ListInvitations.
+type ListInvitationsParams struct {
+	// Page Page number, from 1 to 1000000.
+	Page *int64 `form:"page,omitempty" json:"page,omitempty"`
+
+	// PerPage Items per page, from 1 to 100.
+	PerPage *int64 `form:"per_page,omitempty" json:"per_page,omitempty"`
+}
+
+// CreateInvitation403JSONResponseBody defines parameters for CreateInvitation.
+type CreateInvitation403JSONResponseBody struct {
+	union json.RawMessage
+}
+
 // DeleteRoleParams defines parameters for DeleteRole.
 type DeleteRoleParams struct {
 	// ReassignTo The role members who have this one get instead; required when some do.
@@ -2034,11 +2497,20 @@ type AddTenantMember403JSONResponseBody struct {
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginInputBody
 
+// PasswordResetConfirmJSONRequestBody defines body for PasswordResetConfirm for application/json ContentType.
+type PasswordResetConfirmJSONRequestBody = ResetConfirmInputBody
+
+// PasswordResetRequestJSONRequestBody defines body for PasswordResetRequest for application/json ContentType.
+type PasswordResetRequestJSONRequestBody = EmailInputBody
+
 // RefreshJSONRequestBody defines body for Refresh for application/json ContentType.
 type RefreshJSONRequestBody = RefreshInputBody
 
 // RegisterJSONRequestBody defines body for Register for application/json ContentType.
 type RegisterJSONRequestBody = RegisterInputBody
+
+// ResendVerificationJSONRequestBody defines body for ResendVerification for application/json ContentType.
+type ResendVerificationJSONRequestBody = EmailInputBody
 
 // SsoDetectJSONRequestBody defines body for SsoDetect for application/json ContentType.
 type SsoDetectJSONRequestBody = SsoDetectInputBody
@@ -2055,6 +2527,12 @@ type SsoLogoutJSONRequestBody = SsoLogoutInputBody
 // SsoRefreshJSONRequestBody defines body for SsoRefresh for application/json ContentType.
 type SsoRefreshJSONRequestBody = SsoRefreshInputBody
 
+// VerifyEmailJSONRequestBody defines body for VerifyEmail for application/json ContentType.
+type VerifyEmailJSONRequestBody = TokenInputBody
+
+// AcceptInvitationJSONRequestBody defines body for AcceptInvitation for application/json ContentType.
+type AcceptInvitationJSONRequestBody = AcceptInvitationInputBody
+
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = CreateTenantInputBody
 
@@ -2069,6 +2547,9 @@ type UpdateDocumentJSONRequestBody = UpdateDocumentInputBody
 
 // ClaimTenantDomainJSONRequestBody defines body for ClaimTenantDomain for application/json ContentType.
 type ClaimTenantDomainJSONRequestBody = ClaimDomainInputBody
+
+// CreateInvitationJSONRequestBody defines body for CreateInvitation for application/json ContentType.
+type CreateInvitationJSONRequestBody = CreateInvitationInputBody
 
 // CreateRoleJSONRequestBody defines body for CreateRole for application/json ContentType.
 type CreateRoleJSONRequestBody = CreateRoleInputBody
@@ -2102,6 +2583,68 @@ type UpdateMeJSONRequestBody = UpdateMeInputBody
 
 // ChangeMyPasswordJSONRequestBody defines body for ChangeMyPassword for application/json ContentType.
 type ChangeMyPasswordJSONRequestBody = ChangePasswordInputBody
+
+// AsErrorEnvelope returns the union data inside the AcceptInvitation403JSONResponseBody as a ErrorEnvelope
+func (t AcceptInvitation403JSONResponseBody) AsErrorEnvelope() (ErrorEnvelope, error) {
+	var body ErrorEnvelope
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromErrorEnvelope overwrites any union data inside the AcceptInvitation403JSONResponseBody as the provided ErrorEnvelope
+func (t *AcceptInvitation403JSONResponseBody) FromErrorEnvelope(v ErrorEnvelope) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeErrorEnvelope performs a merge with any union data inside the AcceptInvitation403JSONResponseBody, using the provided ErrorEnvelope
+func (t *AcceptInvitation403JSONResponseBody) MergeErrorEnvelope(v ErrorEnvelope) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsQuotaExceededEnvelope returns the union data inside the AcceptInvitation403JSONResponseBody as a QuotaExceededEnvelope
+func (t AcceptInvitation403JSONResponseBody) AsQuotaExceededEnvelope() (QuotaExceededEnvelope, error) {
+	var body QuotaExceededEnvelope
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromQuotaExceededEnvelope overwrites any union data inside the AcceptInvitation403JSONResponseBody as the provided QuotaExceededEnvelope
+func (t *AcceptInvitation403JSONResponseBody) FromQuotaExceededEnvelope(v QuotaExceededEnvelope) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeQuotaExceededEnvelope performs a merge with any union data inside the AcceptInvitation403JSONResponseBody, using the provided QuotaExceededEnvelope
+func (t *AcceptInvitation403JSONResponseBody) MergeQuotaExceededEnvelope(v QuotaExceededEnvelope) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t AcceptInvitation403JSONResponseBody) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *AcceptInvitation403JSONResponseBody) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // AsErrorEnvelope returns the union data inside the UploadDocument403JSONResponseBody as a ErrorEnvelope
 func (t UploadDocument403JSONResponseBody) AsErrorEnvelope() (ErrorEnvelope, error) {
@@ -2161,6 +2704,68 @@ func (t UploadDocument403JSONResponseBody) MarshalJSON() ([]byte, error) {
 }
 
 func (t *UploadDocument403JSONResponseBody) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsErrorEnvelope returns the union data inside the CreateInvitation403JSONResponseBody as a ErrorEnvelope
+func (t CreateInvitation403JSONResponseBody) AsErrorEnvelope() (ErrorEnvelope, error) {
+	var body ErrorEnvelope
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromErrorEnvelope overwrites any union data inside the CreateInvitation403JSONResponseBody as the provided ErrorEnvelope
+func (t *CreateInvitation403JSONResponseBody) FromErrorEnvelope(v ErrorEnvelope) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeErrorEnvelope performs a merge with any union data inside the CreateInvitation403JSONResponseBody, using the provided ErrorEnvelope
+func (t *CreateInvitation403JSONResponseBody) MergeErrorEnvelope(v ErrorEnvelope) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsQuotaExceededEnvelope returns the union data inside the CreateInvitation403JSONResponseBody as a QuotaExceededEnvelope
+func (t CreateInvitation403JSONResponseBody) AsQuotaExceededEnvelope() (QuotaExceededEnvelope, error) {
+	var body QuotaExceededEnvelope
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromQuotaExceededEnvelope overwrites any union data inside the CreateInvitation403JSONResponseBody as the provided QuotaExceededEnvelope
+func (t *CreateInvitation403JSONResponseBody) FromQuotaExceededEnvelope(v QuotaExceededEnvelope) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeQuotaExceededEnvelope performs a merge with any union data inside the CreateInvitation403JSONResponseBody, using the provided QuotaExceededEnvelope
+func (t *CreateInvitation403JSONResponseBody) MergeQuotaExceededEnvelope(v QuotaExceededEnvelope) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t CreateInvitation403JSONResponseBody) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *CreateInvitation403JSONResponseBody) UnmarshalJSON(b []byte) error {
 	err := t.union.UnmarshalJSON(b)
 	return err
 }
@@ -2315,6 +2920,13 @@ type ClientInterface interface {
 	// Corresponds with GET /api/admin/audit/verify (the `VerifyPlatformAuditChain` operationId).
 	VerifyPlatformAuditChain(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListMailDeliveries Recent mail deliveries and failures, newest first (platform administrators)
+	//
+	// Every mail queued in the last 30 days, with its status, attempts and the last error. Mails go through the job queue with retries and backoff; a permanent refusal is recorded as refused and not retried.
+	//
+	// Corresponds with GET /api/admin/mail (the `ListMailDeliveries` operationId).
+	ListMailDeliveries(ctx context.Context, params *ListMailDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// AuthHealth Authentication API health
 	//
 	// Answers 200 while the authentication API serves requests, listing its endpoints. Checks no dependency.
@@ -2347,6 +2959,42 @@ type ClientInterface interface {
 	// Corresponds with POST /api/auth/logout (the `Logout` operationId).
 	Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// PasswordResetConfirmWithBody Choose a new password with a reset link's token
+	//
+	// Sets the password, signs out every session of the account, lifts its sign-in lockout, retires its other reset links, counts its address as verified and mails it a security alert. A token that was used, expired, tampered with or never issued is refused alike (400 INVALID_TOKEN).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/auth/password-reset/confirm (the `PasswordResetConfirm` operationId).
+	PasswordResetConfirmWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PasswordResetConfirm Choose a new password with a reset link's token
+	//
+	// Sets the password, signs out every session of the account, lifts its sign-in lockout, retires its other reset links, counts its address as verified and mails it a security alert. A token that was used, expired, tampered with or never issued is refused alike (400 INVALID_TOKEN).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/auth/password-reset/confirm (the `PasswordResetConfirm` operationId).
+	PasswordResetConfirm(ctx context.Context, body PasswordResetConfirmJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PasswordResetRequestWithBody Ask for a password reset link
+	//
+	// Always answers 202 with the same body, in the same time, whether or not an account has the address: the lookup and the mail happen later, in a job. The link points at the front end's `/reset-password?token=…` (TENANTRY_APP_URL), works once, for one hour, and only for the latest address of the account. Limited per client address (TENANTRY_RATE_LIMIT_MAIL) and per email address (TENANTRY_RATE_LIMIT_MAIL_PER_ADDRESS), counted alike for every address.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/auth/password-reset/request (the `PasswordResetRequest` operationId).
+	PasswordResetRequestWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PasswordResetRequest Ask for a password reset link
+	//
+	// Always answers 202 with the same body, in the same time, whether or not an account has the address: the lookup and the mail happen later, in a job. The link points at the front end's `/reset-password?token=…` (TENANTRY_APP_URL), works once, for one hour, and only for the latest address of the account. Limited per client address (TENANTRY_RATE_LIMIT_MAIL) and per email address (TENANTRY_RATE_LIMIT_MAIL_PER_ADDRESS), counted alike for every address.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/auth/password-reset/request (the `PasswordResetRequest` operationId).
+	PasswordResetRequest(ctx context.Context, body PasswordResetRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RefreshWithBody Exchange a refresh token for new tokens
 	//
 	// Every refresh returns a new refresh token and retires the one presented. Presenting a retired refresh token revokes the whole session.
@@ -2367,7 +3015,7 @@ type ClientInterface interface {
 
 	// RegisterWithBody Create an account
 	//
-	// Creates an active account; the password is kept only as a hash. An email already registered is a conflict (409). Does not sign in: log in afterwards.
+	// Creates an active account, the password kept only as a hash, and mails the address a verification link to the front end's `/verify-email?token=…`. Does not sign in: log in afterwards. An email already registered is a conflict (409), unless TENANTRY_REQUIRE_EMAIL_VERIFICATION is on: the answer is then the same as for a new address (201, the user as submitted, with an id no account has), and the address's owner is mailed that someone tried to register it.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2376,12 +3024,30 @@ type ClientInterface interface {
 
 	// Register Create an account
 	//
-	// Creates an active account; the password is kept only as a hash. An email already registered is a conflict (409). Does not sign in: log in afterwards.
+	// Creates an active account, the password kept only as a hash, and mails the address a verification link to the front end's `/verify-email?token=…`. Does not sign in: log in afterwards. An email already registered is a conflict (409), unless TENANTRY_REQUIRE_EMAIL_VERIFICATION is on: the answer is then the same as for a new address (201, the user as submitted, with an id no account has), and the address's owner is mailed that someone tried to register it.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api/auth/register (the `Register` operationId).
 	Register(ctx context.Context, body RegisterJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResendVerificationWithBody Ask for another verification link
+	//
+	// Always answers 202 with the same body, in the same time, whether or not an account has the address, and whether or not it is verified. Limited like password reset requests.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/auth/resend-verification (the `ResendVerification` operationId).
+	ResendVerificationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResendVerification Ask for another verification link
+	//
+	// Always answers 202 with the same body, in the same time, whether or not an account has the address, and whether or not it is verified. Limited like password reset requests.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/auth/resend-verification (the `ResendVerification` operationId).
+	ResendVerification(ctx context.Context, body ResendVerificationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SsoCallbackAzure Complete a sign-in: where the provider sends the browser back
 	//
@@ -2526,6 +3192,24 @@ type ClientInterface interface {
 	// Corresponds with GET /api/auth/sso/user-info (the `SsoUserInfo` operationId).
 	SsoUserInfo(ctx context.Context, params *SsoUserInfoParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// VerifyEmailWithBody Verify an address with a verification link's token
+	//
+	// The link mailed at registration points at the front end's `/verify-email?token=…`; the front end posts the token here. It works once, for 48 hours. A token that is not good is refused alike (400 INVALID_TOKEN).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/auth/verify-email (the `VerifyEmail` operationId).
+	VerifyEmailWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyEmail Verify an address with a verification link's token
+	//
+	// The link mailed at registration points at the front end's `/verify-email?token=…`; the front end posts the token here. It works once, for 48 hours. A token that is not good is refused alike (400 INVALID_TOKEN).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/auth/verify-email (the `VerifyEmail` operationId).
+	VerifyEmail(ctx context.Context, body VerifyEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListFilesAlias List the tenant's distinct stored contents
 	//
 	// Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
@@ -2552,6 +3236,24 @@ type ClientInterface interface {
 	//
 	// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	GetFileAlias(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AcceptInvitationWithBody Accept an invitation
+	//
+	// Signed in (a bearer token), joins the tenant as the signed-in account, whose verified address must be the invitation's (403 otherwise, EMAIL_NOT_VERIFIED when it is not verified). Not signed in, with first_name, last_name and password, creates the account with the invitation's address, verified, then joins; an address that already has an account must sign in instead (409). A token that was used, revoked, expired, tampered with or never issued is refused alike (400 INVALID_TOKEN).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/invitations/accept (the `AcceptInvitation` operationId).
+	AcceptInvitationWithBody(ctx context.Context, params *AcceptInvitationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AcceptInvitation Accept an invitation
+	//
+	// Signed in (a bearer token), joins the tenant as the signed-in account, whose verified address must be the invitation's (403 otherwise, EMAIL_NOT_VERIFIED when it is not verified). Not signed in, with first_name, last_name and password, creates the account with the invitation's address, verified, then joins; an address that already has an account must sign in instead (409). A token that was used, revoked, expired, tampered with or never issued is refused alike (400 INVALID_TOKEN).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/invitations/accept (the `AcceptInvitation` operationId).
+	AcceptInvitation(ctx context.Context, params *AcceptInvitationParams, body AcceptInvitationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListPermissions The catalogue of permissions
 	//
@@ -2781,6 +3483,45 @@ type ClientInterface interface {
 	// Corresponds with GET /api/tenants/{tenant_id}/files/{file_id} (the `GetFile` operationId).
 	GetFile(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListInvitations The tenant's pending invitations, newest first (admins)
+	//
+	// Invitations neither accepted nor revoked, expired ones included (resending renews them).
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/invitations (the `ListInvitations` operationId).
+	ListInvitations(ctx context.Context, tenantId openapi_types.UUID, params *ListInvitationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateInvitationWithBody Invite an address to join the tenant (admins)
+	//
+	// Mails the address a link to the front end's `/invitations/accept?token=…` (TENANTRY_APP_URL) that works once, for 7 days. The role may grant only permissions you hold. An address that is already a member, or already has a pending invitation, is a conflict (409); a tenant at its members quota refuses (403 QUOTA_EXCEEDED).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/invitations (the `CreateInvitation` operationId).
+	CreateInvitationWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateInvitation Invite an address to join the tenant (admins)
+	//
+	// Mails the address a link to the front end's `/invitations/accept?token=…` (TENANTRY_APP_URL) that works once, for 7 days. The role may grant only permissions you hold. An address that is already a member, or already has a pending invitation, is a conflict (409); a tenant at its members quota refuses (403 QUOTA_EXCEEDED).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/invitations (the `CreateInvitation` operationId).
+	CreateInvitation(ctx context.Context, tenantId openapi_types.UUID, body CreateInvitationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeInvitation Revoke a pending invitation (admins)
+	//
+	// Its link stops working at once. An invitation of another tenant, accepted or already revoked is not found.
+	//
+	// Corresponds with DELETE /api/tenants/{tenant_id}/invitations/{invitation_id} (the `RevokeInvitation` operationId).
+	RevokeInvitation(ctx context.Context, tenantId openapi_types.UUID, invitationId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResendInvitation Mail a pending invitation again (admins)
+	//
+	// The new link works for 7 days from now; the links mailed before stop working once it is sent.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/invitations/{invitation_id}/resend (the `ResendInvitation` operationId).
+	ResendInvitation(ctx context.Context, tenantId openapi_types.UUID, invitationId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetMyPermissions Your effective permissions in a tenant
 	//
 	// Your role in the tenant and what it grants, for user interfaces to show only what you may do.
@@ -2972,7 +3713,7 @@ type ClientInterface interface {
 
 	// AddTenantMemberWithBody Add a user to a tenant (admins)
 	//
-	// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
+	// Adds an existing, active user, named by user_id or email, with a role: admin, user, viewer or one of the tenant's own. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2981,7 +3722,7 @@ type ClientInterface interface {
 
 	// AddTenantMember Add a user to a tenant (admins)
 	//
-	// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
+	// Adds an existing, active user, named by user_id or email, with a role: admin, user, viewer or one of the tenant's own. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3027,18 +3768,18 @@ type ClientInterface interface {
 	// Corresponds with GET /api/users/me (the `GetMe` operationId).
 	GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// UpdateMeWithBody Change your names
+	// UpdateMeWithBody Change your names or language
 	//
-	// Changes your first or last name; fields left out are unchanged.
+	// Changes your first or last name, or the language of your mails (en or fr); fields left out are unchanged.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PUT /api/users/me (the `UpdateMe` operationId).
 	UpdateMeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// UpdateMe Change your names
+	// UpdateMe Change your names or language
 	//
-	// Changes your first or last name; fields left out are unchanged.
+	// Changes your first or last name, or the language of your mails (en or fr); fields left out are unchanged.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3109,6 +3850,23 @@ func (c *Client) ListPlatformAuditEntries(ctx context.Context, params *ListPlatf
 // Corresponds with GET /api/admin/audit/verify (the `VerifyPlatformAuditChain` operationId).
 func (c *Client) VerifyPlatformAuditChain(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewVerifyPlatformAuditChainRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListMailDeliveries Recent mail deliveries and failures, newest first (platform administrators)
+//
+// Every mail queued in the last 30 days, with its status, attempts and the last error. Mails go through the job queue with retries and backoff; a permanent refusal is recorded as refused and not retried.
+//
+// Corresponds with GET /api/admin/mail (the `ListMailDeliveries` operationId).
+func (c *Client) ListMailDeliveries(ctx context.Context, params *ListMailDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMailDeliveriesRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3191,6 +3949,82 @@ func (c *Client) Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 	return c.Client.Do(req)
 }
 
+// PasswordResetConfirmWithBody Choose a new password with a reset link's token
+//
+// Sets the password, signs out every session of the account, lifts its sign-in lockout, retires its other reset links, counts its address as verified and mails it a security alert. A token that was used, expired, tampered with or never issued is refused alike (400 INVALID_TOKEN).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/auth/password-reset/confirm (the `PasswordResetConfirm` operationId).
+func (c *Client) PasswordResetConfirmWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPasswordResetConfirmRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PasswordResetConfirm Choose a new password with a reset link's token
+//
+// Sets the password, signs out every session of the account, lifts its sign-in lockout, retires its other reset links, counts its address as verified and mails it a security alert. A token that was used, expired, tampered with or never issued is refused alike (400 INVALID_TOKEN).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/auth/password-reset/confirm (the `PasswordResetConfirm` operationId).
+func (c *Client) PasswordResetConfirm(ctx context.Context, body PasswordResetConfirmJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPasswordResetConfirmRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PasswordResetRequestWithBody Ask for a password reset link
+//
+// Always answers 202 with the same body, in the same time, whether or not an account has the address: the lookup and the mail happen later, in a job. The link points at the front end's `/reset-password?token=…` (TENANTRY_APP_URL), works once, for one hour, and only for the latest address of the account. Limited per client address (TENANTRY_RATE_LIMIT_MAIL) and per email address (TENANTRY_RATE_LIMIT_MAIL_PER_ADDRESS), counted alike for every address.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/auth/password-reset/request (the `PasswordResetRequest` operationId).
+func (c *Client) PasswordResetRequestWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPasswordResetRequestRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PasswordResetRequest Ask for a password reset link
+//
+// Always answers 202 with the same body, in the same time, whether or not an account has the address: the lookup and the mail happen later, in a job. The link points at the front end's `/reset-password?token=…` (TENANTRY_APP_URL), works once, for one hour, and only for the latest address of the account. Limited per client address (TENANTRY_RATE_LIMIT_MAIL) and per email address (TENANTRY_RATE_LIMIT_MAIL_PER_ADDRESS), counted alike for every address.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/auth/password-reset/request (the `PasswordResetRequest` operationId).
+func (c *Client) PasswordResetRequest(ctx context.Context, body PasswordResetRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPasswordResetRequestRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RefreshWithBody Exchange a refresh token for new tokens
 //
 // Every refresh returns a new refresh token and retires the one presented. Presenting a retired refresh token revokes the whole session.
@@ -3231,7 +4065,7 @@ func (c *Client) Refresh(ctx context.Context, params *RefreshParams, body Refres
 
 // RegisterWithBody Create an account
 //
-// Creates an active account; the password is kept only as a hash. An email already registered is a conflict (409). Does not sign in: log in afterwards.
+// Creates an active account, the password kept only as a hash, and mails the address a verification link to the front end's `/verify-email?token=…`. Does not sign in: log in afterwards. An email already registered is a conflict (409), unless TENANTRY_REQUIRE_EMAIL_VERIFICATION is on: the answer is then the same as for a new address (201, the user as submitted, with an id no account has), and the address's owner is mailed that someone tried to register it.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3250,13 +4084,51 @@ func (c *Client) RegisterWithBody(ctx context.Context, contentType string, body 
 
 // Register Create an account
 //
-// Creates an active account; the password is kept only as a hash. An email already registered is a conflict (409). Does not sign in: log in afterwards.
+// Creates an active account, the password kept only as a hash, and mails the address a verification link to the front end's `/verify-email?token=…`. Does not sign in: log in afterwards. An email already registered is a conflict (409), unless TENANTRY_REQUIRE_EMAIL_VERIFICATION is on: the answer is then the same as for a new address (201, the user as submitted, with an id no account has), and the address's owner is mailed that someone tried to register it.
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api/auth/register (the `Register` operationId).
 func (c *Client) Register(ctx context.Context, body RegisterJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRegisterRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResendVerificationWithBody Ask for another verification link
+//
+// Always answers 202 with the same body, in the same time, whether or not an account has the address, and whether or not it is verified. Limited like password reset requests.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/auth/resend-verification (the `ResendVerification` operationId).
+func (c *Client) ResendVerificationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResendVerificationRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResendVerification Ask for another verification link
+//
+// Always answers 202 with the same body, in the same time, whether or not an account has the address, and whether or not it is verified. Limited like password reset requests.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/auth/resend-verification (the `ResendVerification` operationId).
+func (c *Client) ResendVerification(ctx context.Context, body ResendVerificationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResendVerificationRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3578,6 +4450,44 @@ func (c *Client) SsoUserInfo(ctx context.Context, params *SsoUserInfoParams, req
 	return c.Client.Do(req)
 }
 
+// VerifyEmailWithBody Verify an address with a verification link's token
+//
+// The link mailed at registration points at the front end's `/verify-email?token=…`; the front end posts the token here. It works once, for 48 hours. A token that is not good is refused alike (400 INVALID_TOKEN).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/auth/verify-email (the `VerifyEmail` operationId).
+func (c *Client) VerifyEmailWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyEmailRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyEmail Verify an address with a verification link's token
+//
+// The link mailed at registration points at the front end's `/verify-email?token=…`; the front end posts the token here. It works once, for 48 hours. A token that is not good is refused alike (400 INVALID_TOKEN).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/auth/verify-email (the `VerifyEmail` operationId).
+func (c *Client) VerifyEmail(ctx context.Context, body VerifyEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyEmailRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListFilesAlias List the tenant's distinct stored contents
 //
 // Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
@@ -3622,6 +4532,44 @@ func (c *Client) DeleteFileAlias(ctx context.Context, tenantId openapi_types.UUI
 // Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 func (c *Client) GetFileAlias(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetFileAliasRequest(c.Server, tenantId, fileId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AcceptInvitationWithBody Accept an invitation
+//
+// Signed in (a bearer token), joins the tenant as the signed-in account, whose verified address must be the invitation's (403 otherwise, EMAIL_NOT_VERIFIED when it is not verified). Not signed in, with first_name, last_name and password, creates the account with the invitation's address, verified, then joins; an address that already has an account must sign in instead (409). A token that was used, revoked, expired, tampered with or never issued is refused alike (400 INVALID_TOKEN).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/invitations/accept (the `AcceptInvitation` operationId).
+func (c *Client) AcceptInvitationWithBody(ctx context.Context, params *AcceptInvitationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAcceptInvitationRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AcceptInvitation Accept an invitation
+//
+// Signed in (a bearer token), joins the tenant as the signed-in account, whose verified address must be the invitation's (403 otherwise, EMAIL_NOT_VERIFIED when it is not verified). Not signed in, with first_name, last_name and password, creates the account with the invitation's address, verified, then joins; an address that already has an account must sign in instead (409). A token that was used, revoked, expired, tampered with or never issued is refused alike (400 INVALID_TOKEN).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/invitations/accept (the `AcceptInvitation` operationId).
+func (c *Client) AcceptInvitation(ctx context.Context, params *AcceptInvitationParams, body AcceptInvitationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAcceptInvitationRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4160,6 +5108,95 @@ func (c *Client) GetFile(ctx context.Context, tenantId openapi_types.UUID, fileI
 	return c.Client.Do(req)
 }
 
+// ListInvitations The tenant's pending invitations, newest first (admins)
+//
+// Invitations neither accepted nor revoked, expired ones included (resending renews them).
+//
+// Corresponds with GET /api/tenants/{tenant_id}/invitations (the `ListInvitations` operationId).
+func (c *Client) ListInvitations(ctx context.Context, tenantId openapi_types.UUID, params *ListInvitationsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListInvitationsRequest(c.Server, tenantId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateInvitationWithBody Invite an address to join the tenant (admins)
+//
+// Mails the address a link to the front end's `/invitations/accept?token=…` (TENANTRY_APP_URL) that works once, for 7 days. The role may grant only permissions you hold. An address that is already a member, or already has a pending invitation, is a conflict (409); a tenant at its members quota refuses (403 QUOTA_EXCEEDED).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/invitations (the `CreateInvitation` operationId).
+func (c *Client) CreateInvitationWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateInvitationRequestWithBody(c.Server, tenantId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateInvitation Invite an address to join the tenant (admins)
+//
+// Mails the address a link to the front end's `/invitations/accept?token=…` (TENANTRY_APP_URL) that works once, for 7 days. The role may grant only permissions you hold. An address that is already a member, or already has a pending invitation, is a conflict (409); a tenant at its members quota refuses (403 QUOTA_EXCEEDED).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/invitations (the `CreateInvitation` operationId).
+func (c *Client) CreateInvitation(ctx context.Context, tenantId openapi_types.UUID, body CreateInvitationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateInvitationRequest(c.Server, tenantId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeInvitation Revoke a pending invitation (admins)
+//
+// Its link stops working at once. An invitation of another tenant, accepted or already revoked is not found.
+//
+// Corresponds with DELETE /api/tenants/{tenant_id}/invitations/{invitation_id} (the `RevokeInvitation` operationId).
+func (c *Client) RevokeInvitation(ctx context.Context, tenantId openapi_types.UUID, invitationId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeInvitationRequest(c.Server, tenantId, invitationId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResendInvitation Mail a pending invitation again (admins)
+//
+// The new link works for 7 days from now; the links mailed before stop working once it is sent.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/invitations/{invitation_id}/resend (the `ResendInvitation` operationId).
+func (c *Client) ResendInvitation(ctx context.Context, tenantId openapi_types.UUID, invitationId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResendInvitationRequest(c.Server, tenantId, invitationId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetMyPermissions Your effective permissions in a tenant
 //
 // Your role in the tenant and what it grants, for user interfaces to show only what you may do.
@@ -4581,7 +5618,7 @@ func (c *Client) GetStorage(ctx context.Context, tenantId openapi_types.UUID, re
 
 // AddTenantMemberWithBody Add a user to a tenant (admins)
 //
-// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
+// Adds an existing, active user, named by user_id or email, with a role: admin, user, viewer or one of the tenant's own. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
 //
 // Takes any type of body and a specified content type.
 //
@@ -4600,7 +5637,7 @@ func (c *Client) AddTenantMemberWithBody(ctx context.Context, tenantId openapi_t
 
 // AddTenantMember Add a user to a tenant (admins)
 //
-// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
+// Adds an existing, active user, named by user_id or email, with a role: admin, user, viewer or one of the tenant's own. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4706,9 +5743,9 @@ func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*htt
 	return c.Client.Do(req)
 }
 
-// UpdateMeWithBody Change your names
+// UpdateMeWithBody Change your names or language
 //
-// Changes your first or last name; fields left out are unchanged.
+// Changes your first or last name, or the language of your mails (en or fr); fields left out are unchanged.
 //
 // Takes any type of body and a specified content type.
 //
@@ -4725,9 +5762,9 @@ func (c *Client) UpdateMeWithBody(ctx context.Context, contentType string, body 
 	return c.Client.Do(req)
 }
 
-// UpdateMe Change your names
+// UpdateMe Change your names or language
 //
-// Changes your first or last name; fields left out are unchanged.
+// Changes your first or last name, or the language of your mails (en or fr); fields left out are unchanged.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4986,6 +6023,108 @@ func NewVerifyPlatformAuditChainRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListMailDeliveriesRequest constructs an http.Request for the ListMailDeliveries method
+func NewListMailDeliveriesRequest(server string, params *ListMailDeliveriesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/admin/mail")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PerPage != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "per_page", *params.PerPage, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Kind != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "kind", *params.Kind, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewAuthHealthRequest constructs an http.Request for the AuthHealth method
 func NewAuthHealthRequest(server string) (*http.Request, error) {
 	var err error
@@ -5080,6 +6219,86 @@ func NewLogoutRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewPasswordResetConfirmRequest calls the generic PasswordResetConfirm builder with application/json body
+func NewPasswordResetConfirmRequest(server string, body PasswordResetConfirmJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPasswordResetConfirmRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPasswordResetConfirmRequestWithBody constructs an http.Request for the PasswordResetConfirm method, with any body, and a specified content type
+func NewPasswordResetConfirmRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/password-reset/confirm")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPasswordResetRequestRequest calls the generic PasswordResetRequest builder with application/json body
+func NewPasswordResetRequestRequest(server string, body PasswordResetRequestJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPasswordResetRequestRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPasswordResetRequestRequestWithBody constructs an http.Request for the PasswordResetRequest method, with any body, and a specified content type
+func NewPasswordResetRequestRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/password-reset/request")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewRefreshRequest calls the generic Refresh builder with application/json body
 func NewRefreshRequest(server string, params *RefreshParams, body RefreshJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -5156,6 +6375,46 @@ func NewRegisterRequestWithBody(server string, contentType string, body io.Reade
 	}
 
 	operationPath := fmt.Sprintf("/api/auth/register")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewResendVerificationRequest calls the generic ResendVerification builder with application/json body
+func NewResendVerificationRequest(server string, body ResendVerificationJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewResendVerificationRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewResendVerificationRequestWithBody constructs an http.Request for the ResendVerification method, with any body, and a specified content type
+func NewResendVerificationRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/resend-verification")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -5918,6 +7177,46 @@ func NewSsoUserInfoRequest(server string, params *SsoUserInfoParams) (*http.Requ
 	return req, nil
 }
 
+// NewVerifyEmailRequest calls the generic VerifyEmail builder with application/json body
+func NewVerifyEmailRequest(server string, body VerifyEmailJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewVerifyEmailRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewVerifyEmailRequestWithBody constructs an http.Request for the VerifyEmail method, with any body, and a specified content type
+func NewVerifyEmailRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/verify-email")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListFilesAliasRequest constructs an http.Request for the ListFilesAlias method
 func NewListFilesAliasRequest(server string, tenantId openapi_types.UUID, params *ListFilesAliasParams) (*http.Request, error) {
 	var err error
@@ -6092,6 +7391,61 @@ func NewGetFileAliasRequest(server string, tenantId openapi_types.UUID, fileId o
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAcceptInvitationRequest calls the generic AcceptInvitation builder with application/json body
+func NewAcceptInvitationRequest(server string, params *AcceptInvitationParams, body AcceptInvitationJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAcceptInvitationRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewAcceptInvitationRequestWithBody constructs an http.Request for the AcceptInvitation method, with any body, and a specified content type
+func NewAcceptInvitationRequestWithBody(server string, params *AcceptInvitationParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/invitations/accept")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.Authorization != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Authorization", *params.Authorization, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Authorization", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -7498,6 +8852,208 @@ func NewGetFileRequest(server string, tenantId openapi_types.UUID, fileId openap
 	return req, nil
 }
 
+// NewListInvitationsRequest constructs an http.Request for the ListInvitations method
+func NewListInvitationsRequest(server string, tenantId openapi_types.UUID, params *ListInvitationsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/invitations", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PerPage != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "per_page", *params.PerPage, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateInvitationRequest calls the generic CreateInvitation builder with application/json body
+func NewCreateInvitationRequest(server string, tenantId openapi_types.UUID, body CreateInvitationJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateInvitationRequestWithBody(server, tenantId, "application/json", bodyReader)
+}
+
+// NewCreateInvitationRequestWithBody constructs an http.Request for the CreateInvitation method, with any body, and a specified content type
+func NewCreateInvitationRequestWithBody(server string, tenantId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/invitations", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRevokeInvitationRequest constructs an http.Request for the RevokeInvitation method
+func NewRevokeInvitationRequest(server string, tenantId openapi_types.UUID, invitationId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "invitation_id", invitationId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/invitations/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewResendInvitationRequest constructs an http.Request for the ResendInvitation method
+func NewResendInvitationRequest(server string, tenantId openapi_types.UUID, invitationId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "invitation_id", invitationId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/invitations/%s/resend", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetMyPermissionsRequest constructs an http.Request for the GetMyPermissions method
 func NewGetMyPermissionsRequest(server string, tenantId openapi_types.UUID) (*http.Request, error) {
 	var err error
@@ -8627,6 +10183,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/admin/audit/verify (the `VerifyPlatformAuditChain` operationId).
 	VerifyPlatformAuditChainWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*VerifyPlatformAuditChainResponse, error)
 
+	// ListMailDeliveriesWithResponse Recent mail deliveries and failures, newest first (platform administrators)
+	//
+	// Every mail queued in the last 30 days, with its status, attempts and the last error. Mails go through the job queue with retries and backoff; a permanent refusal is recorded as refused and not retried.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/admin/mail (the `ListMailDeliveries` operationId).
+	ListMailDeliveriesWithResponse(ctx context.Context, params *ListMailDeliveriesParams, reqEditors ...RequestEditorFn) (*ListMailDeliveriesResponse, error)
+
 	// AuthHealthWithResponse Authentication API health
 	//
 	// Answers 200 while the authentication API serves requests, listing its endpoints. Checks no dependency.
@@ -8663,6 +10228,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/auth/logout (the `Logout` operationId).
 	LogoutWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
 
+	// PasswordResetConfirmWithBodyWithResponse Choose a new password with a reset link's token
+	//
+	// Sets the password, signs out every session of the account, lifts its sign-in lockout, retires its other reset links, counts its address as verified and mails it a security alert. A token that was used, expired, tampered with or never issued is refused alike (400 INVALID_TOKEN).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/password-reset/confirm (the `PasswordResetConfirm` operationId).
+	PasswordResetConfirmWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PasswordResetConfirmResponse, error)
+
+	// PasswordResetConfirmWithResponse Choose a new password with a reset link's token
+	//
+	// Sets the password, signs out every session of the account, lifts its sign-in lockout, retires its other reset links, counts its address as verified and mails it a security alert. A token that was used, expired, tampered with or never issued is refused alike (400 INVALID_TOKEN).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/password-reset/confirm (the `PasswordResetConfirm` operationId).
+	PasswordResetConfirmWithResponse(ctx context.Context, body PasswordResetConfirmJSONRequestBody, reqEditors ...RequestEditorFn) (*PasswordResetConfirmResponse, error)
+
+	// PasswordResetRequestWithBodyWithResponse Ask for a password reset link
+	//
+	// Always answers 202 with the same body, in the same time, whether or not an account has the address: the lookup and the mail happen later, in a job. The link points at the front end's `/reset-password?token=…` (TENANTRY_APP_URL), works once, for one hour, and only for the latest address of the account. Limited per client address (TENANTRY_RATE_LIMIT_MAIL) and per email address (TENANTRY_RATE_LIMIT_MAIL_PER_ADDRESS), counted alike for every address.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/password-reset/request (the `PasswordResetRequest` operationId).
+	PasswordResetRequestWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PasswordResetRequestResponse, error)
+
+	// PasswordResetRequestWithResponse Ask for a password reset link
+	//
+	// Always answers 202 with the same body, in the same time, whether or not an account has the address: the lookup and the mail happen later, in a job. The link points at the front end's `/reset-password?token=…` (TENANTRY_APP_URL), works once, for one hour, and only for the latest address of the account. Limited per client address (TENANTRY_RATE_LIMIT_MAIL) and per email address (TENANTRY_RATE_LIMIT_MAIL_PER_ADDRESS), counted alike for every address.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/password-reset/request (the `PasswordResetRequest` operationId).
+	PasswordResetRequestWithResponse(ctx context.Context, body PasswordResetRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*PasswordResetRequestResponse, error)
+
 	// RefreshWithBodyWithResponse Exchange a refresh token for new tokens
 	//
 	// Every refresh returns a new refresh token and retires the one presented. Presenting a retired refresh token revokes the whole session.
@@ -8683,7 +10284,7 @@ type ClientWithResponsesInterface interface {
 
 	// RegisterWithBodyWithResponse Create an account
 	//
-	// Creates an active account; the password is kept only as a hash. An email already registered is a conflict (409). Does not sign in: log in afterwards.
+	// Creates an active account, the password kept only as a hash, and mails the address a verification link to the front end's `/verify-email?token=…`. Does not sign in: log in afterwards. An email already registered is a conflict (409), unless TENANTRY_REQUIRE_EMAIL_VERIFICATION is on: the answer is then the same as for a new address (201, the user as submitted, with an id no account has), and the address's owner is mailed that someone tried to register it.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8692,12 +10293,30 @@ type ClientWithResponsesInterface interface {
 
 	// RegisterWithResponse Create an account
 	//
-	// Creates an active account; the password is kept only as a hash. An email already registered is a conflict (409). Does not sign in: log in afterwards.
+	// Creates an active account, the password kept only as a hash, and mails the address a verification link to the front end's `/verify-email?token=…`. Does not sign in: log in afterwards. An email already registered is a conflict (409), unless TENANTRY_REQUIRE_EMAIL_VERIFICATION is on: the answer is then the same as for a new address (201, the user as submitted, with an id no account has), and the address's owner is mailed that someone tried to register it.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/auth/register (the `Register` operationId).
 	RegisterWithResponse(ctx context.Context, body RegisterJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterResponse, error)
+
+	// ResendVerificationWithBodyWithResponse Ask for another verification link
+	//
+	// Always answers 202 with the same body, in the same time, whether or not an account has the address, and whether or not it is verified. Limited like password reset requests.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/resend-verification (the `ResendVerification` operationId).
+	ResendVerificationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResendVerificationResponse, error)
+
+	// ResendVerificationWithResponse Ask for another verification link
+	//
+	// Always answers 202 with the same body, in the same time, whether or not an account has the address, and whether or not it is verified. Limited like password reset requests.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/resend-verification (the `ResendVerification` operationId).
+	ResendVerificationWithResponse(ctx context.Context, body ResendVerificationJSONRequestBody, reqEditors ...RequestEditorFn) (*ResendVerificationResponse, error)
 
 	// SsoCallbackAzureWithResponse Complete a sign-in: where the provider sends the browser back
 	//
@@ -8856,6 +10475,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/auth/sso/user-info (the `SsoUserInfo` operationId).
 	SsoUserInfoWithResponse(ctx context.Context, params *SsoUserInfoParams, reqEditors ...RequestEditorFn) (*SsoUserInfoResponse, error)
 
+	// VerifyEmailWithBodyWithResponse Verify an address with a verification link's token
+	//
+	// The link mailed at registration points at the front end's `/verify-email?token=…`; the front end posts the token here. It works once, for 48 hours. A token that is not good is refused alike (400 INVALID_TOKEN).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/verify-email (the `VerifyEmail` operationId).
+	VerifyEmailWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyEmailResponse, error)
+
+	// VerifyEmailWithResponse Verify an address with a verification link's token
+	//
+	// The link mailed at registration points at the front end's `/verify-email?token=…`; the front end posts the token here. It works once, for 48 hours. A token that is not good is refused alike (400 INVALID_TOKEN).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/verify-email (the `VerifyEmail` operationId).
+	VerifyEmailWithResponse(ctx context.Context, body VerifyEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyEmailResponse, error)
+
 	// ListFilesAliasWithResponse List the tenant's distinct stored contents
 	//
 	// Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
@@ -8888,6 +10525,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Deprecated: this operation has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	GetFileAliasWithResponse(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetFileAliasResponse, error)
+
+	// AcceptInvitationWithBodyWithResponse Accept an invitation
+	//
+	// Signed in (a bearer token), joins the tenant as the signed-in account, whose verified address must be the invitation's (403 otherwise, EMAIL_NOT_VERIFIED when it is not verified). Not signed in, with first_name, last_name and password, creates the account with the invitation's address, verified, then joins; an address that already has an account must sign in instead (409). A token that was used, revoked, expired, tampered with or never issued is refused alike (400 INVALID_TOKEN).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/invitations/accept (the `AcceptInvitation` operationId).
+	AcceptInvitationWithBodyWithResponse(ctx context.Context, params *AcceptInvitationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AcceptInvitationResponse, error)
+
+	// AcceptInvitationWithResponse Accept an invitation
+	//
+	// Signed in (a bearer token), joins the tenant as the signed-in account, whose verified address must be the invitation's (403 otherwise, EMAIL_NOT_VERIFIED when it is not verified). Not signed in, with first_name, last_name and password, creates the account with the invitation's address, verified, then joins; an address that already has an account must sign in instead (409). A token that was used, revoked, expired, tampered with or never issued is refused alike (400 INVALID_TOKEN).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/invitations/accept (the `AcceptInvitation` operationId).
+	AcceptInvitationWithResponse(ctx context.Context, params *AcceptInvitationParams, body AcceptInvitationJSONRequestBody, reqEditors ...RequestEditorFn) (*AcceptInvitationResponse, error)
 
 	// ListPermissionsWithResponse The catalogue of permissions
 	//
@@ -9159,6 +10814,51 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/tenants/{tenant_id}/files/{file_id} (the `GetFile` operationId).
 	GetFileWithResponse(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetFileResponse, error)
 
+	// ListInvitationsWithResponse The tenant's pending invitations, newest first (admins)
+	//
+	// Invitations neither accepted nor revoked, expired ones included (resending renews them).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/invitations (the `ListInvitations` operationId).
+	ListInvitationsWithResponse(ctx context.Context, tenantId openapi_types.UUID, params *ListInvitationsParams, reqEditors ...RequestEditorFn) (*ListInvitationsResponse, error)
+
+	// CreateInvitationWithBodyWithResponse Invite an address to join the tenant (admins)
+	//
+	// Mails the address a link to the front end's `/invitations/accept?token=…` (TENANTRY_APP_URL) that works once, for 7 days. The role may grant only permissions you hold. An address that is already a member, or already has a pending invitation, is a conflict (409); a tenant at its members quota refuses (403 QUOTA_EXCEEDED).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/invitations (the `CreateInvitation` operationId).
+	CreateInvitationWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateInvitationResponse, error)
+
+	// CreateInvitationWithResponse Invite an address to join the tenant (admins)
+	//
+	// Mails the address a link to the front end's `/invitations/accept?token=…` (TENANTRY_APP_URL) that works once, for 7 days. The role may grant only permissions you hold. An address that is already a member, or already has a pending invitation, is a conflict (409); a tenant at its members quota refuses (403 QUOTA_EXCEEDED).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/invitations (the `CreateInvitation` operationId).
+	CreateInvitationWithResponse(ctx context.Context, tenantId openapi_types.UUID, body CreateInvitationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateInvitationResponse, error)
+
+	// RevokeInvitationWithResponse Revoke a pending invitation (admins)
+	//
+	// Its link stops working at once. An invitation of another tenant, accepted or already revoked is not found.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/tenants/{tenant_id}/invitations/{invitation_id} (the `RevokeInvitation` operationId).
+	RevokeInvitationWithResponse(ctx context.Context, tenantId openapi_types.UUID, invitationId openapi_types.UUID, reqEditors ...RequestEditorFn) (*RevokeInvitationResponse, error)
+
+	// ResendInvitationWithResponse Mail a pending invitation again (admins)
+	//
+	// The new link works for 7 days from now; the links mailed before stop working once it is sent.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/invitations/{invitation_id}/resend (the `ResendInvitation` operationId).
+	ResendInvitationWithResponse(ctx context.Context, tenantId openapi_types.UUID, invitationId openapi_types.UUID, reqEditors ...RequestEditorFn) (*ResendInvitationResponse, error)
+
 	// GetMyPermissionsWithResponse Your effective permissions in a tenant
 	//
 	// Your role in the tenant and what it grants, for user interfaces to show only what you may do.
@@ -9368,7 +11068,7 @@ type ClientWithResponsesInterface interface {
 
 	// AddTenantMemberWithBodyWithResponse Add a user to a tenant (admins)
 	//
-	// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
+	// Adds an existing, active user, named by user_id or email, with a role: admin, user, viewer or one of the tenant's own. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -9377,7 +11077,7 @@ type ClientWithResponsesInterface interface {
 
 	// AddTenantMemberWithResponse Add a user to a tenant (admins)
 	//
-	// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
+	// Adds an existing, active user, named by user_id or email, with a role: admin, user, viewer or one of the tenant's own. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -9429,18 +11129,18 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/users/me (the `GetMe` operationId).
 	GetMeWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMeResponse, error)
 
-	// UpdateMeWithBodyWithResponse Change your names
+	// UpdateMeWithBodyWithResponse Change your names or language
 	//
-	// Changes your first or last name; fields left out are unchanged.
+	// Changes your first or last name, or the language of your mails (en or fr); fields left out are unchanged.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /api/users/me (the `UpdateMe` operationId).
 	UpdateMeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error)
 
-	// UpdateMeWithResponse Change your names
+	// UpdateMeWithResponse Change your names or language
 	//
-	// Changes your first or last name; fields left out are unchanged.
+	// Changes your first or last name, or the language of your mails (en or fr); fields left out are unchanged.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -9646,6 +11346,89 @@ func (r VerifyPlatformAuditChainResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r VerifyPlatformAuditChainResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListMailDeliveriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListMailDeliveries
+type ListMailDeliveriesResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type ListMailDeliveriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeDeliveryList
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListMailDeliveriesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMailDeliveriesResponse) GetJSON200() *EnvelopeDeliveryList {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListMailDeliveriesResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListMailDeliveriesResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListMailDeliveriesResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListMailDeliveriesResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListMailDeliveriesResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMailDeliveriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMailDeliveriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMailDeliveriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMailDeliveriesResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9915,6 +11698,200 @@ func (r LogoutResponse) ContentType() string {
 	return ""
 }
 
+// PasswordResetConfirmResponse429Headers the declared response headers of an HTTP 429 response for PasswordResetConfirm
+type PasswordResetConfirmResponse429Headers struct {
+	RetryAfter *int
+}
+
+// PasswordResetConfirmResponseDefaultHeaders the declared response headers of an HTTP default response for PasswordResetConfirm
+type PasswordResetConfirmResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type PasswordResetConfirmResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopePasswordReset
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PasswordResetConfirmResponse429Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *PasswordResetConfirmResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PasswordResetConfirmResponse) GetJSON200() *EnvelopePasswordReset {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r PasswordResetConfirmResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r PasswordResetConfirmResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r PasswordResetConfirmResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r PasswordResetConfirmResponse) GetJSON429() *ErrorEnvelope {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r PasswordResetConfirmResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r PasswordResetConfirmResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r PasswordResetConfirmResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PasswordResetConfirmResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PasswordResetConfirmResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PasswordResetConfirmResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PasswordResetRequestResponse429Headers the declared response headers of an HTTP 429 response for PasswordResetRequest
+type PasswordResetRequestResponse429Headers struct {
+	RetryAfter *int
+}
+
+// PasswordResetRequestResponseDefaultHeaders the declared response headers of an HTTP default response for PasswordResetRequest
+type PasswordResetRequestResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type PasswordResetRequestResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *EnvelopeNoData
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PasswordResetRequestResponse429Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *PasswordResetRequestResponseDefaultHeaders
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r PasswordResetRequestResponse) GetJSON202() *EnvelopeNoData {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r PasswordResetRequestResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r PasswordResetRequestResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r PasswordResetRequestResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r PasswordResetRequestResponse) GetJSON429() *ErrorEnvelope {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r PasswordResetRequestResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r PasswordResetRequestResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r PasswordResetRequestResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PasswordResetRequestResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PasswordResetRequestResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PasswordResetRequestResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RefreshResponse200Headers the declared response headers of an HTTP 200 response for Refresh
 type RefreshResponse200Headers struct {
 	CacheControl string
@@ -10117,6 +12094,103 @@ func (r RegisterResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RegisterResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ResendVerificationResponse429Headers the declared response headers of an HTTP 429 response for ResendVerification
+type ResendVerificationResponse429Headers struct {
+	RetryAfter *int
+}
+
+// ResendVerificationResponseDefaultHeaders the declared response headers of an HTTP default response for ResendVerification
+type ResendVerificationResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type ResendVerificationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *EnvelopeNoData
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ResendVerificationResponse429Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ResendVerificationResponseDefaultHeaders
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ResendVerificationResponse) GetJSON202() *EnvelopeNoData {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ResendVerificationResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r ResendVerificationResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r ResendVerificationResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ResendVerificationResponse) GetJSON429() *ErrorEnvelope {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ResendVerificationResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ResendVerificationResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ResendVerificationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResendVerificationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResendVerificationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResendVerificationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -11297,6 +13371,103 @@ func (r SsoUserInfoResponse) ContentType() string {
 	return ""
 }
 
+// VerifyEmailResponse429Headers the declared response headers of an HTTP 429 response for VerifyEmail
+type VerifyEmailResponse429Headers struct {
+	RetryAfter *int
+}
+
+// VerifyEmailResponseDefaultHeaders the declared response headers of an HTTP default response for VerifyEmail
+type VerifyEmailResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type VerifyEmailResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeUserData
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *VerifyEmailResponse429Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *VerifyEmailResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r VerifyEmailResponse) GetJSON200() *EnvelopeUserData {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r VerifyEmailResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r VerifyEmailResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r VerifyEmailResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r VerifyEmailResponse) GetJSON429() *ErrorEnvelope {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r VerifyEmailResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r VerifyEmailResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifyEmailResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifyEmailResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifyEmailResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifyEmailResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListFilesAliasResponseDefaultHeaders the declared response headers of an HTTP default response for ListFilesAlias
 type ListFilesAliasResponseDefaultHeaders struct {
 	RetryAfter *int
@@ -11568,6 +13739,110 @@ func (r GetFileAliasResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetFileAliasResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AcceptInvitationResponseDefaultHeaders the declared response headers of an HTTP default response for AcceptInvitation
+type AcceptInvitationResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type AcceptInvitationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeAcceptedInvitation
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *AcceptInvitation403JSONResponseBody
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *AcceptInvitationResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AcceptInvitationResponse) GetJSON200() *EnvelopeAcceptedInvitation {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r AcceptInvitationResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AcceptInvitationResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AcceptInvitationResponse) GetJSON403() *AcceptInvitation403JSONResponseBody {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r AcceptInvitationResponse) GetJSON409() *ErrorEnvelope {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r AcceptInvitationResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r AcceptInvitationResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r AcceptInvitationResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r AcceptInvitationResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r AcceptInvitationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AcceptInvitationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AcceptInvitationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AcceptInvitationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13894,6 +16169,387 @@ func (r GetFileResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetFileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListInvitationsResponseDefaultHeaders the declared response headers of an HTTP default response for ListInvitations
+type ListInvitationsResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type ListInvitationsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeInvitationList
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListInvitationsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListInvitationsResponse) GetJSON200() *EnvelopeInvitationList {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListInvitationsResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListInvitationsResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListInvitationsResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListInvitationsResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListInvitationsResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListInvitationsResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListInvitationsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListInvitationsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListInvitationsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListInvitationsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateInvitationResponseDefaultHeaders the declared response headers of an HTTP default response for CreateInvitation
+type CreateInvitationResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type CreateInvitationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *EnvelopeInvitationView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *CreateInvitation403JSONResponseBody
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateInvitationResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateInvitationResponse) GetJSON201() *EnvelopeInvitationView {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateInvitationResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateInvitationResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateInvitationResponse) GetJSON403() *CreateInvitation403JSONResponseBody {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CreateInvitationResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CreateInvitationResponse) GetJSON409() *ErrorEnvelope {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreateInvitationResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r CreateInvitationResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateInvitationResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r CreateInvitationResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateInvitationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateInvitationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateInvitationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateInvitationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RevokeInvitationResponseDefaultHeaders the declared response headers of an HTTP default response for RevokeInvitation
+type RevokeInvitationResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type RevokeInvitationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeNoData
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RevokeInvitationResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeInvitationResponse) GetJSON200() *EnvelopeNoData {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RevokeInvitationResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RevokeInvitationResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RevokeInvitationResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RevokeInvitationResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RevokeInvitationResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r RevokeInvitationResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeInvitationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeInvitationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeInvitationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeInvitationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ResendInvitationResponseDefaultHeaders the declared response headers of an HTTP default response for ResendInvitation
+type ResendInvitationResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type ResendInvitationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeInvitationView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ResendInvitationResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ResendInvitationResponse) GetJSON200() *EnvelopeInvitationView {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ResendInvitationResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ResendInvitationResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ResendInvitationResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ResendInvitationResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ResendInvitationResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ResendInvitationResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ResendInvitationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResendInvitationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResendInvitationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResendInvitationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -16375,6 +19031,21 @@ func (c *ClientWithResponses) VerifyPlatformAuditChainWithResponse(ctx context.C
 	return ParseVerifyPlatformAuditChainResponse(rsp)
 }
 
+// ListMailDeliveriesWithResponse Recent mail deliveries and failures, newest first (platform administrators)
+//
+// Every mail queued in the last 30 days, with its status, attempts and the last error. Mails go through the job queue with retries and backoff; a permanent refusal is recorded as refused and not retried.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/admin/mail (the `ListMailDeliveries` operationId).
+func (c *ClientWithResponses) ListMailDeliveriesWithResponse(ctx context.Context, params *ListMailDeliveriesParams, reqEditors ...RequestEditorFn) (*ListMailDeliveriesResponse, error) {
+	rsp, err := c.ListMailDeliveries(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMailDeliveriesResponse(rsp)
+}
+
 // AuthHealthWithResponse Authentication API health
 //
 // Answers 200 while the authentication API serves requests, listing its endpoints. Checks no dependency.
@@ -16435,6 +19106,66 @@ func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, reqEditors
 	return ParseLogoutResponse(rsp)
 }
 
+// PasswordResetConfirmWithBodyWithResponse Choose a new password with a reset link's token
+//
+// Sets the password, signs out every session of the account, lifts its sign-in lockout, retires its other reset links, counts its address as verified and mails it a security alert. A token that was used, expired, tampered with or never issued is refused alike (400 INVALID_TOKEN).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/password-reset/confirm (the `PasswordResetConfirm` operationId).
+func (c *ClientWithResponses) PasswordResetConfirmWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PasswordResetConfirmResponse, error) {
+	rsp, err := c.PasswordResetConfirmWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePasswordResetConfirmResponse(rsp)
+}
+
+// PasswordResetConfirmWithResponse Choose a new password with a reset link's token
+//
+// Sets the password, signs out every session of the account, lifts its sign-in lockout, retires its other reset links, counts its address as verified and mails it a security alert. A token that was used, expired, tampered with or never issued is refused alike (400 INVALID_TOKEN).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/password-reset/confirm (the `PasswordResetConfirm` operationId).
+func (c *ClientWithResponses) PasswordResetConfirmWithResponse(ctx context.Context, body PasswordResetConfirmJSONRequestBody, reqEditors ...RequestEditorFn) (*PasswordResetConfirmResponse, error) {
+	rsp, err := c.PasswordResetConfirm(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePasswordResetConfirmResponse(rsp)
+}
+
+// PasswordResetRequestWithBodyWithResponse Ask for a password reset link
+//
+// Always answers 202 with the same body, in the same time, whether or not an account has the address: the lookup and the mail happen later, in a job. The link points at the front end's `/reset-password?token=…` (TENANTRY_APP_URL), works once, for one hour, and only for the latest address of the account. Limited per client address (TENANTRY_RATE_LIMIT_MAIL) and per email address (TENANTRY_RATE_LIMIT_MAIL_PER_ADDRESS), counted alike for every address.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/password-reset/request (the `PasswordResetRequest` operationId).
+func (c *ClientWithResponses) PasswordResetRequestWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PasswordResetRequestResponse, error) {
+	rsp, err := c.PasswordResetRequestWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePasswordResetRequestResponse(rsp)
+}
+
+// PasswordResetRequestWithResponse Ask for a password reset link
+//
+// Always answers 202 with the same body, in the same time, whether or not an account has the address: the lookup and the mail happen later, in a job. The link points at the front end's `/reset-password?token=…` (TENANTRY_APP_URL), works once, for one hour, and only for the latest address of the account. Limited per client address (TENANTRY_RATE_LIMIT_MAIL) and per email address (TENANTRY_RATE_LIMIT_MAIL_PER_ADDRESS), counted alike for every address.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/password-reset/request (the `PasswordResetRequest` operationId).
+func (c *ClientWithResponses) PasswordResetRequestWithResponse(ctx context.Context, body PasswordResetRequestJSONRequestBody, reqEditors ...RequestEditorFn) (*PasswordResetRequestResponse, error) {
+	rsp, err := c.PasswordResetRequest(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePasswordResetRequestResponse(rsp)
+}
+
 // RefreshWithBodyWithResponse Exchange a refresh token for new tokens
 //
 // Every refresh returns a new refresh token and retires the one presented. Presenting a retired refresh token revokes the whole session.
@@ -16467,7 +19198,7 @@ func (c *ClientWithResponses) RefreshWithResponse(ctx context.Context, params *R
 
 // RegisterWithBodyWithResponse Create an account
 //
-// Creates an active account; the password is kept only as a hash. An email already registered is a conflict (409). Does not sign in: log in afterwards.
+// Creates an active account, the password kept only as a hash, and mails the address a verification link to the front end's `/verify-email?token=…`. Does not sign in: log in afterwards. An email already registered is a conflict (409), unless TENANTRY_REQUIRE_EMAIL_VERIFICATION is on: the answer is then the same as for a new address (201, the user as submitted, with an id no account has), and the address's owner is mailed that someone tried to register it.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -16482,7 +19213,7 @@ func (c *ClientWithResponses) RegisterWithBodyWithResponse(ctx context.Context, 
 
 // RegisterWithResponse Create an account
 //
-// Creates an active account; the password is kept only as a hash. An email already registered is a conflict (409). Does not sign in: log in afterwards.
+// Creates an active account, the password kept only as a hash, and mails the address a verification link to the front end's `/verify-email?token=…`. Does not sign in: log in afterwards. An email already registered is a conflict (409), unless TENANTRY_REQUIRE_EMAIL_VERIFICATION is on: the answer is then the same as for a new address (201, the user as submitted, with an id no account has), and the address's owner is mailed that someone tried to register it.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -16493,6 +19224,36 @@ func (c *ClientWithResponses) RegisterWithResponse(ctx context.Context, body Reg
 		return nil, err
 	}
 	return ParseRegisterResponse(rsp)
+}
+
+// ResendVerificationWithBodyWithResponse Ask for another verification link
+//
+// Always answers 202 with the same body, in the same time, whether or not an account has the address, and whether or not it is verified. Limited like password reset requests.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/resend-verification (the `ResendVerification` operationId).
+func (c *ClientWithResponses) ResendVerificationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResendVerificationResponse, error) {
+	rsp, err := c.ResendVerificationWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResendVerificationResponse(rsp)
+}
+
+// ResendVerificationWithResponse Ask for another verification link
+//
+// Always answers 202 with the same body, in the same time, whether or not an account has the address, and whether or not it is verified. Limited like password reset requests.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/resend-verification (the `ResendVerification` operationId).
+func (c *ClientWithResponses) ResendVerificationWithResponse(ctx context.Context, body ResendVerificationJSONRequestBody, reqEditors ...RequestEditorFn) (*ResendVerificationResponse, error) {
+	rsp, err := c.ResendVerification(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResendVerificationResponse(rsp)
 }
 
 // SsoCallbackAzureWithResponse Complete a sign-in: where the provider sends the browser back
@@ -16754,6 +19515,36 @@ func (c *ClientWithResponses) SsoUserInfoWithResponse(ctx context.Context, param
 	return ParseSsoUserInfoResponse(rsp)
 }
 
+// VerifyEmailWithBodyWithResponse Verify an address with a verification link's token
+//
+// The link mailed at registration points at the front end's `/verify-email?token=…`; the front end posts the token here. It works once, for 48 hours. A token that is not good is refused alike (400 INVALID_TOKEN).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/verify-email (the `VerifyEmail` operationId).
+func (c *ClientWithResponses) VerifyEmailWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyEmailResponse, error) {
+	rsp, err := c.VerifyEmailWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyEmailResponse(rsp)
+}
+
+// VerifyEmailWithResponse Verify an address with a verification link's token
+//
+// The link mailed at registration points at the front end's `/verify-email?token=…`; the front end posts the token here. It works once, for 48 hours. A token that is not good is refused alike (400 INVALID_TOKEN).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/verify-email (the `VerifyEmail` operationId).
+func (c *ClientWithResponses) VerifyEmailWithResponse(ctx context.Context, body VerifyEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyEmailResponse, error) {
+	rsp, err := c.VerifyEmail(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyEmailResponse(rsp)
+}
+
 // ListFilesAliasWithResponse List the tenant's distinct stored contents
 //
 // Each content is stored once however many documents share it; each file says how many do. Newest first; walk deep listings by cursor (next_cursor), which costs the same at any depth. include_stats adds the tenant's totals. Any member may list.
@@ -16803,6 +19594,36 @@ func (c *ClientWithResponses) GetFileAliasWithResponse(ctx context.Context, tena
 		return nil, err
 	}
 	return ParseGetFileAliasResponse(rsp)
+}
+
+// AcceptInvitationWithBodyWithResponse Accept an invitation
+//
+// Signed in (a bearer token), joins the tenant as the signed-in account, whose verified address must be the invitation's (403 otherwise, EMAIL_NOT_VERIFIED when it is not verified). Not signed in, with first_name, last_name and password, creates the account with the invitation's address, verified, then joins; an address that already has an account must sign in instead (409). A token that was used, revoked, expired, tampered with or never issued is refused alike (400 INVALID_TOKEN).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/invitations/accept (the `AcceptInvitation` operationId).
+func (c *ClientWithResponses) AcceptInvitationWithBodyWithResponse(ctx context.Context, params *AcceptInvitationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AcceptInvitationResponse, error) {
+	rsp, err := c.AcceptInvitationWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAcceptInvitationResponse(rsp)
+}
+
+// AcceptInvitationWithResponse Accept an invitation
+//
+// Signed in (a bearer token), joins the tenant as the signed-in account, whose verified address must be the invitation's (403 otherwise, EMAIL_NOT_VERIFIED when it is not verified). Not signed in, with first_name, last_name and password, creates the account with the invitation's address, verified, then joins; an address that already has an account must sign in instead (409). A token that was used, revoked, expired, tampered with or never issued is refused alike (400 INVALID_TOKEN).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/invitations/accept (the `AcceptInvitation` operationId).
+func (c *ClientWithResponses) AcceptInvitationWithResponse(ctx context.Context, params *AcceptInvitationParams, body AcceptInvitationJSONRequestBody, reqEditors ...RequestEditorFn) (*AcceptInvitationResponse, error) {
+	rsp, err := c.AcceptInvitation(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAcceptInvitationResponse(rsp)
 }
 
 // ListPermissionsWithResponse The catalogue of permissions
@@ -17255,6 +20076,81 @@ func (c *ClientWithResponses) GetFileWithResponse(ctx context.Context, tenantId 
 	return ParseGetFileResponse(rsp)
 }
 
+// ListInvitationsWithResponse The tenant's pending invitations, newest first (admins)
+//
+// Invitations neither accepted nor revoked, expired ones included (resending renews them).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tenants/{tenant_id}/invitations (the `ListInvitations` operationId).
+func (c *ClientWithResponses) ListInvitationsWithResponse(ctx context.Context, tenantId openapi_types.UUID, params *ListInvitationsParams, reqEditors ...RequestEditorFn) (*ListInvitationsResponse, error) {
+	rsp, err := c.ListInvitations(ctx, tenantId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListInvitationsResponse(rsp)
+}
+
+// CreateInvitationWithBodyWithResponse Invite an address to join the tenant (admins)
+//
+// Mails the address a link to the front end's `/invitations/accept?token=…` (TENANTRY_APP_URL) that works once, for 7 days. The role may grant only permissions you hold. An address that is already a member, or already has a pending invitation, is a conflict (409); a tenant at its members quota refuses (403 QUOTA_EXCEEDED).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/invitations (the `CreateInvitation` operationId).
+func (c *ClientWithResponses) CreateInvitationWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateInvitationResponse, error) {
+	rsp, err := c.CreateInvitationWithBody(ctx, tenantId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateInvitationResponse(rsp)
+}
+
+// CreateInvitationWithResponse Invite an address to join the tenant (admins)
+//
+// Mails the address a link to the front end's `/invitations/accept?token=…` (TENANTRY_APP_URL) that works once, for 7 days. The role may grant only permissions you hold. An address that is already a member, or already has a pending invitation, is a conflict (409); a tenant at its members quota refuses (403 QUOTA_EXCEEDED).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/invitations (the `CreateInvitation` operationId).
+func (c *ClientWithResponses) CreateInvitationWithResponse(ctx context.Context, tenantId openapi_types.UUID, body CreateInvitationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateInvitationResponse, error) {
+	rsp, err := c.CreateInvitation(ctx, tenantId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateInvitationResponse(rsp)
+}
+
+// RevokeInvitationWithResponse Revoke a pending invitation (admins)
+//
+// Its link stops working at once. An invitation of another tenant, accepted or already revoked is not found.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/tenants/{tenant_id}/invitations/{invitation_id} (the `RevokeInvitation` operationId).
+func (c *ClientWithResponses) RevokeInvitationWithResponse(ctx context.Context, tenantId openapi_types.UUID, invitationId openapi_types.UUID, reqEditors ...RequestEditorFn) (*RevokeInvitationResponse, error) {
+	rsp, err := c.RevokeInvitation(ctx, tenantId, invitationId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeInvitationResponse(rsp)
+}
+
+// ResendInvitationWithResponse Mail a pending invitation again (admins)
+//
+// The new link works for 7 days from now; the links mailed before stop working once it is sent.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/invitations/{invitation_id}/resend (the `ResendInvitation` operationId).
+func (c *ClientWithResponses) ResendInvitationWithResponse(ctx context.Context, tenantId openapi_types.UUID, invitationId openapi_types.UUID, reqEditors ...RequestEditorFn) (*ResendInvitationResponse, error) {
+	rsp, err := c.ResendInvitation(ctx, tenantId, invitationId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResendInvitationResponse(rsp)
+}
+
 // GetMyPermissionsWithResponse Your effective permissions in a tenant
 //
 // Your role in the tenant and what it grants, for user interfaces to show only what you may do.
@@ -17602,7 +20498,7 @@ func (c *ClientWithResponses) GetStorageWithResponse(ctx context.Context, tenant
 
 // AddTenantMemberWithBodyWithResponse Add a user to a tenant (admins)
 //
-// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
+// Adds an existing, active user, named by user_id or email, with a role: admin, user, viewer or one of the tenant's own. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -17617,7 +20513,7 @@ func (c *ClientWithResponses) AddTenantMemberWithBodyWithResponse(ctx context.Co
 
 // AddTenantMemberWithResponse Add a user to a tenant (admins)
 //
-// Adds an existing, active user with a role: admin, user or viewer. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
+// Adds an existing, active user, named by user_id or email, with a role: admin, user, viewer or one of the tenant's own. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -17705,9 +20601,9 @@ func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors 
 	return ParseGetMeResponse(rsp)
 }
 
-// UpdateMeWithBodyWithResponse Change your names
+// UpdateMeWithBodyWithResponse Change your names or language
 //
-// Changes your first or last name; fields left out are unchanged.
+// Changes your first or last name, or the language of your mails (en or fr); fields left out are unchanged.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -17720,9 +20616,9 @@ func (c *ClientWithResponses) UpdateMeWithBodyWithResponse(ctx context.Context, 
 	return ParseUpdateMeResponse(rsp)
 }
 
-// UpdateMeWithResponse Change your names
+// UpdateMeWithResponse Change your names or language
 //
-// Changes your first or last name; fields left out are unchanged.
+// Changes your first or last name, or the language of your mails (en or fr); fields left out are unchanged.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -17938,6 +20834,80 @@ func ParseVerifyPlatformAuditChainResponse(rsp *http.Response) (*VerifyPlatformA
 	switch {
 	case true:
 		var headers VerifyPlatformAuditChainResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListMailDeliveriesResponse parses an HTTP response from a ListMailDeliveriesWithResponse call
+func ParseListMailDeliveriesResponse(rsp *http.Response) (*ListMailDeliveriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMailDeliveriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeDeliveryList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers ListMailDeliveriesResponseDefaultHeaders
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -18193,6 +21163,188 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 	return response, nil
 }
 
+// ParsePasswordResetConfirmResponse parses an HTTP response from a PasswordResetConfirmWithResponse call
+func ParsePasswordResetConfirmResponse(rsp *http.Response) (*PasswordResetConfirmResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PasswordResetConfirmResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopePasswordReset
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers PasswordResetConfirmResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case true:
+		var headers PasswordResetConfirmResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePasswordResetRequestResponse parses an HTTP response from a PasswordResetRequestWithResponse call
+func ParsePasswordResetRequestResponse(rsp *http.Response) (*PasswordResetRequestResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PasswordResetRequestResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest EnvelopeNoData
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers PasswordResetRequestResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case true:
+		var headers PasswordResetRequestResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseRefreshResponse parses an HTTP response from a RefreshWithResponse call
 func ParseRefreshResponse(rsp *http.Response) (*RefreshResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -18376,6 +21528,97 @@ func ParseRegisterResponse(rsp *http.Response) (*RegisterResponse, error) {
 		response.Headers429 = &headers
 	case true:
 		var headers RegisterResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseResendVerificationResponse parses an HTTP response from a ResendVerificationWithResponse call
+func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResendVerificationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest EnvelopeNoData
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ResendVerificationResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case true:
+		var headers ResendVerificationResponseDefaultHeaders
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -19515,6 +22758,97 @@ func ParseSsoUserInfoResponse(rsp *http.Response) (*SsoUserInfoResponse, error) 
 	return response, nil
 }
 
+// ParseVerifyEmailResponse parses an HTTP response from a VerifyEmailWithResponse call
+func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifyEmailResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeUserData
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers VerifyEmailResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case true:
+		var headers VerifyEmailResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListFilesAliasResponse parses an HTTP response from a ListFilesAliasWithResponse call
 func ParseListFilesAliasResponse(rsp *http.Response) (*ListFilesAliasResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -19752,6 +23086,101 @@ func ParseGetFileAliasResponse(rsp *http.Response) (*GetFileAliasResponse, error
 	switch {
 	case true:
 		var headers GetFileAliasResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAcceptInvitationResponse parses an HTTP response from a AcceptInvitationWithResponse call
+func ParseAcceptInvitationResponse(rsp *http.Response) (*AcceptInvitationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AcceptInvitationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeAcceptedInvitation
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest AcceptInvitation403JSONResponseBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers AcceptInvitationResponseDefaultHeaders
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21850,6 +25279,351 @@ func ParseGetFileResponse(rsp *http.Response) (*GetFileResponse, error) {
 	switch {
 	case true:
 		var headers GetFileResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListInvitationsResponse parses an HTTP response from a ListInvitationsWithResponse call
+func ParseListInvitationsResponse(rsp *http.Response) (*ListInvitationsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListInvitationsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeInvitationList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers ListInvitationsResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateInvitationResponse parses an HTTP response from a CreateInvitationWithResponse call
+func ParseCreateInvitationResponse(rsp *http.Response) (*CreateInvitationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateInvitationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest EnvelopeInvitationView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CreateInvitation403JSONResponseBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers CreateInvitationResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRevokeInvitationResponse parses an HTTP response from a RevokeInvitationWithResponse call
+func ParseRevokeInvitationResponse(rsp *http.Response) (*RevokeInvitationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeInvitationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeNoData
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers RevokeInvitationResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseResendInvitationResponse parses an HTTP response from a ResendInvitationWithResponse call
+func ParseResendInvitationResponse(rsp *http.Response) (*ResendInvitationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResendInvitationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeInvitationView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers ResendInvitationResponseDefaultHeaders
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

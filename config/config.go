@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"os"
@@ -229,6 +230,62 @@ type Config struct {
 	MaintenanceInterval time.Duration `env:"TENANTRY_MAINTENANCE_INTERVAL" envDefault:"1h"`
 	RelaySweepInterval  time.Duration `env:"TENANTRY_RELAY_SWEEP_INTERVAL" envDefault:"5m"`
 	JobWorkers          int           `env:"TENANTRY_JOB_WORKERS" envDefault:"10"`
+
+	// SMTPHost, when set, sends mail through that SMTP server (Amazon SES
+	// through its SMTP interface included); otherwise each mail is
+	// written as an .eml file under the data directory.
+	SMTPHost     string `env:"SMTP_HOST"`
+	SMTPPort     int    `env:"SMTP_PORT"`
+	SMTPUsername string `env:"SMTP_USERNAME"`
+	SMTPPassword string `env:"SMTP_PASSWORD"`
+	SMTPFrom     string `env:"SMTP_FROM"`
+	// SMTPTLS is required (STARTTLS), implicit, opportunistic or none;
+	// empty is required, or opportunistic to a loopback host.
+	SMTPTLS string `env:"SMTP_TLS"`
+	// MailTemplatesDir overrides the embedded mail templates file by file.
+	MailTemplatesDir string `env:"TENANTRY_MAIL_TEMPLATES_DIR"`
+	// AppURL is the customer's front end, the base of the links in mails;
+	// by default the API's public URL.
+	AppURL string `env:"TENANTRY_APP_URL"`
+	// AppName names the product in mails.
+	AppName string `env:"TENANTRY_APP_NAME" envDefault:"tenantry"`
+	// RequireEmailVerification keeps accounts out of every tenant until
+	// they verified their address, and makes registering an address that
+	// has an account answer like a new registration.
+	RequireEmailVerification bool `env:"TENANTRY_REQUIRE_EMAIL_VERIFICATION"`
+	// MailRetryInterval is the wait before a failed mail's second attempt,
+	// doubled at each further one, up to an hour.
+	MailRetryInterval time.Duration `env:"TENANTRY_MAIL_RETRY_INTERVAL" envDefault:"10s"`
+	// RateLimitMail limits password-reset and verification requests per
+	// client address; RateLimitMailPerAddress per email address.
+	RateLimitMail           string `env:"TENANTRY_RATE_LIMIT_MAIL" envDefault:"10/m"`
+	RateLimitMailPerAddress string `env:"TENANTRY_RATE_LIMIT_MAIL_PER_ADDRESS" envDefault:"5/h"`
+	// SignInAlerts mails an account's owner when it is signed in to from
+	// a new device (device), a new device or client address (address),
+	// or never (off).
+	SignInAlerts string `env:"TENANTRY_SIGNIN_ALERTS" envDefault:"device"`
+}
+
+// SMTP reports whether mail goes to an SMTP server.
+func (c Config) SMTP() bool { return strings.TrimSpace(c.SMTPHost) != "" }
+
+// SMTPTLSMode is SMTP_TLS, or its default for the host.
+func (c Config) SMTPTLSMode() string {
+	if c.SMTPTLS != "" {
+		return strings.ToLower(c.SMTPTLS)
+	}
+	if isLoopback(c.SMTPHost) {
+		return "opportunistic"
+	}
+	return "required"
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 // Kafka reports whether events go through Kafka.
@@ -517,7 +574,8 @@ func (c Config) Validate() error {
 	if c.LoginMaxFailures < 1 || c.LoginLockout <= 0 {
 		errs = append(errs, errors.New("TENANTRY_LOGIN_MAX_FAILURES and TENANTRY_LOGIN_LOCKOUT must be positive"))
 	}
-	for name, v := range map[string]string{"TENANTRY_RATE_LIMIT_LOGIN": c.RateLimitLogin, "TENANTRY_RATE_LIMIT_REGISTER": c.RateLimitRegister} {
+	for name, v := range map[string]string{"TENANTRY_RATE_LIMIT_LOGIN": c.RateLimitLogin, "TENANTRY_RATE_LIMIT_REGISTER": c.RateLimitRegister,
+		"TENANTRY_RATE_LIMIT_MAIL": c.RateLimitMail, "TENANTRY_RATE_LIMIT_MAIL_PER_ADDRESS": c.RateLimitMailPerAddress} {
 		if _, err := ratelimit.ParseLimit(v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
@@ -584,7 +642,50 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New("TENANTRY_PUBLIC_URL must be an http(s) URL"))
 		}
 	}
+	errs = append(errs, c.validateMail()...)
 	return problems(errs)
+}
+
+// validateMail checks the mail settings.
+func (c Config) validateMail() []error {
+	var errs []error
+	switch mode := c.SMTPTLSMode(); mode {
+	case "required", "implicit", "opportunistic":
+	case "none":
+		if c.SMTPUsername != "" && c.SMTP() && !isLoopback(c.SMTPHost) {
+			errs = append(errs, errors.New("SMTP_TLS=none would send SMTP_PASSWORD in clear: allowed only to a loopback SMTP_HOST"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("SMTP_TLS: %q is not one of required, implicit, opportunistic or none", c.SMTPTLS))
+	}
+	if c.SMTPPort < 0 || c.SMTPPort > 65535 {
+		errs = append(errs, fmt.Errorf("SMTP_PORT: %d is not a port", c.SMTPPort))
+	}
+	if c.SMTPFrom != "" {
+		if a, err := mail.ParseAddress(c.SMTPFrom); err != nil || a.Address == "" {
+			errs = append(errs, fmt.Errorf("SMTP_FROM: %q is not an address such as no-reply@example.com or \"Acme <no-reply@example.com>\"", c.SMTPFrom))
+		}
+	}
+	if !c.SMTP() && (c.SMTPUsername != "" || c.SMTPPassword != "" || c.SMTPPort != 0) {
+		errs = append(errs, errors.New("SMTP_PORT, SMTP_USERNAME and SMTP_PASSWORD need SMTP_HOST"))
+	}
+	if c.AppURL != "" {
+		if u, err := url.Parse(c.AppURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, errors.New("TENANTRY_APP_URL must be an http(s) URL"))
+		}
+	}
+	if strings.TrimSpace(c.AppName) == "" || strings.ContainsAny(c.AppName, "\r\n") {
+		errs = append(errs, errors.New("TENANTRY_APP_NAME must be one line of text"))
+	}
+	if c.MailRetryInterval < 100*time.Millisecond {
+		errs = append(errs, errors.New("TENANTRY_MAIL_RETRY_INTERVAL must be at least 100ms"))
+	}
+	switch c.SignInAlerts {
+	case "device", "address", "off":
+	default:
+		errs = append(errs, fmt.Errorf("TENANTRY_SIGNIN_ALERTS: %q is not one of device, address or off", c.SignInAlerts))
+	}
+	return errs
 }
 
 // problems returns errs as an *Error, or nil when there are none.
@@ -609,6 +710,7 @@ func (c Config) Summary() map[string]any {
 		"tenant_db_max_conns": c.TenantDBMaxConns,
 		"blob_store":          map[bool]string{true: "s3", false: "local"}[c.Bucket() != ""],
 		"events":              map[bool]string{true: "kafka", false: "in-process"}[c.Kafka()],
+		"mail":                map[bool]string{true: "smtp", false: "files"}[c.SMTP()],
 	}
 }
 
@@ -645,4 +747,6 @@ var VaultSecretNames = []string{
 	"S3_SECRET_ACCESS_KEY",
 	"KAFKA_SASL_USERNAME",
 	"KAFKA_SASL_PASSWORD",
+	"SMTP_USERNAME",
+	"SMTP_PASSWORD",
 }

@@ -28,6 +28,22 @@ type (
 		TenantID string `json:"tenant_id"`
 		FileID   string `json:"file_id"`
 	}
+	// SendMail sends one mail delivery, recorded in the control database.
+	SendMail struct {
+		DeliveryID string `json:"delivery_id"`
+	}
+	// MailByAddress is a mail asked for by an address alone (a password
+	// reset, another verification link, a lockout alert): whether an
+	// account has the address is looked up here, in the job, so that the
+	// request that asked answers alike, at the same speed, either way.
+	MailByAddress struct {
+		Mail      string `json:"mail"`
+		Email     string `json:"email"`
+		AppURL    string `json:"app_url,omitempty"`
+		ClientIP  string `json:"client_ip,omitempty"`
+		UserAgent string `json:"user_agent,omitempty"`
+		At        string `json:"at,omitempty"`
+	}
 )
 
 // Kind implements river.JobArgs.
@@ -56,3 +72,9 @@ func (RefreshSSOTokens) Kind() string { return "refresh_sso_tokens" }
 
 // Kind implements river.JobArgs.
 func (ProcessFile) Kind() string { return "process_file" }
+
+// Kind implements river.JobArgs.
+func (SendMail) Kind() string { return "send_mail" }
+
+// Kind implements river.JobArgs.
+func (MailByAddress) Kind() string { return "mail_by_address" }

@@ -623,6 +623,14 @@ func (l *Lifecycle) finish(ctx context.Context, p *Purged) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM outbox_pending WHERE stream = $1`, q.TenantID); err != nil {
 			return err
 		}
+		// Invitations and the record of the mails sent for them name
+		// addresses of people the tenant dealt with.
+		if _, err := tx.Exec(ctx, `DELETE FROM invitations WHERE tenant_id = $1`, q.TenantID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM mail_deliveries WHERE tenant_id = $1`, q.TenantID); err != nil {
+			return err
+		}
 		chain, err := audit.PurgeChain(ctx, tx, q.TenantID)
 		if err != nil {
 			return err

@@ -48,6 +48,32 @@ func grantable(ctx context.Context, q sqldb.Querier, mt *MemberTenant, a Assignm
 	return set, nil
 }
 
+// AddMemberBy adds an existing, active user to a tenant, named by id or by
+// email (exactly one of them), with a role the caller may grant.
+func (s *Service) AddMemberBy(ctx context.Context, tenantID, userID, emailAddr string, a Assignment) (*tenantry.Membership, error) {
+	if emailAddr == "" {
+		return s.AddMember(ctx, tenantID, userID, a)
+	}
+	if _, err := s.Authorize(ctx, tenantID, permission.MembersAdd); err != nil {
+		return nil, err
+	}
+	errs := tenantry.FieldErrors{}
+	if userID != "" {
+		errs.Add("user_id", "Give user_id or email, not both.")
+	}
+	e := validEmail(errs, emailAddr)
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	err := s.db.QueryRow(ctx, `SELECT CAST(id AS TEXT) FROM users WHERE email = $1 AND is_active`, e).Scan(&userID)
+	if errors.Is(err, sqldb.ErrNoRows) {
+		return nil, tenantry.Errorf(tenantry.ENotFound, "No active account has this address; invite it instead")
+	} else if err != nil {
+		return nil, err
+	}
+	return s.AddMember(ctx, tenantID, userID, a)
+}
+
 // AddMember adds an existing, active user to a tenant with a role the
 // caller may grant.
 func (s *Service) AddMember(ctx context.Context, tenantID, userID string, a Assignment) (*tenantry.Membership, error) {

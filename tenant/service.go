@@ -14,6 +14,8 @@ import (
 
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/audit"
+	"github.com/tenantry/tenantry/mail"
+	"github.com/tenantry/tenantry/mailer"
 	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/permission"
 	"github.com/tenantry/tenantry/quota"
@@ -27,12 +29,52 @@ type Service struct {
 	streams     *outbox.Streams
 	quotas      *quota.Store
 	logger      *slog.Logger
+	opts        Options
+}
+
+// Options are the tenant rules that concern mail.
+type Options struct {
+	// Mailer, when set, sends invitations.
+	Mailer *mailer.Mailer
+	// RequireEmailVerification keeps accounts that have not verified
+	// their address out of every tenant (403 EMAIL_NOT_VERIFIED).
+	RequireEmailVerification bool
 }
 
 // NewService returns a Service recording its events through streams and
 // holding tenants to the limits quotas gives.
-func NewService(db sqldb.DB, provisioner *Provisioner, streams *outbox.Streams, quotas *quota.Store, logger *slog.Logger) *Service {
-	return &Service{db: db, provisioner: provisioner, streams: streams, quotas: quotas, logger: logger}
+func NewService(db sqldb.DB, provisioner *Provisioner, streams *outbox.Streams, quotas *quota.Store, logger *slog.Logger, opts Options) *Service {
+	s := &Service{db: db, provisioner: provisioner, streams: streams, quotas: quotas, logger: logger, opts: opts}
+	if opts.Mailer != nil {
+		opts.Mailer.Handle(mail.KindInvitation, s.prepareInvitation)
+	}
+	return s
+}
+
+// errNotVerified refuses an account that has not verified its address,
+// when verification is required.
+var errNotVerified = tenantry.Errorf(tenantry.EEmailNotVerified, "Verify your email address first: follow the link mailed to you, or ask for another at /api/auth/resend-verification")
+
+// verified refuses the caller when verification is required and the
+// caller's address is not verified.
+func (s *Service) verified(ctx context.Context, p tenantry.Principal) error {
+	if !s.opts.RequireEmailVerification {
+		return nil
+	}
+	if p.User != nil {
+		if !p.User.EmailVerified {
+			return errNotVerified
+		}
+		return nil
+	}
+	var ok bool
+	if err := s.db.QueryRow(ctx, `SELECT email_verified_at IS NOT NULL FROM users WHERE id = $1`, p.UserID).Scan(&ok); err != nil {
+		return err
+	}
+	if !ok {
+		return errNotVerified
+	}
+	return nil
 }
 
 // Limits returns the limits a tenant works under. The caller has
@@ -72,6 +114,9 @@ func principal(ctx context.Context) (tenantry.Principal, error) {
 func (s *Service) Authorize(ctx context.Context, tenantID string, perm permission.Permission) (*MemberTenant, error) {
 	p, err := principal(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.verified(ctx, p); err != nil {
 		return nil, err
 	}
 	mt, err := findAccess(ctx, s.db, tenantID, p.UserID)
@@ -127,6 +172,9 @@ func validName(errs tenantry.FieldErrors, value string) string {
 func (s *Service) Create(ctx context.Context, name string) (*MemberTenant, error) {
 	p, err := principal(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.verified(ctx, p); err != nil {
 		return nil, err
 	}
 	errs := tenantry.FieldErrors{}

@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdin io
 		c.keysCommand(),
 		c.secretsCommand(),
 		c.auditCommand(),
+		c.mailCommand(),
 		c.healthCommand(),
 		&cobra.Command{
 			Use:   "version",
