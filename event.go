@@ -11,23 +11,27 @@ const EventVersion = 1
 // Event types. Each names the change it describes; the first six are the
 // original platform's topics.
 const (
-	EventTenantCreated      = "tenant.created"
-	EventTenantUpdated      = "tenant.updated"
-	EventTenantDeleted      = "tenant.deleted"
-	EventTenantRestored     = "tenant.restored"
-	EventDocumentUploaded   = "document.uploaded"
-	EventDocumentUpdated    = "document.updated"
-	EventDocumentDeleted    = "document.deleted"
-	EventFileProcess        = "file.process"
-	EventFileDeleted        = "file.deleted"
-	EventAuditLog           = "audit.log"
-	EventUserRegistered     = "user.registered"
-	EventUserUpdated        = "user.updated"
-	EventUserPasswordChange = "user.password_changed"
-	EventMemberAdded        = "member.added"
-	EventMemberRemoved      = "member.removed"
-	EventMemberRoleChanged  = "member.role_changed"
-	EventSessionRevoked     = "session.revoked"
+	EventTenantCreated    = "tenant.created"
+	EventTenantUpdated    = "tenant.updated"
+	EventTenantDeleted    = "tenant.deleted"
+	EventTenantRestored   = "tenant.restored"
+	EventDocumentUploaded = "document.uploaded"
+	EventDocumentUpdated  = "document.updated"
+	EventDocumentDeleted  = "document.deleted"
+	EventFileProcess      = "file.process"
+	EventFileDeleted      = "file.deleted"
+	// EventFileTimestamped and EventFileTimestampFailed report the end of
+	// a file's time-stamp request: a verified token kept, or given up.
+	EventFileTimestamped     = "file.timestamped"
+	EventFileTimestampFailed = "file.timestamp_failed"
+	EventAuditLog            = "audit.log"
+	EventUserRegistered      = "user.registered"
+	EventUserUpdated         = "user.updated"
+	EventUserPasswordChange  = "user.password_changed"
+	EventMemberAdded         = "member.added"
+	EventMemberRemoved       = "member.removed"
+	EventMemberRoleChanged   = "member.role_changed"
+	EventSessionRevoked      = "session.revoked"
 )
 
 // Event is the envelope of every event tenantry publishes. EventID is stable

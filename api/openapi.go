@@ -33,6 +33,7 @@ func apiTags() []*huma.Tag {
 		{Name: "Tenants", Description: "Tenants, each with its own database, and their members and roles."},
 		{Name: "Documents", Description: "A tenant's documents: upload, listing, metadata, downloads and download links."},
 		{Name: "Files", Description: "The distinct contents a tenant stores, shared by the documents that have the same bytes."},
+		{Name: "Timestamps", Description: "Trusted time-stamps (RFC 3161) of a tenant's files: settings, status, tokens, verification and evidence."},
 		{Name: "Events", Description: "A tenant's event stream, the same events that are published to Kafka."},
 		{Name: "Audit", Description: "A tenant's tamper-evident audit trail."},
 	}

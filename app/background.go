@@ -19,6 +19,7 @@ import (
 	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/tenant"
+	"github.com/tenantry/tenantry/timestamping"
 )
 
 // Option changes how New builds an App.
@@ -121,7 +122,8 @@ func (a *App) handleEvent(ctx context.Context, ev tenantry.Event) error {
 		return nil
 	}
 	var data struct {
-		FileID string `json:"file_id"`
+		FileID    string `json:"file_id"`
+		Timestamp bool   `json:"timestamp"`
 	}
 	if err := json.Unmarshal(ev.Data, &data); err != nil || data.FileID == "" || ev.TenantID == "" {
 		a.Logger.ErrorContext(ctx, "ignoring a malformed file.process event", "event_id", ev.EventID)
@@ -132,7 +134,13 @@ func (a *App) handleEvent(ctx context.Context, ev tenantry.Event) error {
 		if err != nil || !first {
 			return err
 		}
-		return a.Jobs.InsertTx(ctx, tx, jobs.ProcessFile{TenantID: ev.TenantID, FileID: data.FileID}, nil)
+		if err := a.Jobs.InsertTx(ctx, tx, jobs.ProcessFile{TenantID: ev.TenantID, FileID: data.FileID}, nil); err != nil {
+			return err
+		}
+		if !data.Timestamp {
+			return nil
+		}
+		return a.Timestamps.OnNewFile(ctx, tx, ev.TenantID, data.FileID)
 	})
 }
 
@@ -140,6 +148,14 @@ func (a *App) workers() *river.Workers {
 	w := river.NewWorkers()
 	river.AddWorker(w, &jobs.Func[jobs.ProcessFile]{Do: func(ctx context.Context, j *river.Job[jobs.ProcessFile]) error {
 		return a.Documents.ProcessFile(ctx, j.Args.TenantID, j.Args.FileID)
+	}})
+	river.AddWorker(w, &timestamping.Worker{Service: a.Timestamps})
+	river.AddWorker(w, &jobs.Func[jobs.SweepTimestamps]{Do: func(ctx context.Context, _ *river.Job[jobs.SweepTimestamps]) error {
+		rep, err := a.Timestamps.Sweep(ctx, timestamping.LostAfter)
+		if rep.Requeued+rep.Renewed > 0 {
+			a.Logger.InfoContext(ctx, "swept time-stamps", "requeued", rep.Requeued, "renewed", rep.Renewed)
+		}
+		return err
 	}})
 	river.AddWorker(w, &jobs.Func[jobs.ReconcileStorage]{Do: func(ctx context.Context, _ *river.Job[jobs.ReconcileStorage]) error {
 		rep, err := a.Reconciler.Run(ctx)
@@ -197,6 +213,7 @@ func (a *App) periodicJobs() []*river.PeriodicJob {
 		jobs.Every(every, jobs.PurgeTenants{}),
 		jobs.Every(every, jobs.PruneOutbox{}),
 		jobs.Every(sweep, jobs.SweepOutbox{}),
+		jobs.Every(every, jobs.SweepTimestamps{}),
 	}
 }
 

@@ -45,6 +45,13 @@ type Config struct {
 	BlobGrace time.Duration
 	// SigningKey signs the download links tenantry serves itself.
 	SigningKey []byte
+	// Timestamping, when set, says whether a tenant has trusted
+	// time-stamping on. It is asked when a new content is stored, and the
+	// answer goes with the file.process event: the file is stamped if the
+	// tenant had it on when the file was uploaded.
+	Timestamping interface {
+		Enabled(ctx context.Context, tenantID string) (bool, error)
+	}
 }
 
 // Service implements the document use cases.
@@ -338,6 +345,13 @@ func (s *Service) Commit(ctx context.Context, r *Received, meta Metadata) (*Docu
 		return nil, tenantry.Errorf(tenantry.EUnavailable, "The upload could not be recorded in time; please retry")
 	}
 
+	stamp := false
+	if s.cfg.Timestamping != nil {
+		if stamp, err = s.cfg.Timestamping.Enabled(ctx, r.tenant.ID); err != nil {
+			s.release(ctx, lease.DB(), res)
+			return nil, err
+		}
+	}
 	p := principal(ctx)
 	now := sqldb.Now()
 	doc := &Document{ID: uuid.NewString(), Filename: name, MimeType: mimeType, UserID: p.UserID,
@@ -389,7 +403,7 @@ func (s *Service) Commit(ctx context.Context, r *Received, meta Metadata) (*Docu
 			return nil
 		}
 		return outbox.Emit(ctx, tx, tenantry.EventFileProcess, tenantID, p.UserID, map[string]any{
-			"file_id": f.ID, "sha256_hash": f.SHA256, "file_size": f.Size,
+			"file_id": f.ID, "sha256_hash": f.SHA256, "file_size": f.Size, "timestamp": stamp,
 		})
 	})
 	if err != nil {
@@ -410,6 +424,9 @@ type ListQuery struct {
 	// Sort is one of created_at, -created_at (the default), filename,
 	// -filename.
 	Sort string
+	// TimestampStatus, when set, keeps the documents whose file has this
+	// time-stamp status: none, pending, stamped or failed.
+	TimestampStatus string
 	// After, when set, continues a walk: the page is the one after this
 	// position, Page is not used to skip rows, and the total is not
 	// counted.
@@ -423,7 +440,7 @@ func (s *Service) List(ctx context.Context, tenantID string, q ListQuery) (*List
 		return nil, err
 	}
 	defer lease.Release()
-	return listDocuments(ctx, lease.DB(), q.Filename, q.Sort, q.PerPage, (q.Page-1)*q.PerPage, q.After)
+	return listDocuments(ctx, lease.DB(), q.Filename, q.TimestampStatus, q.Sort, q.PerPage, (q.Page-1)*q.PerPage, q.After)
 }
 
 // open authorizes the caller on a tenant and leases its database.

@@ -43,3 +43,24 @@ func (PurgeTenants) Kind() string { return "purge_tenants" }
 
 // Kind implements river.JobArgs.
 func (ProcessFile) Kind() string { return "process_file" }
+
+// StampFile obtains a trusted time-stamp for a file, for one request of it.
+type StampFile struct {
+	TenantID  string `json:"tenant_id"`
+	FileID    string `json:"file_id"`
+	RequestID string `json:"request_id"`
+	// Upload marks the stamp requested by the file's upload, whose job
+	// records the request itself.
+	Upload bool `json:"upload,omitempty"`
+}
+
+// Kind implements river.JobArgs.
+func (StampFile) Kind() string { return "stamp_file" }
+
+// SweepTimestamps enqueues again the stamps whose jobs were lost, and
+// takes archive time-stamps over tokens whose authority's certificate
+// nears its end.
+type SweepTimestamps struct{}
+
+// Kind implements river.JobArgs.
+func (SweepTimestamps) Kind() string { return "sweep_timestamps" }

@@ -399,3 +399,37 @@ func hashName(h crypto.Hash) string {
 	}
 	return "an unknown hash"
 }
+
+// Imprint returns the algorithm and digest a DER TimeStampToken stamps,
+// without verifying anything: what a token claims, to know what to check
+// it against.
+func Imprint(raw []byte) (Algorithm, []byte, error) {
+	p7, err := parsePKCS7(raw)
+	if err != nil {
+		return "", nil, invalid("the token is not CMS SignedData: %v", err)
+	}
+	var info struct {
+		Version        int
+		Policy         asn1.ObjectIdentifier
+		MessageImprint struct {
+			HashAlgorithm pkix.AlgorithmIdentifier
+			HashedMessage []byte
+		}
+		Rest asn1.RawValue `asn1:"optional"`
+	}
+	if _, err := asn1.UnmarshalWithParams(p7.Content, &info, ""); err != nil {
+		return "", nil, invalid("TSTInfo does not parse: %v", err)
+	}
+	var alg Algorithm
+	switch oid := info.MessageImprint.HashAlgorithm.Algorithm; {
+	case oid.Equal(oidSHA256):
+		alg = SHA256
+	case oid.Equal(oidSHA384):
+		alg = SHA384
+	case oid.Equal(oidSHA512):
+		alg = SHA512
+	default:
+		return "", nil, invalid("the token stamps with an unsupported hash %s", oid)
+	}
+	return alg, info.MessageImprint.HashedMessage, nil
+}
