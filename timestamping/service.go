@@ -589,4 +589,3 @@ func storedToken(tok *timestamp.Token, kind, authority string, now time.Time) *S
 		SignerNotAfter: tok.Signer.NotAfter.UTC().Truncate(time.Microsecond), Response: tok.Response, CreatedAt: now,
 	}
 }
-
