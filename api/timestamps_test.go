@@ -3,21 +3,28 @@ package api_test
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/tenantry/tenantry/app"
 	"github.com/tenantry/tenantry/apptest"
 	"github.com/tenantry/tenantry/config"
+	"github.com/tenantry/tenantry/tenantdb"
 	"github.com/tenantry/tenantry/timestamp/tsatest"
 )
 
@@ -514,4 +521,222 @@ func keys(m map[string][]byte) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// startStoppable starts tenantry like apptest.Start, but returns a stop
+// that ends it there and then, as a worker that dies would.
+func startStoppable(t *testing.T, cfg config.Config) (*apptest.Env, func()) {
+	t.Helper()
+	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler), "test", app.AsWorker())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Server)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			srv.Close()
+			a.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return &apptest.Env{App: a, Server: srv, URL: srv.URL}, stop
+}
+
+// Ensure a worker stopped while its stamp is in flight leaves the file to
+// be stamped by the next one, once.
+func TestTimestampWorkerStoppedMidway(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		g := tsatest.NewAuthority(t, "Go", tsatest.SignerOptions{})
+		cfg := apptest.Config(t, shape)
+		withAuthorities(tsaAuthority{Name: "go", URL: g.URL, Roots: g.CA.RootPEM()})(&cfg)
+		cfg.TSAMaxAttempts = 5
+		cfg.ShutdownTimeout = 500 * time.Millisecond
+		first, stop := startStoppable(t, cfg)
+		admin := first.SignUp(t, "Admin")
+		tenantID := first.CreateTenant(t, admin, "Stopped")
+		first.Do(t, apptest.Request{Method: http.MethodPut, Path: "/api/tenants/" + tenantID + "/timestamping", Token: admin.AccessToken,
+			Body: map[string]any{"enabled": true, "authority": "go"}}).Expect(t, 200, "")
+		entered := g.Hold()
+		content := randomContent(t, 1000)
+		doc := first.Upload(t, admin, tenantID, "inflight.bin", content)
+		select {
+		case <-entered:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the stamp never reached the authority")
+		}
+		stop()
+		g.Release()
+
+		second := apptest.Start(t, cfg)
+		e := &tsaEnv{docsEnv: &docsEnv{Env: second, admin: admin, viewer: admin, tenantID: tenantID}}
+		st := e.waitDone(t, doc.FileID)
+		if st.Status != "stamped" || st.ChainLength != 1 {
+			t.Fatalf("after the restart %+v", st)
+		}
+		res := e.Get(t, e.file(doc.FileID)+"/download", admin.AccessToken).Expect(t, 200, "")
+		opensslVerify(t, res.Body, content, g.CA.WriteRoot(t, t.TempDir()))
+		// Nothing more is stamped later.
+		time.Sleep(200 * time.Millisecond)
+		if st := e.waitDone(t, doc.FileID); st.ChainLength != 1 || *st.Serial != *e.waitDone(t, doc.FileID).Serial {
+			t.Fatalf("stamped again %+v", st)
+		}
+	})
+}
+
+// Ensure a request whose job was lost is enqueued again by the sweep, and
+// that a token whose authority's certificate nears its end gets an archive
+// time-stamp over it, which extends the evidence.
+func TestTimestampSweep(t *testing.T) {
+	apptest.EachShape(t, func(t *testing.T, shape config.Shape) {
+		t.Parallel()
+		ca := tsatest.NewCA(t, "Sweep")
+		short := tsatest.NewAuthorityUnder(t, ca, ca.NewSigner(t, "Short TSA", tsatest.SignerOptions{NotAfter: time.Now().Add(24 * time.Hour)}))
+		long := tsatest.NewAuthority(t, "Long", tsatest.SignerOptions{})
+		e := &tsaEnv{docsEnv: newDocsEnv(t, shape, withAuthorities(
+			tsaAuthority{Name: "short", URL: short.URL, Roots: ca.RootPEM()},
+			tsaAuthority{Name: "long", URL: long.URL, Roots: long.CA.RootPEM()},
+		))}
+		e.enable(t, map[string]any{"authority": "short"})
+		content := randomContent(t, 800)
+		doc := e.Upload(t, e.user, e.tenantID, "s.bin", content)
+		if st := e.waitDone(t, doc.FileID); st.Status != "stamped" || *st.Authority != "short" {
+			t.Fatalf("first stamp %+v", st)
+		}
+
+		// A request whose job is gone: pending, untouched for long.
+		ctx := context.Background()
+		lost := e.Upload(t, e.user, e.tenantID, "lost.bin", randomContent(t, 100))
+		e.waitDone(t, lost.FileID)
+		tn, err := e.App.TenantSvc.Active(ctx, e.tenantID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lease, err := e.App.Tenants.Acquire(ctx, tenantdb.RefOf(tn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = lease.DB().Exec(ctx, `UPDATE file_timestamps SET status = 'pending', updated_at = $2 WHERE file_id = $1`,
+			lost.FileID, time.Now().Add(-3*time.Hour))
+		lease.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The short-lived authority's certificate ends within the renewal
+		// period; the other one's does not.
+		e.enable(t, map[string]any{"authority": []string{"long"}})
+		rep, err := e.App.Timestamps.Sweep(ctx, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Requeued != 1 || rep.Renewed != 1 {
+			t.Fatalf("sweep %+v", rep)
+		}
+		if st := e.waitDone(t, lost.FileID); st.Status != "stamped" {
+			t.Fatalf("lost request %+v", st)
+		}
+		st := e.waitDone(t, doc.FileID)
+		if st.ChainLength != 2 || *st.Authority != "long" {
+			t.Fatalf("after renewal %+v", st)
+		}
+		var v struct {
+			Valid bool `json:"valid"`
+			Chain []struct {
+				Kind  string `json:"kind"`
+				Valid bool   `json:"valid"`
+			} `json:"chain"`
+		}
+		e.Do(t, apptest.Request{Method: http.MethodPost, Path: e.file(doc.FileID) + "/verify", Token: e.viewer.AccessToken}).Expect(t, 200, "").Data(t, &v)
+		if !v.Valid || len(v.Chain) != 2 || v.Chain[1].Kind != "archive" || !v.Chain[1].Valid {
+			t.Fatalf("verify %+v", v)
+		}
+		// The .tsr download is still the token over the file itself.
+		res := e.Get(t, e.file(doc.FileID)+"/download", e.viewer.AccessToken).Expect(t, 200, "")
+		opensslVerify(t, res.Body, content, ca.WriteRoot(t, t.TempDir()))
+		// The evidence holds the chain, each link checkable with openssl.
+		files := unzip(t, e.Get(t, e.file(doc.FileID)+"/evidence", e.viewer.AccessToken).Expect(t, 200, "").Body)
+		dir := t.TempDir()
+		for name, body := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), body, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := exec.Command("openssl", "ts", "-verify", "-data", filepath.Join(dir, "1-file-timestamp.tsr"),
+			"-in", filepath.Join(dir, "2-archive-timestamp.tsr"), "-CAfile", filepath.Join(dir, "chain.pem")).CombinedOutput()
+		if err != nil || !bytes.Contains(out, []byte("Verification: OK")) {
+			t.Fatalf("openssl on the archive stamp: %v %s (evidence %v)", err, out, keys(files))
+		}
+		if !strings.Contains(string(files["README.txt"]), "2-archive-timestamp.tsr") {
+			t.Fatalf("README %s", files["README.txt"])
+		}
+	})
+}
+
+// Ensure a bulk request of 1,000 files keeps to the authority's rate and
+// ends with 1,000 verified stamps, each of which OpenSSL accepts too.
+func TestTimestampBulkThousand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 stamps at a bounded rate take seconds")
+	}
+	t.Parallel()
+	const files, rate = 1000, 100.0
+	g := tsatest.NewAuthority(t, "Bulk", tsatest.SignerOptions{})
+	e := &tsaEnv{docsEnv: newDocsEnv(t, config.Embedded, withAuthorities(tsaAuthority{Name: "bulk", URL: g.URL, Roots: g.CA.RootPEM()}),
+		func(c *config.Config) { c.TSARate = rate; c.JobWorkers = 20 })}
+	contents := map[string][]byte{}
+	for i := range files {
+		c := []byte(fmt.Sprintf("document %d %x", i, randomContent(t, 16)))
+		contents[e.Upload(t, e.user, e.tenantID, fmt.Sprintf("d%04d.txt", i), c).FileID] = c
+	}
+	e.enable(t, map[string]any{"authority": "bulk"})
+	var r struct {
+		Total   int     `json:"total_files"`
+		Minutes float64 `json:"estimated_duration_minutes"`
+	}
+	e.Do(t, apptest.Request{Method: http.MethodPost, Path: "/api/tenants/" + e.tenantID + "/files/timestamp/bulk", Token: e.admin.AccessToken,
+		Body: map[string]any{"filter": map[string]any{"not_timestamped": true}}}).Expect(t, 201, "").Data(t, &r)
+	if r.Total != files || r.Minutes != 0.2 {
+		t.Fatalf("bulk %+v", r)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		var list struct {
+			Pagination struct {
+				Total int `json:"total"`
+			} `json:"pagination"`
+		}
+		e.Get(t, e.docs()+"?per_page=1&timestamp_status=stamped", e.viewer.AccessToken).Expect(t, 200, "").Data(t, &list)
+		if list.Pagination.Total == files {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d stamped", list.Pagination.Total, files)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// At 100 per second, any 101 consecutive requests span a second at
+	// least (less a little for the timer's slack).
+	times := g.Times()
+	if len(times) != files {
+		t.Fatalf("%d requests for %d files", len(times), files)
+	}
+	for i := 0; i+int(rate) < len(times); i++ {
+		if span := times[i+int(rate)].Sub(times[i]); span < 950*time.Millisecond {
+			t.Fatalf("requests %d to %d within %s: over %v per second", i, i+int(rate), span, rate)
+		}
+	}
+	caFile := g.CA.WriteRoot(t, t.TempDir())
+	for id, c := range contents {
+		var st tsStatus
+		e.Get(t, e.file(id), e.viewer.AccessToken).Expect(t, 200, "").Data(t, &st)
+		if st.Status != "stamped" || st.VerifiedAt == nil || st.ChainLength != 1 {
+			t.Fatalf("file %s: %+v", id, st)
+		}
+		opensslVerify(t, e.Get(t, e.file(id)+"/download", e.viewer.AccessToken).Expect(t, 200, "").Body, c, caFile)
+	}
 }
