@@ -38,6 +38,11 @@ var auditActions = map[string]string{ //nolint:gochecknoglobals // read-only tab
 	"delete-document":           "document.delete",
 	"delete-file":               "file.delete",
 	"delete-file-alias":         "file.delete",
+	"update-timestamping":       "timestamping.update",
+	"create-file-timestamp":     "file.timestamp.create",
+	"bulk-timestamp-files":      "file.timestamp.bulk",
+	"verify-file-timestamp":     "file.timestamp.verify",
+	"verify-timestamp-evidence": "timestamp.verify",
 }
 
 // auditEmailOperations are the operations whose entry records the email

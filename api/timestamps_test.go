@@ -248,6 +248,13 @@ func TestTimestampOnUpload(t *testing.T) {
 			t.Fatalf("openssl on the evidence: %v %s", err, out)
 		}
 
+		// The settings change, the stamp and the verification are audited.
+		for _, action := range []string{"timestamping.update", "file.timestamp.stamped"} {
+			if n := e.auditEntries(t, action); n != 1 {
+				t.Errorf("%d %s audit entries, want 1", n, action)
+			}
+		}
+
 		// Listings show each document's stamp, and filter by it.
 		var list struct {
 			Documents []struct {
@@ -405,6 +412,22 @@ func TestTimestampFailures(t *testing.T) {
 	if failed != len(cases) {
 		t.Errorf("%d file.timestamp_failed events, want %d", failed, len(cases))
 	}
+	// And an entry of the tenant's audit trail.
+	if n := e.auditEntries(t, "file.timestamp.failed"); n != len(cases) {
+		t.Errorf("%d file.timestamp.failed audit entries, want %d", n, len(cases))
+	}
+}
+
+// auditEntries counts the tenant's audit entries of an action.
+func (e *tsaEnv) auditEntries(t *testing.T, action string) int {
+	t.Helper()
+	var a struct {
+		Pagination struct {
+			Total int `json:"total"`
+		} `json:"pagination"`
+	}
+	e.Get(t, "/api/tenants/"+e.tenantID+"/audit?per_page=1&action="+action, e.admin.AccessToken).Expect(t, 200, "").Data(t, &a)
+	return a.Pagination.Total
 }
 
 // Ensure the manual routes: admins only, tenant switched on, force

@@ -210,7 +210,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	a.Timestamps = timestamping.NewService(a.Engines.Control, a.TenantSvc, a.Tenants, a.Blobs, a.Streams,
 		timestamp.NewClient(timestamp.ClientConfig{Timeout: cfg.TSATimeout, RatePerSecond: cfg.TSARate, Observer: a.timestampMetrics()}),
 		timestamping.Config{Authorities: authorities, MaxAttempts: cfg.TSAMaxAttempts, RetryDelay: cfg.TSARetryDelay,
-			RenewBefore: cfg.TSARenewBefore, RatePerSecond: cfg.TSARate, Logger: logger})
+			RenewBefore: cfg.TSARenewBefore, RatePerSecond: cfg.TSARate, Audit: a.Audit, Logger: logger})
 	a.Documents = document.NewService(a.TenantSvc, a.Tenants, a.Blobs, a.Streams, document.Config{
 		MaxUploadBytes: cfg.MaxUploadMB << 20,
 		BlobGrace:      cfg.BlobGrace,

@@ -207,9 +207,7 @@ func VerifyToken(raw []byte, want Expect) (*Token, error) {
 	if err := p7.Verify(); err != nil {
 		return nil, invalid("signature does not verify: %v", err)
 	}
-	parseMu.Lock()
-	ts, err := rfc3161.Parse(raw)
-	parseMu.Unlock()
+	ts, err := parseTST(raw)
 	if err != nil {
 		return nil, invalid("TSTInfo does not parse: %v", err)
 	}
@@ -259,6 +257,12 @@ func VerifyToken(raw []byte, want Expect) (*Token, error) {
 // package counts its nesting depth in a package variable while it
 // converts BER to DER, unguarded, so two parses at once race.
 var parseMu sync.Mutex //nolint:gochecknoglobals // guards a third party's global
+
+func parseTST(raw []byte) (*rfc3161.Timestamp, error) {
+	parseMu.Lock()
+	defer parseMu.Unlock()
+	return rfc3161.Parse(raw)
+}
 
 func parsePKCS7(raw []byte) (*pkcs7.PKCS7, error) {
 	parseMu.Lock()

@@ -9,6 +9,7 @@ package timestamping
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -45,7 +46,10 @@ type Config struct {
 	RenewBefore time.Duration
 	// RatePerSecond is the per-authority rate, for estimates.
 	RatePerSecond float64
-	Logger        *slog.Logger
+	// Audit, when set, records each stamp kept or given up in the
+	// tenant's audit trail.
+	Audit  *audit.Log
+	Logger *slog.Logger
 }
 
 // Service implements the time-stamping use cases.
@@ -501,15 +505,19 @@ func (s *Service) Stamp(ctx context.Context, req jobs.StampFile, attempt, maxAtt
 	if tok != nil {
 		st := storedToken(tok, KindFile, name, now)
 		var stored bool
+		data := map[string]any{
+			"file_id": f.ID, "sha256_hash": f.SHA256, "hash_algorithm": alg, "authority": name,
+			"gen_time": tok.GenTime, "serial_number": st.Serial, "policy_oid": tok.Policy,
+		}
 		err := s.streams.TenantTx(ctx, t.ID, t.DatabaseName, db, func(tx sqldb.Tx) error {
 			if stored, err = markStamped(ctx, tx, f.ID, rec.RequestID, st, tok.Accuracy, now); err != nil || !stored {
 				return err
 			}
-			return outbox.Emit(ctx, tx, tenantry.EventFileTimestamped, t.ID, "", map[string]any{
-				"file_id": f.ID, "sha256_hash": f.SHA256, "hash_algorithm": alg, "authority": name,
-				"gen_time": tok.GenTime, "serial_number": st.Serial, "policy_oid": tok.Policy,
-			})
+			return outbox.Emit(ctx, tx, tenantry.EventFileTimestamped, t.ID, "", data)
 		})
+		if err == nil && stored {
+			s.audit(ctx, t.ID, "file.timestamp.stamped", f.ID, audit.OutcomeSuccess, data)
+		}
 		return err
 	}
 	reason := strings.Join(reasons, "; ")
@@ -553,15 +561,35 @@ func (s *Service) ask(ctx context.Context, names []string, alg timestamp.Algorit
 
 func (s *Service) fail(ctx context.Context, t *tenantry.Tenant, db sqldb.DB, rec *Record, reason string) error {
 	now := sqldb.Now()
-	return s.streams.TenantTx(ctx, t.ID, t.DatabaseName, db, func(tx sqldb.Tx) error {
-		failed, err := markFailed(ctx, tx, rec.FileID, rec.RequestID, reason, now)
-		if err != nil || !failed {
+	data := map[string]any{"file_id": rec.FileID, "reason": reason, "attempts": rec.Attempts + 1}
+	var failed bool
+	err := s.streams.TenantTx(ctx, t.ID, t.DatabaseName, db, func(tx sqldb.Tx) error {
+		var err error
+		if failed, err = markFailed(ctx, tx, rec.FileID, rec.RequestID, reason, now); err != nil || !failed {
 			return err
 		}
-		return outbox.Emit(ctx, tx, tenantry.EventFileTimestampFailed, t.ID, "", map[string]any{
-			"file_id": rec.FileID, "reason": reason, "attempts": rec.Attempts + 1,
-		})
+		return outbox.Emit(ctx, tx, tenantry.EventFileTimestampFailed, t.ID, "", data)
 	})
+	if err == nil && failed {
+		s.audit(ctx, t.ID, "file.timestamp.failed", rec.FileID, audit.OutcomeFailure, data)
+	}
+	return err
+}
+
+// audit records what a job did in the tenant's audit trail. The stamp is
+// kept whether or not its record can be written: a failure is logged.
+func (s *Service) audit(ctx context.Context, tenantID, action, fileID, outcome string, details map[string]any) {
+	if s.cfg.Audit == nil {
+		return
+	}
+	body, err := json.Marshal(details)
+	if err == nil {
+		err = s.cfg.Audit.Append(ctx, &audit.Entry{Chain: tenantID, Action: action, TargetType: "file", TargetID: fileID,
+			Outcome: outcome, Details: body})
+	}
+	if err != nil {
+		s.logger.WarnContext(ctx, "recording a time-stamp in the audit trail", "tenant_id", tenantID, "file_id", fileID, "error", err)
+	}
 }
 
 // digest is the file's digest with alg: its SHA-256 as recorded, or its

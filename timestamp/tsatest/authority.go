@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -206,4 +207,20 @@ func breakSignature(resp []byte) []byte {
 	out := append([]byte(nil), resp...)
 	out[len(out)-5] ^= 0x01
 	return out
+}
+
+// Respond returns a granted response over digest (SHA-256), signed by
+// signer under ca, without any HTTP: a token for tests that need one.
+func Respond(t testing.TB, ca *CA, signer *Signer, digest []byte) []byte {
+	t.Helper()
+	ts := rfc3161.Timestamp{
+		HashAlgorithm: crypto.SHA256, HashedMessage: digest, Time: time.Now().UTC().Truncate(time.Second),
+		Nonce: big.NewInt(42), Policy: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1, 1}, AddTSACertificate: true,
+		Certificates: []*x509.Certificate{ca.Intermediate},
+	}
+	resp, err := ts.CreateResponseWithOpts(signer.Cert, signer.Key, crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
