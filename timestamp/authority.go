@@ -57,18 +57,6 @@ func (a Algorithm) Hash() crypto.Hash {
 	return crypto.SHA256
 }
 
-func algorithmOfHash(h crypto.Hash) (Algorithm, bool) {
-	switch h {
-	case crypto.SHA256:
-		return SHA256, true
-	case crypto.SHA384:
-		return SHA384, true
-	case crypto.SHA512:
-		return SHA512, true
-	}
-	return "", false
-}
-
 // AuthorityConfig is one authority as an operator writes it in
 // TENANTRY_TSA_AUTHORITIES.
 type AuthorityConfig struct {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/digitorus/pkcs7"
-	rfc3161 "github.com/digitorus/timestamp"
 )
 
 // Object identifiers the verification looks for.
@@ -207,15 +206,15 @@ func VerifyToken(raw []byte, want Expect) (*Token, error) {
 	if err := p7.Verify(); err != nil {
 		return nil, invalid("signature does not verify: %v", err)
 	}
-	ts, err := parseTST(raw)
+	ts, err := parseTSTInfo(p7.Content)
 	if err != nil {
-		return nil, invalid("TSTInfo does not parse: %v", err)
+		return nil, err
 	}
-	alg, ok := algorithmOfHash(ts.HashAlgorithm)
+	alg, ok := algorithmOfOID(ts.MessageImprint.HashAlgorithm.Algorithm)
 	if !ok || alg != want.Algorithm {
-		return nil, invalid("message imprint uses %s, not the requested %s", hashName(ts.HashAlgorithm), want.Algorithm)
+		return nil, invalid("message imprint uses %s, not the requested %s", oidName(ts.MessageImprint.HashAlgorithm.Algorithm), want.Algorithm)
 	}
-	if !bytes.Equal(ts.HashedMessage, want.Digest) {
+	if !bytes.Equal(ts.MessageImprint.HashedMessage, want.Digest) {
 		return nil, invalid("message imprint does not match the file's %s digest", want.Algorithm)
 	}
 	if want.Nonce != nil && (ts.Nonce == nil || ts.Nonce.Cmp(want.Nonce) != 0) {
@@ -248,7 +247,7 @@ func VerifyToken(raw []byte, want Expect) (*Token, error) {
 		return nil, invalid("signer certificate does not chain to the authority's roots at %s: %v", ts.Time.UTC().Format(time.RFC3339), err)
 	}
 	return &Token{
-		Algorithm: alg, Digest: ts.HashedMessage, GenTime: ts.Time.UTC(), Accuracy: ts.Accuracy,
+		Algorithm: alg, Digest: ts.MessageImprint.HashedMessage, GenTime: ts.Time.UTC(), Accuracy: ts.accuracy(),
 		Serial: ts.SerialNumber, Policy: ts.Policy.String(), Nonce: ts.Nonce, Signer: signer, Chain: chains[0],
 	}, nil
 }
@@ -257,12 +256,6 @@ func VerifyToken(raw []byte, want Expect) (*Token, error) {
 // package counts its nesting depth in a package variable while it
 // converts BER to DER, unguarded, so two parses at once race.
 var parseMu sync.Mutex //nolint:gochecknoglobals // guards a third party's global
-
-func parseTST(raw []byte) (*rfc3161.Timestamp, error) {
-	parseMu.Lock()
-	defer parseMu.Unlock()
-	return rfc3161.Parse(raw)
-}
 
 func parsePKCS7(raw []byte) (*pkcs7.PKCS7, error) {
 	parseMu.Lock()
@@ -394,16 +387,6 @@ func checkIssuerSerial(is essIssuerSerial, signer *x509.Certificate, what string
 	return nil
 }
 
-func hashName(h crypto.Hash) string {
-	if alg, ok := algorithmOfHash(h); ok {
-		return string(alg)
-	}
-	if h == crypto.SHA1 {
-		return "sha1"
-	}
-	return "an unknown hash"
-}
-
 // Imprint returns the algorithm and digest a DER TimeStampToken stamps,
 // without verifying anything: what a token claims, to know what to check
 // it against.
@@ -412,28 +395,80 @@ func Imprint(raw []byte) (Algorithm, []byte, error) {
 	if err != nil {
 		return "", nil, invalid("the token is not CMS SignedData: %v", err)
 	}
-	var info struct {
-		Version        int
-		Policy         asn1.ObjectIdentifier
-		MessageImprint struct {
-			HashAlgorithm pkix.AlgorithmIdentifier
-			HashedMessage []byte
-		}
-		Rest asn1.RawValue `asn1:"optional"`
+	info, err := parseTSTInfo(p7.Content)
+	if err != nil {
+		return "", nil, err
 	}
-	if _, err := asn1.UnmarshalWithParams(p7.Content, &info, ""); err != nil {
-		return "", nil, invalid("TSTInfo does not parse: %v", err)
-	}
-	var alg Algorithm
-	switch oid := info.MessageImprint.HashAlgorithm.Algorithm; {
-	case oid.Equal(oidSHA256):
-		alg = SHA256
-	case oid.Equal(oidSHA384):
-		alg = SHA384
-	case oid.Equal(oidSHA512):
-		alg = SHA512
-	default:
+	oid := info.MessageImprint.HashAlgorithm.Algorithm
+	alg, ok := algorithmOfOID(oid)
+	if !ok {
 		return "", nil, invalid("the token stamps with an unsupported hash %s", oid)
 	}
 	return alg, info.MessageImprint.HashedMessage, nil
+}
+
+// tstInfo is TSTInfo (RFC 3161 §2.4.2).
+type tstInfo struct {
+	Version        int
+	Policy         asn1.ObjectIdentifier
+	MessageImprint struct {
+		HashAlgorithm pkix.AlgorithmIdentifier
+		HashedMessage []byte
+	}
+	SerialNumber *big.Int
+	Time         time.Time `asn1:"generalized"`
+	Accuracy     struct {
+		Seconds      int64 `asn1:"optional"`
+		Milliseconds int64 `asn1:"tag:0,optional"`
+		Microseconds int64 `asn1:"tag:1,optional"`
+	} `asn1:"optional"`
+	Ordering   bool             `asn1:"optional,default:false"`
+	Nonce      *big.Int         `asn1:"optional"`
+	TSA        asn1.RawValue    `asn1:"tag:0,optional"`
+	Extensions []pkix.Extension `asn1:"tag:1,optional"`
+}
+
+func (t *tstInfo) accuracy() time.Duration {
+	return time.Duration(t.Accuracy.Seconds)*time.Second + time.Duration(t.Accuracy.Milliseconds)*time.Millisecond +
+		time.Duration(t.Accuracy.Microseconds)*time.Microsecond
+}
+
+func parseTSTInfo(content []byte) (*tstInfo, error) {
+	var info tstInfo
+	rest, err := asn1.Unmarshal(content, &info)
+	if err != nil {
+		return nil, invalid("TSTInfo does not parse: %v", err)
+	}
+	if len(rest) > 0 {
+		return nil, invalid("trailing data after the TSTInfo")
+	}
+	if info.Version != 1 {
+		return nil, invalid("TSTInfo version %d, not 1", info.Version)
+	}
+	if len(info.MessageImprint.HashedMessage) == 0 || info.SerialNumber == nil {
+		return nil, invalid("TSTInfo lacks its imprint or serial number")
+	}
+	return &info, nil
+}
+
+func algorithmOfOID(oid asn1.ObjectIdentifier) (Algorithm, bool) {
+	switch {
+	case oid.Equal(oidSHA256):
+		return SHA256, true
+	case oid.Equal(oidSHA384):
+		return SHA384, true
+	case oid.Equal(oidSHA512):
+		return SHA512, true
+	}
+	return "", false
+}
+
+func oidName(oid asn1.ObjectIdentifier) string {
+	if alg, ok := algorithmOfOID(oid); ok {
+		return string(alg)
+	}
+	if oid.Equal(asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}) {
+		return "sha1"
+	}
+	return oid.String()
 }
