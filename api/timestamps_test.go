@@ -491,8 +491,9 @@ func TestTimestampCreateAndBulk(t *testing.T) {
 
 		// Two more files, uploaded while time-stamping is off.
 		e.Do(t, apptest.Request{Method: http.MethodPut, Path: e.settings(), Token: e.admin.AccessToken, Body: map[string]any{"enabled": false}}).Expect(t, 200, "")
-		a := e.Upload(t, e.user, e.tenantID, "a.bin", randomContent(t, 100))
-		b := e.Upload(t, e.user, e.tenantID, "b.bin", randomContent(t, 100))
+		ca, cb := randomContent(t, 100), randomContent(t, 100)
+		a := e.Upload(t, e.user, e.tenantID, "a.bin", ca)
+		b := e.Upload(t, e.user, e.tenantID, "b.bin", cb)
 		post(e.admin.AccessToken, map[string]any{"filter": map[string]any{"not_timestamped": true}}).Expect(t, 400, "BAD_REQUEST")
 		e.enable(t, map[string]any{})
 		var r struct {
@@ -509,10 +510,12 @@ func TestTimestampCreateAndBulk(t *testing.T) {
 		if r.Total != 2 || r.Scheduled != 2 {
 			t.Fatalf("bulk %+v", r)
 		}
-		for _, d := range []*apptest.Document{a, b} {
+		root := e.goTSA.CA.WriteRoot(t, t.TempDir())
+		for d, c := range map[*apptest.Document][]byte{a: ca, b: cb} {
 			if st := e.waitDone(t, d.FileID); st.Status != "stamped" {
 				t.Fatalf("bulk stamp %+v", st)
 			}
+			opensslVerify(t, e.Get(t, e.file(d.FileID)+"/download", e.viewer.AccessToken).Expect(t, 200, "").Body, c, root)
 		}
 	})
 }
@@ -634,7 +637,8 @@ func TestTimestampSweep(t *testing.T) {
 
 		// A request whose job is gone: pending, untouched for long.
 		ctx := context.Background()
-		lost := e.Upload(t, e.user, e.tenantID, "lost.bin", randomContent(t, 100))
+		lostContent := randomContent(t, 100)
+		lost := e.Upload(t, e.user, e.tenantID, "lost.bin", lostContent)
 		e.waitDone(t, lost.FileID)
 		tn, err := e.App.TenantSvc.Active(ctx, e.tenantID)
 		if err != nil {
@@ -663,6 +667,7 @@ func TestTimestampSweep(t *testing.T) {
 		if st := e.waitDone(t, lost.FileID); st.Status != "stamped" {
 			t.Fatalf("lost request %+v", st)
 		}
+		opensslVerify(t, e.Get(t, e.file(lost.FileID)+"/download", e.viewer.AccessToken).Expect(t, 200, "").Body, lostContent, long.CA.WriteRoot(t, t.TempDir()))
 		st := e.waitDone(t, doc.FileID)
 		if st.ChainLength != 2 || *st.Authority != "long" {
 			t.Fatalf("after renewal %+v", st)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/sqldb"
 )
@@ -140,9 +142,9 @@ func insertToken(ctx context.Context, q sqldb.Querier, fileID string, t *StoredT
 	if err != nil {
 		return err
 	}
-	_, err = q.Exec(ctx, `INSERT INTO timestamp_tokens (file_id, seq, kind, hash_algorithm, imprint, authority, gen_time,
-		serial_number, policy_oid, signer_not_after, response, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		fileID, t.Seq, t.Kind, t.Algorithm, t.Imprint, t.Authority, t.GenTime, t.Serial, t.Policy, t.SignerNotAfter, t.Response, t.CreatedAt)
+	_, err = q.Exec(ctx, `INSERT INTO timestamp_tokens (id, file_id, seq, kind, hash_algorithm, imprint, authority, gen_time,
+		serial_number, policy_oid, signer_not_after, response, created_at) VALUES ($13, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		fileID, t.Seq, t.Kind, t.Algorithm, t.Imprint, t.Authority, t.GenTime, t.Serial, t.Policy, t.SignerNotAfter, t.Response, t.CreatedAt, uuid.NewString())
 	return err
 }
 

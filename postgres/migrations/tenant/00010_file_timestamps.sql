@@ -30,8 +30,10 @@ CREATE INDEX file_timestamps_status ON file_timestamps (status, updated_at);
 
 -- Every verified token, in order: seq 1 stamps the file's digest, each
 -- later one (kind archive) stamps the whole response before it, so that
--- the chain outlives the certificate of any one authority (RFC 4998).
+-- the chain outlives the certificate of any one authority (RFC 4998). Its
+-- key is one column, as a tenant move needs to follow the table's changes.
 CREATE TABLE timestamp_tokens (
+    id               UUID PRIMARY KEY,
     file_id          UUID NOT NULL REFERENCES files (id) ON DELETE CASCADE,
     seq              INTEGER NOT NULL,
     kind             VARCHAR(10) NOT NULL CHECK (kind IN ('file', 'archive')),
@@ -44,7 +46,7 @@ CREATE TABLE timestamp_tokens (
     signer_not_after TIMESTAMPTZ NOT NULL,
     response         BYTEA NOT NULL,
     created_at       TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (file_id, seq)
+    UNIQUE (file_id, seq)
 );
 CREATE INDEX timestamp_tokens_expiry ON timestamp_tokens (signer_not_after);
 
