@@ -182,6 +182,9 @@ func TestTimestampOnUpload(t *testing.T) {
 		e.enable(t, map[string]any{"authority": "openssl"})
 		content := randomContent(t, 10000)
 		doc := e.Upload(t, e.user, e.tenantID, "contract.pdf", content)
+		if offDoc.TimestampStatus != "none" || doc.TimestampStatus != "pending" {
+			t.Fatalf("uploads answered timestamp_status %q while off, %q while on", offDoc.TimestampStatus, doc.TimestampStatus)
+		}
 		st := e.waitDone(t, doc.FileID)
 		if st.Status != "stamped" || *st.Authority != "openssl" || *st.Algorithm != "sha256" || *st.Policy != tsatest.DefaultPolicy ||
 			st.GenTime == nil || st.Serial == nil || !strings.HasPrefix(*st.Serial, "0x") || st.VerifiedAt == nil ||
@@ -189,7 +192,9 @@ func TestTimestampOnUpload(t *testing.T) {
 			t.Fatalf("status %+v", st)
 		}
 		// The same content again shares the file, and its stamp.
-		e.Upload(t, e.admin, e.tenantID, "copy.pdf", content)
+		if c := e.Upload(t, e.admin, e.tenantID, "copy.pdf", content); c.TimestampStatus != "stamped" {
+			t.Fatalf("a copy of a stamped file answered timestamp_status %q", c.TimestampStatus)
+		}
 		time.Sleep(300 * time.Millisecond)
 		if n := e.openssl.Requests(); n != 1 {
 			t.Fatalf("%d requests to the authority, want 1", n)

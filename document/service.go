@@ -45,12 +45,13 @@ type Config struct {
 	BlobGrace time.Duration
 	// SigningKey signs the download links tenantry serves itself.
 	SigningKey []byte
-	// Timestamping, when set, says whether a tenant has trusted
-	// time-stamping on. It is asked when a new content is stored, and the
-	// answer goes with the file.process event: the file is stamped if the
-	// tenant had it on when the file was uploaded.
+	// Timestamping, when set, is asked before an upload is recorded
+	// whether its tenant has trusted time-stamping on. If so, it returns
+	// what records, in the upload's transaction, the request to stamp a
+	// new content, and the file.process event says the file is to be
+	// stamped: the tenant's setting when the file was uploaded decides.
 	Timestamping interface {
-		Enabled(ctx context.Context, tenantID string) (bool, error)
+		ForUpload(ctx context.Context, tenantID string) (func(ctx context.Context, tx sqldb.Tx, fileID string) error, error)
 	}
 }
 
@@ -345,9 +346,9 @@ func (s *Service) Commit(ctx context.Context, r *Received, meta Metadata) (*Docu
 		return nil, tenantry.Errorf(tenantry.EUnavailable, "The upload could not be recorded in time; please retry")
 	}
 
-	stamp := false
+	var requestStamp func(ctx context.Context, tx sqldb.Tx, fileID string) error
 	if s.cfg.Timestamping != nil {
-		if stamp, err = s.cfg.Timestamping.Enabled(ctx, r.tenant.ID); err != nil {
+		if requestStamp, err = s.cfg.Timestamping.ForUpload(ctx, r.tenant.ID); err != nil {
 			s.release(ctx, lease.DB(), res)
 			return nil, err
 		}
@@ -400,10 +401,18 @@ func (s *Service) Commit(ctx context.Context, r *Received, meta Metadata) (*Docu
 			return err
 		}
 		if !inserted {
-			return nil
+			return tx.QueryRow(ctx, `SELECT COALESCE((SELECT status FROM file_timestamps WHERE file_id = $1), 'none')`, f.ID).
+				Scan(&doc.TimestampStatus)
+		}
+		doc.TimestampStatus = "none"
+		if requestStamp != nil {
+			if err := requestStamp(ctx, tx, f.ID); err != nil {
+				return err
+			}
+			doc.TimestampStatus = "pending"
 		}
 		return outbox.Emit(ctx, tx, tenantry.EventFileProcess, tenantID, p.UserID, map[string]any{
-			"file_id": f.ID, "sha256_hash": f.SHA256, "file_size": f.Size, "timestamp": stamp,
+			"file_id": f.ID, "sha256_hash": f.SHA256, "file_size": f.Size, "timestamp": requestStamp != nil,
 		})
 	})
 	if err != nil {

@@ -399,13 +399,26 @@ func (s *Service) enqueue(ctx context.Context, reqs []jobs.StampFile) error {
 	})
 }
 
-// Enabled reports whether a tenant has time-stamping on.
-func (s *Service) Enabled(ctx context.Context, tenantID string) (bool, error) {
+// ForUpload returns, when a tenant has time-stamping on, what records in
+// an upload's transaction of the tenant database the request to stamp the
+// new content it stores: the file reads pending from the moment its upload
+// commits. It returns nil when the tenant has it off.
+func (s *Service) ForUpload(ctx context.Context, tenantID string) (func(ctx context.Context, tx sqldb.Tx, fileID string) error, error) {
 	set, err := findSettings(ctx, s.control, tenantID)
-	if err != nil {
-		return false, err
+	if err != nil || !set.Enabled {
+		return nil, err
 	}
-	return set.Enabled, nil
+	return func(ctx context.Context, tx sqldb.Tx, fileID string) error {
+		_, err := requestStamp(ctx, tx, fileID, set.Algorithm, uploadRequestID(fileID), false, sqldb.Now())
+		return err
+	}, nil
+}
+
+// uploadRequestID is the id of the request an upload makes: derived from
+// the file, so that the upload's transaction and its job, and a job
+// enqueued again for a redelivered event, all name the same request.
+func uploadRequestID(fileID string) string {
+	return uuid.NewSHA1(uuid.NameSpaceOID, []byte("tenantry upload stamp "+fileID)).String()
 }
 
 // OnNewFile requests the stamp of a file just stored by an upload made
@@ -414,10 +427,9 @@ func (s *Service) Enabled(ctx context.Context, tenantID string) (bool, error) {
 // the caller's transaction commits. It is called once per new content
 // (deduplicated uploads share one file and one stamp).
 func (s *Service) OnNewFile(ctx context.Context, tx sqldb.Tx, tenantID, fileID string) error {
-	// The request id is derived from the file: a redelivered event
-	// enqueues a job for the same request, which acts once.
-	id := uuid.NewSHA1(uuid.NameSpaceOID, []byte("tenantry upload stamp "+fileID)).String()
-	return s.queue.InsertTx(ctx, tx, jobs.StampFile{TenantID: tenantID, FileID: fileID, RequestID: id, Upload: true},
+	// A redelivered event enqueues a job for the same request, which
+	// acts once.
+	return s.queue.InsertTx(ctx, tx, jobs.StampFile{TenantID: tenantID, FileID: fileID, RequestID: uploadRequestID(fileID), Upload: true},
 		&river.InsertOpts{MaxAttempts: s.cfg.MaxAttempts})
 }
 
@@ -471,11 +483,9 @@ func (s *Service) Stamp(ctx context.Context, req jobs.StampFile, attempt, maxAtt
 	} else if err != nil {
 		return err
 	}
-	if req.Upload {
-		if !set.Enabled {
-			// Turned off since the upload: nothing is sent.
-			return nil
-		}
+	if req.Upload && set.Enabled {
+		// The upload recorded its request; one made before it did has
+		// its row written here.
 		if _, err := requestStamp(ctx, db, f.ID, set.Algorithm, req.RequestID, false, sqldb.Now()); err != nil {
 			return err
 		}
