@@ -444,6 +444,9 @@ type ListQuery struct {
 
 // List returns a page of the tenant's documents, all members' included.
 func (s *Service) List(ctx context.Context, tenantID string, q ListQuery) (*Listing, error) {
+	if q.TimestampStatus != "" && !ValidTimestampStatus(q.TimestampStatus) {
+		return nil, tenantry.Errorf(tenantry.EBadRequest, "timestamp_status must be one of none, pending, stamped, failed")
+	}
 	lease, err := s.open(ctx, tenantID, tenantry.RoleViewer)
 	if err != nil {
 		return nil, err
