@@ -62,7 +62,7 @@ func (a *App) setupEvents() error {
 		}
 	}
 
-	qcfg := jobs.Config{Logger: a.Logger, MaxWorkers: cfg.JobWorkers}
+	qcfg := jobs.Config{Logger: a.Logger, MaxWorkers: cfg.JobWorkers, RescueAfter: cfg.JobRescueAfter}
 	if a.background {
 		qcfg.Workers, qcfg.Periodic = a.workers(), a.periodicJobs()
 	}
@@ -149,7 +149,10 @@ func (a *App) workers() *river.Workers {
 	river.AddWorker(w, &jobs.Func[jobs.ProcessFile]{Do: func(ctx context.Context, j *river.Job[jobs.ProcessFile]) error {
 		return a.Documents.ProcessFile(ctx, j.Args.TenantID, j.Args.FileID)
 	}})
-	river.AddWorker(w, &timestamping.Worker{Service: a.Timestamps})
+	// A stamp asks a tenant's authorities in turn, each for up to the
+	// request timeout; it must end before it can be taken for lost.
+	stampTimeout := min(a.Config.JobRescueAfter, time.Duration(max(len(a.Timestamps.Authorities()), 1))*a.Config.TSATimeout+time.Minute)
+	river.AddWorker(w, &timestamping.Worker{Service: a.Timestamps, JobTimeout: stampTimeout})
 	river.AddWorker(w, &jobs.Func[jobs.SweepTimestamps]{Do: func(ctx context.Context, _ *river.Job[jobs.SweepTimestamps]) error {
 		rep, err := a.Timestamps.Sweep(ctx, timestamping.LostAfter)
 		if rep.Requeued+rep.Renewed > 0 {

@@ -209,6 +209,11 @@ type Config struct {
 	MaintenanceInterval time.Duration `env:"TENANTRY_MAINTENANCE_INTERVAL" envDefault:"1h"`
 	RelaySweepInterval  time.Duration `env:"TENANTRY_RELAY_SWEEP_INTERVAL" envDefault:"5m"`
 	JobWorkers          int           `env:"TENANTRY_JOB_WORKERS" envDefault:"10"`
+	// JobRescueAfter is how long a job may stay running before it is
+	// taken for the job of a process that died and worked again. It must
+	// exceed the longest job: a time-stamp asks each of a tenant's
+	// authorities in turn, each for up to TENANTRY_TSA_TIMEOUT.
+	JobRescueAfter time.Duration `env:"TENANTRY_JOB_RESCUE_AFTER" envDefault:"1h"`
 
 	// TSAAuthorities are the time-stamping authorities tenants may
 	// choose: a JSON array of {"name", "url", "roots_file" or
@@ -554,6 +559,9 @@ func (c Config) Validate() error {
 	}
 	if c.TSAMaxAttempts < 1 {
 		errs = append(errs, errors.New("TENANTRY_TSA_MAX_ATTEMPTS must be at least 1"))
+	}
+	if c.JobRescueAfter < time.Second {
+		errs = append(errs, errors.New("TENANTRY_JOB_RESCUE_AFTER must be at least 1s"))
 	}
 	if c.JobWorkers < 1 {
 		errs = append(errs, errors.New("TENANTRY_JOB_WORKERS must be at least 1"))

@@ -152,6 +152,9 @@ func (s *Service) renew(ctx context.Context, t *tenantry.Tenant, db sqldb.DB, se
 type Worker struct {
 	river.WorkerDefaults[jobs.StampFile]
 	Service *Service
+	// JobTimeout bounds one run; the queue's timeout when zero. It must
+	// stay below the time after which a running job is taken for lost.
+	JobTimeout time.Duration
 }
 
 // Work implements river.Worker.
@@ -164,6 +167,5 @@ func (w *Worker) NextRetry(job *river.Job[jobs.StampFile]) time.Time {
 	return time.Now().Add(w.Service.NextRetry(job.Attempt))
 }
 
-// Timeout implements river.Worker: a stamp asks each authority in turn,
-// each bounded by the client's timeout.
-func (w *Worker) Timeout(*river.Job[jobs.StampFile]) time.Duration { return 10 * time.Minute }
+// Timeout implements river.Worker.
+func (w *Worker) Timeout(*river.Job[jobs.StampFile]) time.Duration { return w.JobTimeout }
