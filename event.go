@@ -43,6 +43,10 @@ const (
 	EventInvitationResent   = "invitation.resent"
 	EventInvitationRevoked  = "invitation.revoked"
 	EventInvitationAccepted = "invitation.accepted"
+	// EventFileTimestamped and EventFileTimestampFailed report the end of
+	// a file's time-stamp request: a verified token kept, or given up.
+	EventFileTimestamped     = "file.timestamped"
+	EventFileTimestampFailed = "file.timestamp_failed"
 )
 
 // Event is the envelope of every event tenantry publishes. EventID is stable

@@ -62,6 +62,11 @@ var auditActions = map[string]string{ //nolint:gochecknoglobals // read-only tab
 	"revoke-invitation":         "tenant.invitation.revoke",
 	"resend-invitation":         "tenant.invitation.resend",
 	"accept-invitation":         "tenant.invitation.accept",
+	"update-timestamping":       "timestamping.update",
+	"create-file-timestamp":     "file.timestamp.create",
+	"bulk-timestamp-files":      "file.timestamp.bulk",
+	"verify-file-timestamp":     "file.timestamp.verify",
+	"verify-timestamp-evidence": "timestamp.verify",
 }
 
 // auditMetadataKey marks the operations audited although they change

@@ -42,12 +42,18 @@ type documentView struct {
 	UpdatedAt time.Time    `json:"updated_at"`
 	CreatedBy *string      `json:"created_by" format:"uuid"`
 	File      *fileSummary `json:"file,omitempty"`
+	// TimestampStatus is the trusted time-stamp status of the file.
+	TimestampStatus string `json:"timestamp_status" enum:"none,pending,stamped,failed" doc:"The trusted time-stamp (RFC 3161) status of the document's file."`
 }
 
 func viewDocument(d *document.Document) documentView {
 	v := documentView{
 		ID: d.ID, Filename: d.Filename, MimeType: d.MimeType, FileID: d.FileID, UserID: d.UserID,
 		CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(), CreatedBy: optional(d.CreatedBy),
+		TimestampStatus: d.TimestampStatus,
+	}
+	if v.TimestampStatus == "" {
+		v.TimestampStatus = "none"
 	}
 	if f := d.File; f != nil {
 		v.File = &fileSummary{ID: f.ID, SHA256: f.SHA256, MD5: f.MD5, S3Path: f.StorageKey, FileSize: f.Size, CreatedAt: f.CreatedAt.UTC()}
@@ -110,6 +116,8 @@ type listDocumentsInput struct {
 	CursorPaging
 	Filename text   `query:"filename" maxLength:"255" doc:"Case-insensitive substring of the filename; % and _ match themselves."`
 	Sort     string `query:"sort" enum:"-created_at,created_at,-filename,filename" default:"-created_at" doc:"Order; a leading - sorts descending."`
+	// TimestampStatus filters by the trusted time-stamp of the file.
+	TimestampStatus string `query:"timestamp_status" enum:"none,pending,stamped,failed" doc:"Only documents whose file's time-stamp has this status."`
 }
 
 // uploadInput captures the raw request, which the upload reads as a stream
@@ -213,12 +221,12 @@ func (s *Server) registerDocuments() {
 		Errors: []int{http.StatusBadRequest, http.StatusNotFound},
 	}), func(ctx context.Context, in *listDocumentsInput) (*response[documentList], error) {
 		tenantID := in.id(ctx)
-		scope := cursor.Scope{"documents", tenantID, in.Sort, string(in.Filename)}
+		scope := cursor.Scope{"documents", tenantID, in.Sort, string(in.Filename), in.TimestampStatus}
 		from, err := s.resume(scope, in.CursorPaging)
 		if err != nil {
 			return nil, err
 		}
-		q := document.ListQuery{Page: in.Page, PerPage: in.PerPage, Filename: string(in.Filename), Sort: in.Sort}
+		q := document.ListQuery{Page: in.Page, PerPage: in.PerPage, Filename: string(in.Filename), Sort: in.Sort, TimestampStatus: in.TimestampStatus}
 		page, total := in.Page, int64(0)
 		if from != nil {
 			q.After = &document.Seek{Key: from.Key, ID: from.ID}

@@ -35,6 +35,7 @@ func apiTags() []*huma.Tag {
 		{Name: "Invitations", Description: "Invitations to join a tenant, mailed to an address, and accepting them."},
 		{Name: "Documents", Description: "A tenant's documents: upload, listing, metadata, downloads and download links."},
 		{Name: "Files", Description: "The distinct contents a tenant stores, shared by the documents that have the same bytes."},
+		{Name: "Timestamps", Description: "Trusted time-stamps (RFC 3161) of a tenant's files: settings, status, tokens, verification and evidence."},
 		{Name: "Events", Description: "A tenant's event stream, the same events that are published to Kafka."},
 		{Name: "Audit", Description: "A tenant's tamper-evident audit trail."},
 		{Name: "Single sign-on", Description: "Sign-in through a tenant's identity provider (Microsoft Entra ID, Google Workspace or any OpenID Connect provider), its configuration, identities and the tenant's verified email domains."},

@@ -23,6 +23,7 @@ import (
 	"github.com/tenantry/tenantry/ratelimit"
 	"github.com/tenantry/tenantry/sso"
 	"github.com/tenantry/tenantry/tenant"
+	"github.com/tenantry/tenantry/timestamping"
 )
 
 // Paths of the API documentation.
@@ -82,6 +83,8 @@ type Services struct {
 	SSO *sso.Service
 	// Events serves tenants' event streams.
 	Events *events.Service
+	// Timestamps serves files' trusted time-stamps.
+	Timestamps *timestamping.Service
 	// JobsUI is the jobs dashboard, served to platform administrators.
 	JobsUI http.Handler
 	// LoginLimiter and RegisterLimiter limit attempts per client address.
@@ -164,6 +167,9 @@ func NewServer(cfg Config, svc Services) *Server {
 	}
 	if svc.Events != nil {
 		s.registerEvents()
+	}
+	if svc.Timestamps != nil && svc.Tenants != nil {
+		s.registerTimestamps()
 	}
 	if svc.JobsUI != nil && svc.Accounts != nil {
 		s.registerAdmin()

@@ -47,6 +47,8 @@ import (
 	"github.com/tenantry/tenantry/sso"
 	"github.com/tenantry/tenantry/tenant"
 	"github.com/tenantry/tenantry/tenantdb"
+	"github.com/tenantry/tenantry/timestamp"
+	"github.com/tenantry/tenantry/timestamping"
 	"github.com/tenantry/tenantry/token"
 	"github.com/tenantry/tenantry/vault"
 )
@@ -86,6 +88,8 @@ type App struct {
 	SSO *sso.Service
 	// Mailer queues mails and, in background processes, delivers them.
 	Mailer *mailer.Mailer
+	// Timestamps gives files trusted time-stamps (RFC 3161).
+	Timestamps *timestamping.Service
 
 	// Streams records events; Dispatcher hands them to this process's
 	// consumers when there is no Kafka; Jobs is the job queue.
@@ -237,10 +241,19 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		DNSServer:      cfg.DNSServer,
 		Logger:         logger,
 	})
+	authorities, err := cfg.Authorities()
+	if err != nil {
+		return nil, err
+	}
+	a.Timestamps = timestamping.NewService(a.Engines.Control, a.TenantSvc, a.Tenants, a.Blobs, a.Streams,
+		timestamp.NewClient(timestamp.ClientConfig{Timeout: cfg.TSATimeout, RatePerSecond: cfg.TSARate, Observer: a.timestampMetrics()}),
+		timestamping.Config{Authorities: authorities, MaxAttempts: cfg.TSAMaxAttempts, RetryDelay: cfg.TSARetryDelay,
+			RenewBefore: cfg.TSARenewBefore, RatePerSecond: cfg.TSARate, Audit: a.Audit, Logger: logger})
 	a.Documents = document.NewService(a.TenantSvc, a.Tenants, a.Blobs, a.Streams, document.Config{
 		MaxUploadBytes: cfg.MaxUploadMB << 20,
 		BlobGrace:      cfg.BlobGrace,
 		SigningKey:     a.jwtKey,
+		Timestamping:   a.Timestamps,
 	}, logger)
 	a.Reconciler = document.NewReconciler(a.Engines.Control, a.Tenants, a.Blobs, a.Streams, cfg.BlobGrace, logger)
 	lifecycle := tenant.LifecycleConfig{Retention: time.Duration(cfg.TenantRetention), Logger: logger}
@@ -251,6 +264,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 	if err := a.setupEvents(); err != nil {
 		return nil, err
 	}
+	a.Timestamps.SetQueue(a.Jobs)
 
 	a.Server = api.NewServer(api.Config{
 		Version:         version,
@@ -270,6 +284,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Audit:              a.Audit,
 		Events:             events.NewService(a.TenantSvc, a.Tenants),
 		SSO:                a.SSO,
+		Timestamps:         a.Timestamps,
 		JobsUI:             a.jobsUI,
 		LoginLimiter:       a.limiter(cfg.RateLimitLogin, "login"),
 		RegisterLimiter:    a.limiter(cfg.RateLimitRegister, "register"),

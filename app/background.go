@@ -22,6 +22,7 @@ import (
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/sso"
 	"github.com/tenantry/tenantry/tenant"
+	"github.com/tenantry/tenantry/timestamping"
 )
 
 // Option changes how New builds an App.
@@ -64,7 +65,7 @@ func (a *App) setupEvents() error {
 		}
 	}
 
-	qcfg := jobs.Config{Logger: a.Logger, MaxWorkers: cfg.JobWorkers}
+	qcfg := jobs.Config{Logger: a.Logger, MaxWorkers: cfg.JobWorkers, RescueAfter: cfg.JobRescueAfter}
 	if a.background {
 		qcfg.Workers, qcfg.Periodic = a.workers(), a.periodicJobs()
 	}
@@ -125,7 +126,8 @@ func (a *App) handleEvent(ctx context.Context, ev tenantry.Event) error {
 		return nil
 	}
 	var data struct {
-		FileID string `json:"file_id"`
+		FileID    string `json:"file_id"`
+		Timestamp bool   `json:"timestamp"`
 	}
 	if err := json.Unmarshal(ev.Data, &data); err != nil || data.FileID == "" || ev.TenantID == "" {
 		a.Logger.ErrorContext(ctx, "ignoring a malformed file.process event", "event_id", ev.EventID)
@@ -136,7 +138,13 @@ func (a *App) handleEvent(ctx context.Context, ev tenantry.Event) error {
 		if err != nil || !first {
 			return err
 		}
-		return a.Jobs.InsertTx(ctx, tx, jobs.ProcessFile{TenantID: ev.TenantID, FileID: data.FileID}, nil)
+		if err := a.Jobs.InsertTx(ctx, tx, jobs.ProcessFile{TenantID: ev.TenantID, FileID: data.FileID}, nil); err != nil {
+			return err
+		}
+		if !data.Timestamp {
+			return nil
+		}
+		return a.Timestamps.OnNewFile(ctx, tx, ev.TenantID, data.FileID)
 	})
 }
 
@@ -151,6 +159,17 @@ func (a *App) workers() *river.Workers {
 	}})
 	river.AddWorker(w, &jobs.Func[jobs.ProcessFile]{Do: func(ctx context.Context, j *river.Job[jobs.ProcessFile]) error {
 		return a.Documents.ProcessFile(ctx, j.Args.TenantID, j.Args.FileID)
+	}})
+	// A stamp asks a tenant's authorities in turn, each for up to the
+	// request timeout; it must end before it can be taken for lost.
+	stampTimeout := min(a.Config.JobRescueAfter, time.Duration(max(len(a.Timestamps.Authorities()), 1))*a.Config.TSATimeout+time.Minute)
+	river.AddWorker(w, &timestamping.Worker{Service: a.Timestamps, JobTimeout: stampTimeout})
+	river.AddWorker(w, &jobs.Func[jobs.SweepTimestamps]{Do: func(ctx context.Context, _ *river.Job[jobs.SweepTimestamps]) error {
+		rep, err := a.Timestamps.Sweep(ctx, timestamping.LostAfter)
+		if rep.Requeued+rep.Renewed > 0 {
+			a.Logger.InfoContext(ctx, "swept time-stamps", "requeued", rep.Requeued, "renewed", rep.Renewed)
+		}
+		return err
 	}})
 	river.AddWorker(w, &jobs.Func[jobs.ReconcileStorage]{Do: func(ctx context.Context, _ *river.Job[jobs.ReconcileStorage]) error {
 		rep, err := a.Reconciler.Run(ctx)
@@ -231,6 +250,7 @@ func (a *App) periodicJobs() []*river.PeriodicJob {
 		jobs.Every(every, jobs.MaintainKeys{}),
 		jobs.Every(sweep, jobs.SweepOutbox{}),
 		jobs.Every(sso.RefreshEvery, jobs.RefreshSSOTokens{}),
+		jobs.Every(every, jobs.SweepTimestamps{}),
 	}
 }
 

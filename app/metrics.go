@@ -12,6 +12,7 @@ import (
 	"github.com/tenantry/tenantry/outbox"
 	"github.com/tenantry/tenantry/sqldb"
 	"github.com/tenantry/tenantry/tenantdb"
+	"github.com/tenantry/tenantry/timestamp"
 )
 
 // The Metrics as each package that records sees it: nil interfaces when
@@ -24,6 +25,13 @@ func (a *App) apiMetrics() api.Metrics {
 }
 
 func (a *App) accountMetrics() account.Metrics {
+	if a.Metrics == nil {
+		return nil
+	}
+	return a.Metrics
+}
+
+func (a *App) timestampMetrics() timestamp.Observer {
 	if a.Metrics == nil {
 		return nil
 	}

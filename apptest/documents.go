@@ -60,7 +60,9 @@ type Document struct {
 	MimeType string `json:"mime_type"`
 	FileID   string `json:"file_id"`
 	UserID   string `json:"user_id"`
-	File     struct {
+	// TimestampStatus is the trusted time-stamp status of the file.
+	TimestampStatus string `json:"timestamp_status"`
+	File            struct {
 		ID       string `json:"id"`
 		SHA256   string `json:"sha256_hash"`
 		MD5      string `json:"md5_hash"`

@@ -80,6 +80,24 @@ func (e AutoProvisioningViewDefaultRole) Valid() bool {
 	}
 }
 
+// Defines values for ChainCheckViewKind.
+const (
+	Archive ChainCheckViewKind = "archive"
+	File    ChainCheckViewKind = "file"
+)
+
+// Valid indicates whether the value is a known member of the ChainCheckViewKind enum.
+func (e ChainCheckViewKind) Valid() bool {
+	switch e {
+	case Archive:
+		return true
+	case File:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CreateSSOConfigInputBodyProviderType.
 const (
 	CreateSSOConfigInputBodyProviderTypeAzureAd CreateSSOConfigInputBodyProviderType = "azure_ad"
@@ -95,6 +113,24 @@ func (e CreateSSOConfigInputBodyProviderType) Valid() bool {
 	case CreateSSOConfigInputBodyProviderTypeGoogle:
 		return true
 	case CreateSSOConfigInputBodyProviderTypeOidc:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CreatedTimestampStatus.
+const (
+	CreatedTimestampStatusPending CreatedTimestampStatus = "pending"
+	CreatedTimestampStatusStamped CreatedTimestampStatus = "stamped"
+)
+
+// Valid indicates whether the value is a known member of the CreatedTimestampStatus enum.
+func (e CreatedTimestampStatus) Valid() bool {
+	switch e {
+	case CreatedTimestampStatusPending:
+		return true
+	case CreatedTimestampStatusStamped:
 		return true
 	default:
 		return false
@@ -179,6 +215,30 @@ func (e DetailsQuota) Valid() bool {
 	case Members:
 		return true
 	case Storage:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DocumentViewTimestampStatus.
+const (
+	DocumentViewTimestampStatusFailed  DocumentViewTimestampStatus = "failed"
+	DocumentViewTimestampStatusNone    DocumentViewTimestampStatus = "none"
+	DocumentViewTimestampStatusPending DocumentViewTimestampStatus = "pending"
+	DocumentViewTimestampStatusStamped DocumentViewTimestampStatus = "stamped"
+)
+
+// Valid indicates whether the value is a known member of the DocumentViewTimestampStatus enum.
+func (e DocumentViewTimestampStatus) Valid() bool {
+	switch e {
+	case DocumentViewTimestampStatusFailed:
+		return true
+	case DocumentViewTimestampStatusNone:
+		return true
+	case DocumentViewTimestampStatusPending:
+		return true
+	case DocumentViewTimestampStatusStamped:
 		return true
 	default:
 		return false
@@ -353,6 +413,51 @@ func (e SsoDetectedTenantProvider) Valid() bool {
 	}
 }
 
+// Defines values for TimestampViewStatus.
+const (
+	TimestampViewStatusFailed  TimestampViewStatus = "failed"
+	TimestampViewStatusNone    TimestampViewStatus = "none"
+	TimestampViewStatusPending TimestampViewStatus = "pending"
+	TimestampViewStatusStamped TimestampViewStatus = "stamped"
+)
+
+// Valid indicates whether the value is a known member of the TimestampViewStatus enum.
+func (e TimestampViewStatus) Valid() bool {
+	switch e {
+	case TimestampViewStatusFailed:
+		return true
+	case TimestampViewStatusNone:
+		return true
+	case TimestampViewStatusPending:
+		return true
+	case TimestampViewStatusStamped:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TimestampingSettingsHashAlgorithm.
+const (
+	Sha256 TimestampingSettingsHashAlgorithm = "sha256"
+	Sha384 TimestampingSettingsHashAlgorithm = "sha384"
+	Sha512 TimestampingSettingsHashAlgorithm = "sha512"
+)
+
+// Valid indicates whether the value is a known member of the TimestampingSettingsHashAlgorithm enum.
+func (e TimestampingSettingsHashAlgorithm) Valid() bool {
+	switch e {
+	case Sha256:
+		return true
+	case Sha384:
+		return true
+	case Sha512:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for UpdateMeInputBodyLocale.
 const (
 	UpdateMeInputBodyLocaleEn UpdateMeInputBodyLocale = "en"
@@ -497,6 +602,30 @@ func (e ListDocumentsParamsSort) Valid() bool {
 	}
 }
 
+// Defines values for ListDocumentsParamsTimestampStatus.
+const (
+	ListDocumentsParamsTimestampStatusFailed  ListDocumentsParamsTimestampStatus = "failed"
+	ListDocumentsParamsTimestampStatusNone    ListDocumentsParamsTimestampStatus = "none"
+	ListDocumentsParamsTimestampStatusPending ListDocumentsParamsTimestampStatus = "pending"
+	ListDocumentsParamsTimestampStatusStamped ListDocumentsParamsTimestampStatus = "stamped"
+)
+
+// Valid indicates whether the value is a known member of the ListDocumentsParamsTimestampStatus enum.
+func (e ListDocumentsParamsTimestampStatus) Valid() bool {
+	switch e {
+	case ListDocumentsParamsTimestampStatusFailed:
+		return true
+	case ListDocumentsParamsTimestampStatusNone:
+		return true
+	case ListDocumentsParamsTimestampStatusPending:
+		return true
+	case ListDocumentsParamsTimestampStatusStamped:
+		return true
+	default:
+		return false
+	}
+}
+
 // AcceptInvitationInputBody defines model for AcceptInvitationInputBody.
 type AcceptInvitationInputBody struct {
 	// FirstName With last_name and password, creates the account: 1 to 100 characters.
@@ -543,6 +672,14 @@ type AddMemberInputBody struct {
 
 	// UserId Id of an existing, active user; or give email.
 	UserId *openapi_types.UUID `json:"user_id,omitempty"`
+}
+
+// AlreadyStamped The existing stamp, when the file was already stamped and force was not asked.
+type AlreadyStamped struct {
+	GenTime      *time.Time `json:"gen_time"`
+	SerialNumber *string    `json:"serial_number"`
+	Status       string     `json:"status"`
+	TsaAuthority *string    `json:"tsa_authority"`
 }
 
 // AssignmentBody defines model for AssignmentBody.
@@ -655,6 +792,34 @@ type BrokenView struct {
 	Seq    int64   `json:"seq"`
 }
 
+// BulkInputBody defines model for BulkInputBody.
+type BulkInputBody struct {
+	// FileIds The files to stamp, at most 1000.
+	FileIds *[]openapi_types.UUID `json:"file_ids,omitempty"`
+	Filter  *FilterStruct         `json:"filter,omitempty"`
+}
+
+// BulkResult defines model for BulkResult.
+type BulkResult struct {
+	// EstimatedDurationMinutes At the per-authority rate the server is configured with.
+	EstimatedDurationMinutes float64 `json:"estimated_duration_minutes"`
+	TasksScheduled           int64   `json:"tasks_scheduled"`
+	TotalFiles               int64   `json:"total_files"`
+}
+
+// ChainCheckView defines model for ChainCheckView.
+type ChainCheckView struct {
+	Authority string             `json:"authority"`
+	GenTime   time.Time          `json:"gen_time"`
+	Kind      ChainCheckViewKind `json:"kind"`
+	Reason    *string            `json:"reason"`
+	Seq       int64              `json:"seq"`
+	Valid     bool               `json:"valid"`
+}
+
+// ChainCheckViewKind defines model for ChainCheckView.Kind.
+type ChainCheckViewKind string
+
 // ChangePasswordInputBody defines model for ChangePasswordInputBody.
 type ChangePasswordInputBody struct {
 	CurrentPassword string `json:"current_password"`
@@ -733,6 +898,27 @@ type CreateTenantInputBody struct {
 	// Example: Acme Corporation
 	Name string `json:"name"`
 }
+
+// CreateTimestampInputBody defines model for CreateTimestampInputBody.
+type CreateTimestampInputBody struct {
+	// Force Stamp again a file already stamped.
+	Force *bool `json:"force,omitempty"`
+}
+
+// CreatedTimestamp defines model for CreatedTimestamp.
+type CreatedTimestamp struct {
+	FileId openapi_types.UUID     `json:"file_id"`
+	Status CreatedTimestampStatus `json:"status"`
+
+	// TaskId The request's id, when one was scheduled.
+	TaskId *string `json:"task_id,omitempty"`
+
+	// Timestamp The existing stamp, when the file was already stamped and force was not asked.
+	Timestamp *AlreadyStamped `json:"timestamp,omitempty"`
+}
+
+// CreatedTimestampStatus defines model for CreatedTimestamp.Status.
+type CreatedTimestampStatus string
 
 // DeletedDocument defines model for DeletedDocument.
 type DeletedDocument struct {
@@ -824,11 +1010,17 @@ type DocumentView struct {
 	Filename  string              `json:"filename"`
 	Id        openapi_types.UUID  `json:"id"`
 	MimeType  string              `json:"mime_type"`
-	UpdatedAt time.Time           `json:"updated_at"`
+
+	// TimestampStatus The trusted time-stamp (RFC 3161) status of the document's file.
+	TimestampStatus DocumentViewTimestampStatus `json:"timestamp_status"`
+	UpdatedAt       time.Time                   `json:"updated_at"`
 
 	// UserId The uploader, who owns the document.
 	UserId openapi_types.UUID `json:"user_id"`
 }
+
+// DocumentViewTimestampStatus The trusted time-stamp (RFC 3161) status of the document's file.
+type DocumentViewTimestampStatus string
 
 // DomainView defines model for DomainView.
 type DomainView struct {
@@ -910,6 +1102,28 @@ type EnvelopeAuditList struct {
 // EnvelopeAuditVerification defines model for EnvelopeAuditVerification.
 type EnvelopeAuditVerification struct {
 	Data AuditVerification `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeBulkResult defines model for EnvelopeBulkResult.
+type EnvelopeBulkResult struct {
+	Data BulkResult `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeCreatedTimestamp defines model for EnvelopeCreatedTimestamp.
+type EnvelopeCreatedTimestamp struct {
+	Data CreatedTimestamp `json:"data"`
 
 	// Message Human-readable summary.
 	Message string `json:"message"`
@@ -1370,6 +1584,28 @@ type EnvelopeTenantView struct {
 	Success bool `json:"success"`
 }
 
+// EnvelopeTimestampView defines model for EnvelopeTimestampView.
+type EnvelopeTimestampView struct {
+	Data TimestampView `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeTimestampingSettings defines model for EnvelopeTimestampingSettings.
+type EnvelopeTimestampingSettings struct {
+	Data TimestampingSettings `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
 // EnvelopeTokensView defines model for EnvelopeTokensView.
 type EnvelopeTokensView struct {
 	Data TokensView `json:"data"`
@@ -1395,6 +1631,17 @@ type EnvelopeUserData struct {
 // EnvelopeUserView defines model for EnvelopeUserView.
 type EnvelopeUserView struct {
 	Data UserView `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeVerification defines model for EnvelopeVerification.
+type EnvelopeVerification struct {
+	Data Verification `json:"data"`
 
 	// Message Human-readable summary.
 	Message string `json:"message"`
@@ -1523,6 +1770,14 @@ type FileView struct {
 	S3Path     string    `json:"s3_path"`
 	Sha256Hash string    `json:"sha256_hash"`
 	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// FilterStruct defines model for FilterStruct.
+type FilterStruct struct {
+	// NotTimestamped Only files without a verified stamp.
+	NotTimestamped *bool      `json:"not_timestamped,omitempty"`
+	UploadedAfter  *time.Time `json:"uploaded_after,omitempty"`
+	UploadedBefore *time.Time `json:"uploaded_before,omitempty"`
 }
 
 // InvitationList defines model for InvitationList.
@@ -1662,6 +1917,27 @@ type PermissionDefinition struct {
 	// Ownable May be granted as permission:own, for the member's own resources only.
 	Ownable    bool   `json:"ownable"`
 	Permission string `json:"permission"`
+}
+
+// PutTimestampingInputBody defines model for PutTimestampingInputBody.
+type PutTimestampingInputBody struct {
+	// Authority A configured authority's name, or several in the order they are tried (failover).
+	Authority *PutTimestampingInputBody_Authority `json:"authority,omitempty"`
+	Enabled   *bool                               `json:"enabled,omitempty"`
+
+	// HashAlgorithm sha256 (the default), sha384 or sha512.
+	HashAlgorithm *string `json:"hash_algorithm,omitempty"`
+}
+
+// PutTimestampingInputBodyAuthority0 defines model for PutTimestampingInputBody.Authority.0.
+type PutTimestampingInputBodyAuthority0 = string
+
+// PutTimestampingInputBodyAuthority1 defines model for PutTimestampingInputBody.Authority.1.
+type PutTimestampingInputBodyAuthority1 = []string
+
+// PutTimestampingInputBody_Authority A configured authority's name, or several in the order they are tried (failover).
+type PutTimestampingInputBody_Authority struct {
+	union json.RawMessage
 }
 
 // QuotaErrorObject defines model for QuotaErrorObject.
@@ -2100,6 +2376,60 @@ type TenantView struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// TimestampView defines model for TimestampView.
+type TimestampView struct {
+	// AccuracySeconds The accuracy the authority states for gen_time; null when it states none.
+	AccuracySeconds *float64 `json:"accuracy_seconds"`
+	Attempts        int64    `json:"attempts"`
+
+	// Authority The configured authority that issued the latest token.
+	Authority *string `json:"authority"`
+
+	// ChainLength Tokens in the evidence: the file's own and the archive stamps over it.
+	ChainLength int64 `json:"chain_length"`
+
+	// FailureReason Why the last attempt failed.
+	FailureReason *string            `json:"failure_reason"`
+	FileId        openapi_types.UUID `json:"file_id"`
+
+	// GenTime The time the authority attests.
+	GenTime       *time.Time `json:"gen_time"`
+	HashAlgorithm *string    `json:"hash_algorithm"`
+	PolicyOid     *string    `json:"policy_oid"`
+	RequestedAt   *time.Time `json:"requested_at"`
+
+	// SerialNumber The token's serial number, 0x and hexadecimal.
+	SerialNumber *string `json:"serial_number"`
+
+	// Status none: never asked; pending: asked, not yet done; stamped: a verified token is kept; failed: given up, see failure_reason.
+	Status TimestampViewStatus `json:"status"`
+
+	// VerifiedAt When the token was last verified.
+	VerifiedAt *time.Time `json:"verified_at"`
+}
+
+// TimestampViewStatus none: never asked; pending: asked, not yet done; stamped: a verified token is kept; failed: given up, see failure_reason.
+type TimestampViewStatus string
+
+// TimestampingSettings defines model for TimestampingSettings.
+type TimestampingSettings struct {
+	// Authority The authorities stamps are asked of, in order: the next is tried when one fails.
+	Authority *[]string `json:"authority"`
+
+	// AvailableAuthorities The authorities this server is configured with.
+	AvailableAuthorities *[]string `json:"available_authorities"`
+
+	// Enabled Whether each new file is stamped after its upload. Off by default.
+	Enabled       bool                              `json:"enabled"`
+	HashAlgorithm TimestampingSettingsHashAlgorithm `json:"hash_algorithm"`
+
+	// UpdatedAt Null until the settings are first changed.
+	UpdatedAt *time.Time `json:"updated_at"`
+}
+
+// TimestampingSettingsHashAlgorithm defines model for TimestampingSettings.HashAlgorithm.
+type TimestampingSettingsHashAlgorithm string
+
 // TokenInputBody defines model for TokenInputBody.
 type TokenInputBody struct {
 	// Token The token of the link mailed (its token query parameter).
@@ -2214,6 +2544,27 @@ type UserView struct {
 
 // UserViewLocale The language of the account's mails.
 type UserViewLocale string
+
+// Verification defines model for Verification.
+type Verification struct {
+	// Authority The configured authority whose roots the token chains to.
+	Authority *string `json:"authority"`
+
+	// Chain Each token of the file's evidence, in order.
+	Chain         *[]ChainCheckView `json:"chain,omitempty"`
+	GenTime       *time.Time        `json:"gen_time"`
+	HashAlgorithm *string           `json:"hash_algorithm"`
+	PolicyOid     *string           `json:"policy_oid"`
+
+	// Reason Why the token does not verify.
+	Reason       *string `json:"reason"`
+	SerialNumber *string `json:"serial_number"`
+
+	// Signer The subject of the authority's certificate.
+	Signer     *string   `json:"signer"`
+	Valid      bool      `json:"valid"`
+	VerifiedAt time.Time `json:"verified_at"`
+}
 
 // ListPlatformAuditEntriesParams defines parameters for ListPlatformAuditEntries.
 type ListPlatformAuditEntriesParams struct {
@@ -2394,10 +2745,16 @@ type ListDocumentsParams struct {
 
 	// Sort Order; a leading - sorts descending.
 	Sort *ListDocumentsParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// TimestampStatus Only documents whose file's time-stamp has this status.
+	TimestampStatus *ListDocumentsParamsTimestampStatus `form:"timestamp_status,omitempty" json:"timestamp_status,omitempty"`
 }
 
 // ListDocumentsParamsSort defines parameters for ListDocuments.
 type ListDocumentsParamsSort string
+
+// ListDocumentsParamsTimestampStatus defines parameters for ListDocuments.
+type ListDocumentsParamsTimestampStatus string
 
 // UploadDocumentMultipartBody defines parameters for UploadDocument.
 type UploadDocumentMultipartBody struct {
@@ -2494,6 +2851,18 @@ type AddTenantMember403JSONResponseBody struct {
 	union json.RawMessage
 }
 
+// VerifyTimestampEvidenceMultipartBody defines parameters for VerifyTimestampEvidence.
+type VerifyTimestampEvidenceMultipartBody struct {
+	// Digest The stamped digest, in hex, instead of the file.
+	Digest *string `json:"digest,omitempty"`
+
+	// File The stamped content; streamed, never buffered whole.
+	File *openapi_types.File `json:"file,omitempty"`
+
+	// Tsr The DER TimeStampResp (.tsr).
+	Tsr openapi_types.File `json:"tsr"`
+}
+
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginInputBody
 
@@ -2548,6 +2917,12 @@ type UpdateDocumentJSONRequestBody = UpdateDocumentInputBody
 // ClaimTenantDomainJSONRequestBody defines body for ClaimTenantDomain for application/json ContentType.
 type ClaimTenantDomainJSONRequestBody = ClaimDomainInputBody
 
+// BulkTimestampFilesJSONRequestBody defines body for BulkTimestampFiles for application/json ContentType.
+type BulkTimestampFilesJSONRequestBody = BulkInputBody
+
+// CreateFileTimestampJSONRequestBody defines body for CreateFileTimestamp for application/json ContentType.
+type CreateFileTimestampJSONRequestBody = CreateTimestampInputBody
+
 // CreateInvitationJSONRequestBody defines body for CreateInvitation for application/json ContentType.
 type CreateInvitationJSONRequestBody = CreateInvitationInputBody
 
@@ -2572,17 +2947,85 @@ type DisableSsoConfigJSONRequestBody = DisableSSOInputBody
 // EnableSsoConfigJSONRequestBody defines body for EnableSsoConfig for application/json ContentType.
 type EnableSsoConfigJSONRequestBody = EnableSSOInputBody
 
+// UpdateTimestampingJSONRequestBody defines body for UpdateTimestamping for application/json ContentType.
+type UpdateTimestampingJSONRequestBody = PutTimestampingInputBody
+
 // AddTenantMemberJSONRequestBody defines body for AddTenantMember for application/json ContentType.
 type AddTenantMemberJSONRequestBody = AddMemberInputBody
 
 // ChangeTenantMemberRoleJSONRequestBody defines body for ChangeTenantMemberRole for application/json ContentType.
 type ChangeTenantMemberRoleJSONRequestBody = AssignmentBody
 
+// VerifyTimestampEvidenceMultipartRequestBody defines body for VerifyTimestampEvidence for multipart/form-data ContentType.
+type VerifyTimestampEvidenceMultipartRequestBody VerifyTimestampEvidenceMultipartBody
+
 // UpdateMeJSONRequestBody defines body for UpdateMe for application/json ContentType.
 type UpdateMeJSONRequestBody = UpdateMeInputBody
 
 // ChangeMyPasswordJSONRequestBody defines body for ChangeMyPassword for application/json ContentType.
 type ChangeMyPasswordJSONRequestBody = ChangePasswordInputBody
+
+// AsPutTimestampingInputBodyAuthority0 returns the union data inside the PutTimestampingInputBody_Authority as a PutTimestampingInputBodyAuthority0
+func (t PutTimestampingInputBody_Authority) AsPutTimestampingInputBodyAuthority0() (PutTimestampingInputBodyAuthority0, error) {
+	var body PutTimestampingInputBodyAuthority0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromPutTimestampingInputBodyAuthority0 overwrites any union data inside the PutTimestampingInputBody_Authority as the provided PutTimestampingInputBodyAuthority0
+func (t *PutTimestampingInputBody_Authority) FromPutTimestampingInputBodyAuthority0(v PutTimestampingInputBodyAuthority0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergePutTimestampingInputBodyAuthority0 performs a merge with any union data inside the PutTimestampingInputBody_Authority, using the provided PutTimestampingInputBodyAuthority0
+func (t *PutTimestampingInputBody_Authority) MergePutTimestampingInputBodyAuthority0(v PutTimestampingInputBodyAuthority0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsPutTimestampingInputBodyAuthority1 returns the union data inside the PutTimestampingInputBody_Authority as a PutTimestampingInputBodyAuthority1
+func (t PutTimestampingInputBody_Authority) AsPutTimestampingInputBodyAuthority1() (PutTimestampingInputBodyAuthority1, error) {
+	var body PutTimestampingInputBodyAuthority1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromPutTimestampingInputBodyAuthority1 overwrites any union data inside the PutTimestampingInputBody_Authority as the provided PutTimestampingInputBodyAuthority1
+func (t *PutTimestampingInputBody_Authority) FromPutTimestampingInputBodyAuthority1(v PutTimestampingInputBodyAuthority1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergePutTimestampingInputBodyAuthority1 performs a merge with any union data inside the PutTimestampingInputBody_Authority, using the provided PutTimestampingInputBodyAuthority1
+func (t *PutTimestampingInputBody_Authority) MergePutTimestampingInputBodyAuthority1(v PutTimestampingInputBodyAuthority1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t PutTimestampingInputBody_Authority) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *PutTimestampingInputBody_Authority) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // AsErrorEnvelope returns the union data inside the AcceptInvitation403JSONResponseBody as a ErrorEnvelope
 func (t AcceptInvitation403JSONResponseBody) AsErrorEnvelope() (ErrorEnvelope, error) {
@@ -3469,6 +3912,24 @@ type ClientInterface interface {
 	// Corresponds with GET /api/tenants/{tenant_id}/files (the `ListFiles` operationId).
 	ListFiles(ctx context.Context, tenantId openapi_types.UUID, params *ListFilesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// BulkTimestampFilesWithBody Stamp many files (admins)
+	//
+	// file_ids (at most 1000), or filter: not_timestamped, uploaded_before, uploaded_after (RFC 3339). At most 1000 files are scheduled; 201 with their count, 200 when none matches. Each is stamped by its own job, at the authority's rate.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/files/timestamp/bulk (the `BulkTimestampFiles` operationId).
+	BulkTimestampFilesWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BulkTimestampFiles Stamp many files (admins)
+	//
+	// file_ids (at most 1000), or filter: not_timestamped, uploaded_before, uploaded_after (RFC 3339). At most 1000 files are scheduled; 201 with their count, 200 when none matches. Each is stamped by its own job, at the authority's rate.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/files/timestamp/bulk (the `BulkTimestampFiles` operationId).
+	BulkTimestampFiles(ctx context.Context, tenantId openapi_types.UUID, body BulkTimestampFilesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// DeleteFile Delete a file no document references, with its content (admins)
 	//
 	// 409 while documents still reference the file.
@@ -3482,6 +3943,52 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/tenants/{tenant_id}/files/{file_id} (the `GetFile` operationId).
 	GetFile(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetFileTimestamp A file's trusted time-stamp status
+	//
+	// Status (none, pending, stamped, failed) and, once stamped, what the token attests. Any member may read.
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/files/{file_id}/timestamp (the `GetFileTimestamp` operationId).
+	GetFileTimestamp(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateFileTimestampWithBody Stamp a file now (admins)
+	//
+	// Schedules a stamp of the file (201). A file already stamped answers 200 with its stamp, unless force is true, which stamps it again. 400 when the tenant has time-stamping off. The body is optional.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/files/{file_id}/timestamp/create (the `CreateFileTimestamp` operationId).
+	CreateFileTimestampWithBody(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateFileTimestamp Stamp a file now (admins)
+	//
+	// Schedules a stamp of the file (201). A file already stamped answers 200 with its stamp, unless force is true, which stamps it again. 400 when the tenant has time-stamping off. The body is optional.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/files/{file_id}/timestamp/create (the `CreateFileTimestamp` operationId).
+	CreateFileTimestamp(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, body CreateFileTimestampJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DownloadFileTimestamp Download a file's time-stamp token (.tsr)
+	//
+	// The DER TimeStampResp the authority returned, verifiable offline with openssl ts -verify -data FILE -in file.tsr -CAfile ROOTS. 400 when the file is not stamped. Any member may download.
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/files/{file_id}/timestamp/download (the `DownloadFileTimestamp` operationId).
+	DownloadFileTimestamp(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FileTimestampEvidence Download a file's time-stamp evidence (zip)
+	//
+	// One archive with the file's digest, each token of its chain (.tsr), the authorities' certificates (chain.pem) and a README saying how to check them with openssl ts -verify. 400 when the file is not stamped. Any member may download.
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/files/{file_id}/timestamp/evidence (the `FileTimestampEvidence` operationId).
+	FileTimestampEvidence(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyFileTimestamp Verify a file's time-stamp again, now
+	//
+	// Checks the kept token against the stored content (its digest recomputed) and the authority's configured roots, and each archive stamp over the token before it. valid is false, with the reason, when anything fails. Any member may ask.
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/files/{file_id}/timestamp/verify (the `VerifyFileTimestamp` operationId).
+	VerifyFileTimestamp(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListInvitations The tenant's pending invitations, newest first (admins)
 	//
@@ -3711,6 +4218,31 @@ type ClientInterface interface {
 	// Corresponds with GET /api/tenants/{tenant_id}/storage (the `GetStorage` operationId).
 	GetStorage(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetTimestamping The tenant's trusted time-stamping settings (admins)
+	//
+	// Whether new files are stamped (RFC 3161), by which authorities in order, with which hash. Off by default.
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/timestamping (the `GetTimestamping` operationId).
+	GetTimestamping(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateTimestampingWithBody Change the tenant's trusted time-stamping settings (admins)
+	//
+	// enabled turns stamping of new files on or off; authority names one of the configured authorities, or several in the order they are tried; hash_algorithm is sha256, sha384 or sha512. Fields left out keep their value. Turning stamping on sends each new file's digest (never its content) to the authorities.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /api/tenants/{tenant_id}/timestamping (the `UpdateTimestamping` operationId).
+	UpdateTimestampingWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateTimestamping Change the tenant's trusted time-stamping settings (admins)
+	//
+	// enabled turns stamping of new files on or off; authority names one of the configured authorities, or several in the order they are tried; hash_algorithm is sha256, sha384 or sha512. Fields left out keep their value. Turning stamping on sends each new file's digest (never its content) to the authorities.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /api/tenants/{tenant_id}/timestamping (the `UpdateTimestamping` operationId).
+	UpdateTimestamping(ctx context.Context, tenantId openapi_types.UUID, body UpdateTimestampingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// AddTenantMemberWithBody Add a user to a tenant (admins)
 	//
 	// Adds an existing, active user, named by user_id or email, with a role: admin, user, viewer or one of the tenant's own. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
@@ -3753,6 +4285,15 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /api/tenants/{tenant_id}/users/{user_id} (the `ChangeTenantMemberRole` operationId).
 	ChangeTenantMemberRole(ctx context.Context, tenantId openapi_types.UUID, userId openapi_types.UUID, body ChangeTenantMemberRoleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyTimestampEvidenceWithBody Verify a time-stamp token received from elsewhere
+	//
+	// multipart/form-data with a tsr part (a DER TimeStampResp) and either a file part, hashed with the token's algorithm, or a digest field in hex. The token must chain to the roots of one of the configured authorities. Any signed-in user.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/timestamps/verify (the `VerifyTimestampEvidence` operationId).
+	VerifyTimestampEvidenceWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// UsersHealth Users API health
 	//
@@ -5074,6 +5615,44 @@ func (c *Client) ListFiles(ctx context.Context, tenantId openapi_types.UUID, par
 	return c.Client.Do(req)
 }
 
+// BulkTimestampFilesWithBody Stamp many files (admins)
+//
+// file_ids (at most 1000), or filter: not_timestamped, uploaded_before, uploaded_after (RFC 3339). At most 1000 files are scheduled; 201 with their count, 200 when none matches. Each is stamped by its own job, at the authority's rate.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/files/timestamp/bulk (the `BulkTimestampFiles` operationId).
+func (c *Client) BulkTimestampFilesWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBulkTimestampFilesRequestWithBody(c.Server, tenantId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BulkTimestampFiles Stamp many files (admins)
+//
+// file_ids (at most 1000), or filter: not_timestamped, uploaded_before, uploaded_after (RFC 3339). At most 1000 files are scheduled; 201 with their count, 200 when none matches. Each is stamped by its own job, at the authority's rate.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/files/timestamp/bulk (the `BulkTimestampFiles` operationId).
+func (c *Client) BulkTimestampFiles(ctx context.Context, tenantId openapi_types.UUID, body BulkTimestampFilesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBulkTimestampFilesRequest(c.Server, tenantId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // DeleteFile Delete a file no document references, with its content (admins)
 //
 // 409 while documents still reference the file.
@@ -5098,6 +5677,112 @@ func (c *Client) DeleteFile(ctx context.Context, tenantId openapi_types.UUID, fi
 // Corresponds with GET /api/tenants/{tenant_id}/files/{file_id} (the `GetFile` operationId).
 func (c *Client) GetFile(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetFileRequest(c.Server, tenantId, fileId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetFileTimestamp A file's trusted time-stamp status
+//
+// Status (none, pending, stamped, failed) and, once stamped, what the token attests. Any member may read.
+//
+// Corresponds with GET /api/tenants/{tenant_id}/files/{file_id}/timestamp (the `GetFileTimestamp` operationId).
+func (c *Client) GetFileTimestamp(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetFileTimestampRequest(c.Server, tenantId, fileId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateFileTimestampWithBody Stamp a file now (admins)
+//
+// Schedules a stamp of the file (201). A file already stamped answers 200 with its stamp, unless force is true, which stamps it again. 400 when the tenant has time-stamping off. The body is optional.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/files/{file_id}/timestamp/create (the `CreateFileTimestamp` operationId).
+func (c *Client) CreateFileTimestampWithBody(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFileTimestampRequestWithBody(c.Server, tenantId, fileId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateFileTimestamp Stamp a file now (admins)
+//
+// Schedules a stamp of the file (201). A file already stamped answers 200 with its stamp, unless force is true, which stamps it again. 400 when the tenant has time-stamping off. The body is optional.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/files/{file_id}/timestamp/create (the `CreateFileTimestamp` operationId).
+func (c *Client) CreateFileTimestamp(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, body CreateFileTimestampJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFileTimestampRequest(c.Server, tenantId, fileId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DownloadFileTimestamp Download a file's time-stamp token (.tsr)
+//
+// The DER TimeStampResp the authority returned, verifiable offline with openssl ts -verify -data FILE -in file.tsr -CAfile ROOTS. 400 when the file is not stamped. Any member may download.
+//
+// Corresponds with GET /api/tenants/{tenant_id}/files/{file_id}/timestamp/download (the `DownloadFileTimestamp` operationId).
+func (c *Client) DownloadFileTimestamp(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDownloadFileTimestampRequest(c.Server, tenantId, fileId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FileTimestampEvidence Download a file's time-stamp evidence (zip)
+//
+// One archive with the file's digest, each token of its chain (.tsr), the authorities' certificates (chain.pem) and a README saying how to check them with openssl ts -verify. 400 when the file is not stamped. Any member may download.
+//
+// Corresponds with GET /api/tenants/{tenant_id}/files/{file_id}/timestamp/evidence (the `FileTimestampEvidence` operationId).
+func (c *Client) FileTimestampEvidence(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFileTimestampEvidenceRequest(c.Server, tenantId, fileId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyFileTimestamp Verify a file's time-stamp again, now
+//
+// Checks the kept token against the stored content (its digest recomputed) and the authority's configured roots, and each archive stamp over the token before it. valid is false, with the reason, when anything fails. Any member may ask.
+//
+// Corresponds with POST /api/tenants/{tenant_id}/files/{file_id}/timestamp/verify (the `VerifyFileTimestamp` operationId).
+func (c *Client) VerifyFileTimestamp(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyFileTimestampRequest(c.Server, tenantId, fileId)
 	if err != nil {
 		return nil, err
 	}
@@ -5616,6 +6301,61 @@ func (c *Client) GetStorage(ctx context.Context, tenantId openapi_types.UUID, re
 	return c.Client.Do(req)
 }
 
+// GetTimestamping The tenant's trusted time-stamping settings (admins)
+//
+// Whether new files are stamped (RFC 3161), by which authorities in order, with which hash. Off by default.
+//
+// Corresponds with GET /api/tenants/{tenant_id}/timestamping (the `GetTimestamping` operationId).
+func (c *Client) GetTimestamping(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTimestampingRequest(c.Server, tenantId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateTimestampingWithBody Change the tenant's trusted time-stamping settings (admins)
+//
+// enabled turns stamping of new files on or off; authority names one of the configured authorities, or several in the order they are tried; hash_algorithm is sha256, sha384 or sha512. Fields left out keep their value. Turning stamping on sends each new file's digest (never its content) to the authorities.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /api/tenants/{tenant_id}/timestamping (the `UpdateTimestamping` operationId).
+func (c *Client) UpdateTimestampingWithBody(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateTimestampingRequestWithBody(c.Server, tenantId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateTimestamping Change the tenant's trusted time-stamping settings (admins)
+//
+// enabled turns stamping of new files on or off; authority names one of the configured authorities, or several in the order they are tried; hash_algorithm is sha256, sha384 or sha512. Fields left out keep their value. Turning stamping on sends each new file's digest (never its content) to the authorities.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /api/tenants/{tenant_id}/timestamping (the `UpdateTimestamping` operationId).
+func (c *Client) UpdateTimestamping(ctx context.Context, tenantId openapi_types.UUID, body UpdateTimestampingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateTimestampingRequest(c.Server, tenantId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // AddTenantMemberWithBody Add a user to a tenant (admins)
 //
 // Adds an existing, active user, named by user_id or email, with a role: admin, user, viewer or one of the tenant's own. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
@@ -5699,6 +6439,25 @@ func (c *Client) ChangeTenantMemberRoleWithBody(ctx context.Context, tenantId op
 // Corresponds with PUT /api/tenants/{tenant_id}/users/{user_id} (the `ChangeTenantMemberRole` operationId).
 func (c *Client) ChangeTenantMemberRole(ctx context.Context, tenantId openapi_types.UUID, userId openapi_types.UUID, body ChangeTenantMemberRoleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewChangeTenantMemberRoleRequest(c.Server, tenantId, userId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyTimestampEvidenceWithBody Verify a time-stamp token received from elsewhere
+//
+// multipart/form-data with a tsr part (a DER TimeStampResp) and either a file part, hashed with the token's algorithm, or a digest field in hex. The token must chain to the roots of one of the configured authorities. Any signed-in user.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/timestamps/verify (the `VerifyTimestampEvidence` operationId).
+func (c *Client) VerifyTimestampEvidenceWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyTimestampEvidenceRequestWithBody(c.Server, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -8003,6 +8762,18 @@ func NewListDocumentsRequest(server string, tenantId openapi_types.UUID, params 
 
 		}
 
+		if params.TimestampStatus != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "timestamp_status", *params.TimestampStatus, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -8770,6 +9541,53 @@ func NewListFilesRequest(server string, tenantId openapi_types.UUID, params *Lis
 	return req, nil
 }
 
+// NewBulkTimestampFilesRequest calls the generic BulkTimestampFiles builder with application/json body
+func NewBulkTimestampFilesRequest(server string, tenantId openapi_types.UUID, body BulkTimestampFilesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewBulkTimestampFilesRequestWithBody(server, tenantId, "application/json", bodyReader)
+}
+
+// NewBulkTimestampFilesRequestWithBody constructs an http.Request for the BulkTimestampFiles method, with any body, and a specified content type
+func NewBulkTimestampFilesRequestWithBody(server string, tenantId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/files/timestamp/bulk", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewDeleteFileRequest constructs an http.Request for the DeleteFile method
 func NewDeleteFileRequest(server string, tenantId openapi_types.UUID, fileId openapi_types.UUID) (*http.Request, error) {
 	var err error
@@ -8845,6 +9663,224 @@ func NewGetFileRequest(server string, tenantId openapi_types.UUID, fileId openap
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetFileTimestampRequest constructs an http.Request for the GetFileTimestamp method
+func NewGetFileTimestampRequest(server string, tenantId openapi_types.UUID, fileId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "file_id", fileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/files/%s/timestamp", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateFileTimestampRequest calls the generic CreateFileTimestamp builder with application/json body
+func NewCreateFileTimestampRequest(server string, tenantId openapi_types.UUID, fileId openapi_types.UUID, body CreateFileTimestampJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateFileTimestampRequestWithBody(server, tenantId, fileId, "application/json", bodyReader)
+}
+
+// NewCreateFileTimestampRequestWithBody constructs an http.Request for the CreateFileTimestamp method, with any body, and a specified content type
+func NewCreateFileTimestampRequestWithBody(server string, tenantId openapi_types.UUID, fileId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "file_id", fileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/files/%s/timestamp/create", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDownloadFileTimestampRequest constructs an http.Request for the DownloadFileTimestamp method
+func NewDownloadFileTimestampRequest(server string, tenantId openapi_types.UUID, fileId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "file_id", fileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/files/%s/timestamp/download", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewFileTimestampEvidenceRequest constructs an http.Request for the FileTimestampEvidence method
+func NewFileTimestampEvidenceRequest(server string, tenantId openapi_types.UUID, fileId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "file_id", fileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/files/%s/timestamp/evidence", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewVerifyFileTimestampRequest constructs an http.Request for the VerifyFileTimestamp method
+func NewVerifyFileTimestampRequest(server string, tenantId openapi_types.UUID, fileId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "file_id", fileId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/files/%s/timestamp/verify", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -9764,6 +10800,87 @@ func NewGetStorageRequest(server string, tenantId openapi_types.UUID) (*http.Req
 	return req, nil
 }
 
+// NewGetTimestampingRequest constructs an http.Request for the GetTimestamping method
+func NewGetTimestampingRequest(server string, tenantId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/timestamping", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateTimestampingRequest calls the generic UpdateTimestamping builder with application/json body
+func NewUpdateTimestampingRequest(server string, tenantId openapi_types.UUID, body UpdateTimestampingJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateTimestampingRequestWithBody(server, tenantId, "application/json", bodyReader)
+}
+
+// NewUpdateTimestampingRequestWithBody constructs an http.Request for the UpdateTimestamping method, with any body, and a specified content type
+func NewUpdateTimestampingRequestWithBody(server string, tenantId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenants/%s/timestamping", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewAddTenantMemberRequest calls the generic AddTenantMember builder with application/json body
 func NewAddTenantMemberRequest(server string, tenantId openapi_types.UUID, body AddTenantMemberJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -9897,6 +11014,35 @@ func NewChangeTenantMemberRoleRequestWithBody(server string, tenantId openapi_ty
 	}
 
 	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewVerifyTimestampEvidenceRequestWithBody constructs an http.Request for the VerifyTimestampEvidence method, with any body, and a specified content type
+func NewVerifyTimestampEvidenceRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/timestamps/verify")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
 	if err != nil {
 		return nil, err
 	}
@@ -10796,6 +11942,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/tenants/{tenant_id}/files (the `ListFiles` operationId).
 	ListFilesWithResponse(ctx context.Context, tenantId openapi_types.UUID, params *ListFilesParams, reqEditors ...RequestEditorFn) (*ListFilesResponse, error)
 
+	// BulkTimestampFilesWithBodyWithResponse Stamp many files (admins)
+	//
+	// file_ids (at most 1000), or filter: not_timestamped, uploaded_before, uploaded_after (RFC 3339). At most 1000 files are scheduled; 201 with their count, 200 when none matches. Each is stamped by its own job, at the authority's rate.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/files/timestamp/bulk (the `BulkTimestampFiles` operationId).
+	BulkTimestampFilesWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BulkTimestampFilesResponse, error)
+
+	// BulkTimestampFilesWithResponse Stamp many files (admins)
+	//
+	// file_ids (at most 1000), or filter: not_timestamped, uploaded_before, uploaded_after (RFC 3339). At most 1000 files are scheduled; 201 with their count, 200 when none matches. Each is stamped by its own job, at the authority's rate.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/files/timestamp/bulk (the `BulkTimestampFiles` operationId).
+	BulkTimestampFilesWithResponse(ctx context.Context, tenantId openapi_types.UUID, body BulkTimestampFilesJSONRequestBody, reqEditors ...RequestEditorFn) (*BulkTimestampFilesResponse, error)
+
 	// DeleteFileWithResponse Delete a file no document references, with its content (admins)
 	//
 	// 409 while documents still reference the file.
@@ -10813,6 +11977,60 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/tenants/{tenant_id}/files/{file_id} (the `GetFile` operationId).
 	GetFileWithResponse(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetFileResponse, error)
+
+	// GetFileTimestampWithResponse A file's trusted time-stamp status
+	//
+	// Status (none, pending, stamped, failed) and, once stamped, what the token attests. Any member may read.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/files/{file_id}/timestamp (the `GetFileTimestamp` operationId).
+	GetFileTimestampWithResponse(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetFileTimestampResponse, error)
+
+	// CreateFileTimestampWithBodyWithResponse Stamp a file now (admins)
+	//
+	// Schedules a stamp of the file (201). A file already stamped answers 200 with its stamp, unless force is true, which stamps it again. 400 when the tenant has time-stamping off. The body is optional.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/files/{file_id}/timestamp/create (the `CreateFileTimestamp` operationId).
+	CreateFileTimestampWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFileTimestampResponse, error)
+
+	// CreateFileTimestampWithResponse Stamp a file now (admins)
+	//
+	// Schedules a stamp of the file (201). A file already stamped answers 200 with its stamp, unless force is true, which stamps it again. 400 when the tenant has time-stamping off. The body is optional.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/files/{file_id}/timestamp/create (the `CreateFileTimestamp` operationId).
+	CreateFileTimestampWithResponse(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, body CreateFileTimestampJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFileTimestampResponse, error)
+
+	// DownloadFileTimestampWithResponse Download a file's time-stamp token (.tsr)
+	//
+	// The DER TimeStampResp the authority returned, verifiable offline with openssl ts -verify -data FILE -in file.tsr -CAfile ROOTS. 400 when the file is not stamped. Any member may download.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/files/{file_id}/timestamp/download (the `DownloadFileTimestamp` operationId).
+	DownloadFileTimestampWithResponse(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DownloadFileTimestampResponse, error)
+
+	// FileTimestampEvidenceWithResponse Download a file's time-stamp evidence (zip)
+	//
+	// One archive with the file's digest, each token of its chain (.tsr), the authorities' certificates (chain.pem) and a README saying how to check them with openssl ts -verify. 400 when the file is not stamped. Any member may download.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/files/{file_id}/timestamp/evidence (the `FileTimestampEvidence` operationId).
+	FileTimestampEvidenceWithResponse(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*FileTimestampEvidenceResponse, error)
+
+	// VerifyFileTimestampWithResponse Verify a file's time-stamp again, now
+	//
+	// Checks the kept token against the stored content (its digest recomputed) and the authority's configured roots, and each archive stamp over the token before it. valid is false, with the reason, when anything fails. Any member may ask.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/tenants/{tenant_id}/files/{file_id}/timestamp/verify (the `VerifyFileTimestamp` operationId).
+	VerifyFileTimestampWithResponse(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*VerifyFileTimestampResponse, error)
 
 	// ListInvitationsWithResponse The tenant's pending invitations, newest first (admins)
 	//
@@ -11066,6 +12284,33 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/tenants/{tenant_id}/storage (the `GetStorage` operationId).
 	GetStorageWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetStorageResponse, error)
 
+	// GetTimestampingWithResponse The tenant's trusted time-stamping settings (admins)
+	//
+	// Whether new files are stamped (RFC 3161), by which authorities in order, with which hash. Off by default.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tenants/{tenant_id}/timestamping (the `GetTimestamping` operationId).
+	GetTimestampingWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetTimestampingResponse, error)
+
+	// UpdateTimestampingWithBodyWithResponse Change the tenant's trusted time-stamping settings (admins)
+	//
+	// enabled turns stamping of new files on or off; authority names one of the configured authorities, or several in the order they are tried; hash_algorithm is sha256, sha384 or sha512. Fields left out keep their value. Turning stamping on sends each new file's digest (never its content) to the authorities.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/tenants/{tenant_id}/timestamping (the `UpdateTimestamping` operationId).
+	UpdateTimestampingWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateTimestampingResponse, error)
+
+	// UpdateTimestampingWithResponse Change the tenant's trusted time-stamping settings (admins)
+	//
+	// enabled turns stamping of new files on or off; authority names one of the configured authorities, or several in the order they are tried; hash_algorithm is sha256, sha384 or sha512. Fields left out keep their value. Turning stamping on sends each new file's digest (never its content) to the authorities.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/tenants/{tenant_id}/timestamping (the `UpdateTimestamping` operationId).
+	UpdateTimestampingWithResponse(ctx context.Context, tenantId openapi_types.UUID, body UpdateTimestampingJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateTimestampingResponse, error)
+
 	// AddTenantMemberWithBodyWithResponse Add a user to a tenant (admins)
 	//
 	// Adds an existing, active user, named by user_id or email, with a role: admin, user, viewer or one of the tenant's own. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
@@ -11110,6 +12355,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /api/tenants/{tenant_id}/users/{user_id} (the `ChangeTenantMemberRole` operationId).
 	ChangeTenantMemberRoleWithResponse(ctx context.Context, tenantId openapi_types.UUID, userId openapi_types.UUID, body ChangeTenantMemberRoleJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangeTenantMemberRoleResponse, error)
+
+	// VerifyTimestampEvidenceWithBodyWithResponse Verify a time-stamp token received from elsewhere
+	//
+	// multipart/form-data with a tsr part (a DER TimeStampResp) and either a file part, hashed with the token's algorithm, or a digest field in hex. The token must chain to the roots of one of the configured authorities. Any signed-in user.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/timestamps/verify (the `VerifyTimestampEvidence` operationId).
+	VerifyTimestampEvidenceWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyTimestampEvidenceResponse, error)
 
 	// UsersHealthWithResponse Users API health
 	//
@@ -15988,6 +17242,117 @@ func (r ListFilesResponse) ContentType() string {
 	return ""
 }
 
+// BulkTimestampFilesResponseDefaultHeaders the declared response headers of an HTTP default response for BulkTimestampFiles
+type BulkTimestampFilesResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type BulkTimestampFilesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeBulkResult
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *EnvelopeBulkResult
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *BulkTimestampFilesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r BulkTimestampFilesResponse) GetJSON200() *EnvelopeBulkResult {
+	return r.JSON200
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r BulkTimestampFilesResponse) GetJSON201() *EnvelopeBulkResult {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r BulkTimestampFilesResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r BulkTimestampFilesResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r BulkTimestampFilesResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r BulkTimestampFilesResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r BulkTimestampFilesResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r BulkTimestampFilesResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r BulkTimestampFilesResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r BulkTimestampFilesResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r BulkTimestampFilesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r BulkTimestampFilesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r BulkTimestampFilesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r BulkTimestampFilesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // DeleteFileResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteFile
 type DeleteFileResponseDefaultHeaders struct {
 	RetryAfter *int
@@ -16169,6 +17534,463 @@ func (r GetFileResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetFileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetFileTimestampResponseDefaultHeaders the declared response headers of an HTTP default response for GetFileTimestamp
+type GetFileTimestampResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type GetFileTimestampResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeTimestampView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetFileTimestampResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetFileTimestampResponse) GetJSON200() *EnvelopeTimestampView {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetFileTimestampResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetFileTimestampResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetFileTimestampResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetFileTimestampResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetFileTimestampResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r GetFileTimestampResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetFileTimestampResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetFileTimestampResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetFileTimestampResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetFileTimestampResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateFileTimestampResponseDefaultHeaders the declared response headers of an HTTP default response for CreateFileTimestamp
+type CreateFileTimestampResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type CreateFileTimestampResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeCreatedTimestamp
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *EnvelopeCreatedTimestamp
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateFileTimestampResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CreateFileTimestampResponse) GetJSON200() *EnvelopeCreatedTimestamp {
+	return r.JSON200
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateFileTimestampResponse) GetJSON201() *EnvelopeCreatedTimestamp {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateFileTimestampResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateFileTimestampResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateFileTimestampResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CreateFileTimestampResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreateFileTimestampResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r CreateFileTimestampResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateFileTimestampResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r CreateFileTimestampResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateFileTimestampResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateFileTimestampResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateFileTimestampResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateFileTimestampResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DownloadFileTimestampResponseDefaultHeaders the declared response headers of an HTTP default response for DownloadFileTimestamp
+type DownloadFileTimestampResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type DownloadFileTimestampResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DownloadFileTimestampResponseDefaultHeaders
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DownloadFileTimestampResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DownloadFileTimestampResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DownloadFileTimestampResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DownloadFileTimestampResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DownloadFileTimestampResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r DownloadFileTimestampResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DownloadFileTimestampResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DownloadFileTimestampResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DownloadFileTimestampResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DownloadFileTimestampResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// FileTimestampEvidenceResponseDefaultHeaders the declared response headers of an HTTP default response for FileTimestampEvidence
+type FileTimestampEvidenceResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type FileTimestampEvidenceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *FileTimestampEvidenceResponseDefaultHeaders
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r FileTimestampEvidenceResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r FileTimestampEvidenceResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r FileTimestampEvidenceResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r FileTimestampEvidenceResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r FileTimestampEvidenceResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r FileTimestampEvidenceResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r FileTimestampEvidenceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r FileTimestampEvidenceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FileTimestampEvidenceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FileTimestampEvidenceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// VerifyFileTimestampResponseDefaultHeaders the declared response headers of an HTTP default response for VerifyFileTimestamp
+type VerifyFileTimestampResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type VerifyFileTimestampResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeVerification
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *VerifyFileTimestampResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r VerifyFileTimestampResponse) GetJSON200() *EnvelopeVerification {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r VerifyFileTimestampResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r VerifyFileTimestampResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r VerifyFileTimestampResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r VerifyFileTimestampResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r VerifyFileTimestampResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r VerifyFileTimestampResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifyFileTimestampResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifyFileTimestampResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifyFileTimestampResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifyFileTimestampResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -18129,6 +19951,200 @@ func (r GetStorageResponse) ContentType() string {
 	return ""
 }
 
+// GetTimestampingResponseDefaultHeaders the declared response headers of an HTTP default response for GetTimestamping
+type GetTimestampingResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type GetTimestampingResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeTimestampingSettings
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetTimestampingResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTimestampingResponse) GetJSON200() *EnvelopeTimestampingSettings {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetTimestampingResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetTimestampingResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetTimestampingResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetTimestampingResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetTimestampingResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r GetTimestampingResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTimestampingResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTimestampingResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTimestampingResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTimestampingResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateTimestampingResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTimestamping
+type UpdateTimestampingResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type UpdateTimestampingResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeTimestampingSettings
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateTimestampingResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateTimestampingResponse) GetJSON200() *EnvelopeTimestampingSettings {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateTimestampingResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UpdateTimestampingResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r UpdateTimestampingResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UpdateTimestampingResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r UpdateTimestampingResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r UpdateTimestampingResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r UpdateTimestampingResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r UpdateTimestampingResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateTimestampingResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateTimestampingResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateTimestampingResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateTimestampingResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // AddTenantMemberResponseDefaultHeaders the declared response headers of an HTTP default response for AddTenantMember
 type AddTenantMemberResponseDefaultHeaders struct {
 	RetryAfter *int
@@ -18442,6 +20458,103 @@ func (r ChangeTenantMemberRoleResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ChangeTenantMemberRoleResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// VerifyTimestampEvidenceResponseDefaultHeaders the declared response headers of an HTTP default response for VerifyTimestampEvidence
+type VerifyTimestampEvidenceResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type VerifyTimestampEvidenceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeVerification
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *VerifyTimestampEvidenceResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r VerifyTimestampEvidenceResponse) GetJSON200() *EnvelopeVerification {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r VerifyTimestampEvidenceResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r VerifyTimestampEvidenceResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r VerifyTimestampEvidenceResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r VerifyTimestampEvidenceResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r VerifyTimestampEvidenceResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r VerifyTimestampEvidenceResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r VerifyTimestampEvidenceResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifyTimestampEvidenceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifyTimestampEvidenceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifyTimestampEvidenceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifyTimestampEvidenceResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -20046,6 +22159,36 @@ func (c *ClientWithResponses) ListFilesWithResponse(ctx context.Context, tenantI
 	return ParseListFilesResponse(rsp)
 }
 
+// BulkTimestampFilesWithBodyWithResponse Stamp many files (admins)
+//
+// file_ids (at most 1000), or filter: not_timestamped, uploaded_before, uploaded_after (RFC 3339). At most 1000 files are scheduled; 201 with their count, 200 when none matches. Each is stamped by its own job, at the authority's rate.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/files/timestamp/bulk (the `BulkTimestampFiles` operationId).
+func (c *ClientWithResponses) BulkTimestampFilesWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BulkTimestampFilesResponse, error) {
+	rsp, err := c.BulkTimestampFilesWithBody(ctx, tenantId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBulkTimestampFilesResponse(rsp)
+}
+
+// BulkTimestampFilesWithResponse Stamp many files (admins)
+//
+// file_ids (at most 1000), or filter: not_timestamped, uploaded_before, uploaded_after (RFC 3339). At most 1000 files are scheduled; 201 with their count, 200 when none matches. Each is stamped by its own job, at the authority's rate.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/files/timestamp/bulk (the `BulkTimestampFiles` operationId).
+func (c *ClientWithResponses) BulkTimestampFilesWithResponse(ctx context.Context, tenantId openapi_types.UUID, body BulkTimestampFilesJSONRequestBody, reqEditors ...RequestEditorFn) (*BulkTimestampFilesResponse, error) {
+	rsp, err := c.BulkTimestampFiles(ctx, tenantId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBulkTimestampFilesResponse(rsp)
+}
+
 // DeleteFileWithResponse Delete a file no document references, with its content (admins)
 //
 // 409 while documents still reference the file.
@@ -20074,6 +22217,96 @@ func (c *ClientWithResponses) GetFileWithResponse(ctx context.Context, tenantId 
 		return nil, err
 	}
 	return ParseGetFileResponse(rsp)
+}
+
+// GetFileTimestampWithResponse A file's trusted time-stamp status
+//
+// Status (none, pending, stamped, failed) and, once stamped, what the token attests. Any member may read.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tenants/{tenant_id}/files/{file_id}/timestamp (the `GetFileTimestamp` operationId).
+func (c *ClientWithResponses) GetFileTimestampWithResponse(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetFileTimestampResponse, error) {
+	rsp, err := c.GetFileTimestamp(ctx, tenantId, fileId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetFileTimestampResponse(rsp)
+}
+
+// CreateFileTimestampWithBodyWithResponse Stamp a file now (admins)
+//
+// Schedules a stamp of the file (201). A file already stamped answers 200 with its stamp, unless force is true, which stamps it again. 400 when the tenant has time-stamping off. The body is optional.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/files/{file_id}/timestamp/create (the `CreateFileTimestamp` operationId).
+func (c *ClientWithResponses) CreateFileTimestampWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFileTimestampResponse, error) {
+	rsp, err := c.CreateFileTimestampWithBody(ctx, tenantId, fileId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateFileTimestampResponse(rsp)
+}
+
+// CreateFileTimestampWithResponse Stamp a file now (admins)
+//
+// Schedules a stamp of the file (201). A file already stamped answers 200 with its stamp, unless force is true, which stamps it again. 400 when the tenant has time-stamping off. The body is optional.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/files/{file_id}/timestamp/create (the `CreateFileTimestamp` operationId).
+func (c *ClientWithResponses) CreateFileTimestampWithResponse(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, body CreateFileTimestampJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFileTimestampResponse, error) {
+	rsp, err := c.CreateFileTimestamp(ctx, tenantId, fileId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateFileTimestampResponse(rsp)
+}
+
+// DownloadFileTimestampWithResponse Download a file's time-stamp token (.tsr)
+//
+// The DER TimeStampResp the authority returned, verifiable offline with openssl ts -verify -data FILE -in file.tsr -CAfile ROOTS. 400 when the file is not stamped. Any member may download.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tenants/{tenant_id}/files/{file_id}/timestamp/download (the `DownloadFileTimestamp` operationId).
+func (c *ClientWithResponses) DownloadFileTimestampWithResponse(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DownloadFileTimestampResponse, error) {
+	rsp, err := c.DownloadFileTimestamp(ctx, tenantId, fileId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDownloadFileTimestampResponse(rsp)
+}
+
+// FileTimestampEvidenceWithResponse Download a file's time-stamp evidence (zip)
+//
+// One archive with the file's digest, each token of its chain (.tsr), the authorities' certificates (chain.pem) and a README saying how to check them with openssl ts -verify. 400 when the file is not stamped. Any member may download.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tenants/{tenant_id}/files/{file_id}/timestamp/evidence (the `FileTimestampEvidence` operationId).
+func (c *ClientWithResponses) FileTimestampEvidenceWithResponse(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*FileTimestampEvidenceResponse, error) {
+	rsp, err := c.FileTimestampEvidence(ctx, tenantId, fileId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFileTimestampEvidenceResponse(rsp)
+}
+
+// VerifyFileTimestampWithResponse Verify a file's time-stamp again, now
+//
+// Checks the kept token against the stored content (its digest recomputed) and the authority's configured roots, and each archive stamp over the token before it. valid is false, with the reason, when anything fails. Any member may ask.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/tenants/{tenant_id}/files/{file_id}/timestamp/verify (the `VerifyFileTimestamp` operationId).
+func (c *ClientWithResponses) VerifyFileTimestampWithResponse(ctx context.Context, tenantId openapi_types.UUID, fileId openapi_types.UUID, reqEditors ...RequestEditorFn) (*VerifyFileTimestampResponse, error) {
+	rsp, err := c.VerifyFileTimestamp(ctx, tenantId, fileId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyFileTimestampResponse(rsp)
 }
 
 // ListInvitationsWithResponse The tenant's pending invitations, newest first (admins)
@@ -20496,6 +22729,51 @@ func (c *ClientWithResponses) GetStorageWithResponse(ctx context.Context, tenant
 	return ParseGetStorageResponse(rsp)
 }
 
+// GetTimestampingWithResponse The tenant's trusted time-stamping settings (admins)
+//
+// Whether new files are stamped (RFC 3161), by which authorities in order, with which hash. Off by default.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tenants/{tenant_id}/timestamping (the `GetTimestamping` operationId).
+func (c *ClientWithResponses) GetTimestampingWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetTimestampingResponse, error) {
+	rsp, err := c.GetTimestamping(ctx, tenantId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTimestampingResponse(rsp)
+}
+
+// UpdateTimestampingWithBodyWithResponse Change the tenant's trusted time-stamping settings (admins)
+//
+// enabled turns stamping of new files on or off; authority names one of the configured authorities, or several in the order they are tried; hash_algorithm is sha256, sha384 or sha512. Fields left out keep their value. Turning stamping on sends each new file's digest (never its content) to the authorities.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/tenants/{tenant_id}/timestamping (the `UpdateTimestamping` operationId).
+func (c *ClientWithResponses) UpdateTimestampingWithBodyWithResponse(ctx context.Context, tenantId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateTimestampingResponse, error) {
+	rsp, err := c.UpdateTimestampingWithBody(ctx, tenantId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateTimestampingResponse(rsp)
+}
+
+// UpdateTimestampingWithResponse Change the tenant's trusted time-stamping settings (admins)
+//
+// enabled turns stamping of new files on or off; authority names one of the configured authorities, or several in the order they are tried; hash_algorithm is sha256, sha384 or sha512. Fields left out keep their value. Turning stamping on sends each new file's digest (never its content) to the authorities.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/tenants/{tenant_id}/timestamping (the `UpdateTimestamping` operationId).
+func (c *ClientWithResponses) UpdateTimestampingWithResponse(ctx context.Context, tenantId openapi_types.UUID, body UpdateTimestampingJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateTimestampingResponse, error) {
+	rsp, err := c.UpdateTimestamping(ctx, tenantId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateTimestampingResponse(rsp)
+}
+
 // AddTenantMemberWithBodyWithResponse Add a user to a tenant (admins)
 //
 // Adds an existing, active user, named by user_id or email, with a role: admin, user, viewer or one of the tenant's own. A user already in the tenant is a conflict (409). A tenant at its members quota refuses a new member (403 QUOTA_EXCEEDED).
@@ -20569,6 +22847,21 @@ func (c *ClientWithResponses) ChangeTenantMemberRoleWithResponse(ctx context.Con
 		return nil, err
 	}
 	return ParseChangeTenantMemberRoleResponse(rsp)
+}
+
+// VerifyTimestampEvidenceWithBodyWithResponse Verify a time-stamp token received from elsewhere
+//
+// multipart/form-data with a tsr part (a DER TimeStampResp) and either a file part, hashed with the token's algorithm, or a digest field in hex. The token must chain to the roots of one of the configured authorities. Any signed-in user.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/timestamps/verify (the `VerifyTimestampEvidence` operationId).
+func (c *ClientWithResponses) VerifyTimestampEvidenceWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyTimestampEvidenceResponse, error) {
+	rsp, err := c.VerifyTimestampEvidenceWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyTimestampEvidenceResponse(rsp)
 }
 
 // UsersHealthWithResponse Users API health
@@ -25123,6 +27416,108 @@ func ParseListFilesResponse(rsp *http.Response) (*ListFilesResponse, error) {
 	return response, nil
 }
 
+// ParseBulkTimestampFilesResponse parses an HTTP response from a BulkTimestampFilesWithResponse call
+func ParseBulkTimestampFilesResponse(rsp *http.Response) (*BulkTimestampFilesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &BulkTimestampFilesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeBulkResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest EnvelopeBulkResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers BulkTimestampFilesResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseDeleteFileResponse parses an HTTP response from a DeleteFileWithResponse call
 func ParseDeleteFileResponse(rsp *http.Response) (*DeleteFileResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -25279,6 +27674,418 @@ func ParseGetFileResponse(rsp *http.Response) (*GetFileResponse, error) {
 	switch {
 	case true:
 		var headers GetFileResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetFileTimestampResponse parses an HTTP response from a GetFileTimestampWithResponse call
+func ParseGetFileTimestampResponse(rsp *http.Response) (*GetFileTimestampResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetFileTimestampResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeTimestampView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers GetFileTimestampResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateFileTimestampResponse parses an HTTP response from a CreateFileTimestampWithResponse call
+func ParseCreateFileTimestampResponse(rsp *http.Response) (*CreateFileTimestampResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateFileTimestampResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeCreatedTimestamp
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest EnvelopeCreatedTimestamp
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers CreateFileTimestampResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDownloadFileTimestampResponse parses an HTTP response from a DownloadFileTimestampWithResponse call
+func ParseDownloadFileTimestampResponse(rsp *http.Response) (*DownloadFileTimestampResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DownloadFileTimestampResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers DownloadFileTimestampResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseFileTimestampEvidenceResponse parses an HTTP response from a FileTimestampEvidenceWithResponse call
+func ParseFileTimestampEvidenceResponse(rsp *http.Response) (*FileTimestampEvidenceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FileTimestampEvidenceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers FileTimestampEvidenceResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseVerifyFileTimestampResponse parses an HTTP response from a VerifyFileTimestampWithResponse call
+func ParseVerifyFileTimestampResponse(rsp *http.Response) (*VerifyFileTimestampResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifyFileTimestampResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeVerification
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers VerifyFileTimestampResponseDefaultHeaders
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27066,6 +29873,182 @@ func ParseGetStorageResponse(rsp *http.Response) (*GetStorageResponse, error) {
 	return response, nil
 }
 
+// ParseGetTimestampingResponse parses an HTTP response from a GetTimestampingWithResponse call
+func ParseGetTimestampingResponse(rsp *http.Response) (*GetTimestampingResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTimestampingResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeTimestampingSettings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers GetTimestampingResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateTimestampingResponse parses an HTTP response from a UpdateTimestampingWithResponse call
+func ParseUpdateTimestampingResponse(rsp *http.Response) (*UpdateTimestampingResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateTimestampingResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeTimestampingSettings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers UpdateTimestampingResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseAddTenantMemberResponse parses an HTTP response from a AddTenantMemberWithResponse call
 func ParseAddTenantMemberResponse(rsp *http.Response) (*AddTenantMemberResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -27345,6 +30328,94 @@ func ParseChangeTenantMemberRoleResponse(rsp *http.Response) (*ChangeTenantMembe
 	switch {
 	case true:
 		var headers ChangeTenantMemberRoleResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseVerifyTimestampEvidenceResponse parses an HTTP response from a VerifyTimestampEvidenceWithResponse call
+func ParseVerifyTimestampEvidenceResponse(rsp *http.Response) (*VerifyTimestampEvidenceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifyTimestampEvidenceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeVerification
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers VerifyTimestampEvidenceResponseDefaultHeaders
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/tenantry/tenantry/ratelimit"
+	"github.com/tenantry/tenantry/timestamp"
 )
 
 // Shape is which engines the binary runs on.
@@ -264,6 +265,33 @@ type Config struct {
 	// a new device (device), a new device or client address (address),
 	// or never (off).
 	SignInAlerts string `env:"TENANTRY_SIGNIN_ALERTS" envDefault:"device"`
+	// JobRescueAfter is how long a job may stay running before it is
+	// taken for the job of a process that died and worked again. It must
+	// exceed the longest job: a time-stamp asks each of a tenant's
+	// authorities in turn, each for up to TENANTRY_TSA_TIMEOUT.
+	JobRescueAfter time.Duration `env:"TENANTRY_JOB_RESCUE_AFTER" envDefault:"1h"`
+
+	// TSAAuthorities are the time-stamping authorities tenants may
+	// choose: a JSON array of {"name", "url", "roots_file" or
+	// "roots_pem", "policy_oid", "username", "password"}.
+	// DigiCertTSAURL, the original's variable, adds one named digicert.
+	TSAAuthorities string `env:"TENANTRY_TSA_AUTHORITIES"`
+	DigiCertTSAURL string `env:"DIGICERT_TSA_URL"`
+	// TSARate is how many requests per second each process sends to one
+	// authority at most; 0 is unlimited.
+	TSARate float64 `env:"TENANTRY_TSA_RATE" envDefault:"10"`
+	// TSATimeout bounds one request to an authority.
+	TSATimeout time.Duration `env:"TENANTRY_TSA_TIMEOUT" envDefault:"30s"`
+	// TSAMaxAttempts is how many times a stamp is tried while authorities
+	// are unreachable or failing before the file is marked failed;
+	// TSARetryDelay is the first wait between attempts, doubled at each
+	// one, with jitter.
+	TSAMaxAttempts int           `env:"TENANTRY_TSA_MAX_ATTEMPTS" envDefault:"6"`
+	TSARetryDelay  time.Duration `env:"TENANTRY_TSA_RETRY_DELAY" envDefault:"30s"`
+	// TSARenewBefore is how long before the certificate of a token's
+	// authority expires the token is stamped again by an archive
+	// time-stamp.
+	TSARenewBefore time.Duration `env:"TENANTRY_TSA_RENEW_BEFORE" envDefault:"2160h"`
 }
 
 // SMTP reports whether mail goes to an SMTP server.
@@ -286,6 +314,13 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(strings.Trim(host, "[]"))
 	return ip != nil && ip.IsLoopback()
+
+}
+
+// Authorities returns the configured time-stamping authorities, in the
+// order configured.
+func (c Config) Authorities() ([]*timestamp.Authority, error) {
+	return timestamp.ParseAuthorities(c.TSAAuthorities, c.DigiCertTSAURL)
 }
 
 // Kafka reports whether events go through Kafka.
@@ -631,6 +666,21 @@ func (c Config) Validate() error {
 	if c.KeyRotation < 0 {
 		errs = append(errs, errors.New("TENANTRY_KEY_ROTATION_PERIOD must not be negative; 0 rotates only by hand"))
 	}
+	if _, err := c.Authorities(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.TSARate < 0 {
+		errs = append(errs, errors.New("TENANTRY_TSA_RATE must not be negative"))
+	}
+	if c.TSATimeout < time.Second || c.TSARetryDelay < 10*time.Millisecond || c.TSARenewBefore < 0 {
+		errs = append(errs, errors.New("TENANTRY_TSA_TIMEOUT must be at least 1s, TENANTRY_TSA_RETRY_DELAY at least 10ms, TENANTRY_TSA_RENEW_BEFORE not negative"))
+	}
+	if c.TSAMaxAttempts < 1 {
+		errs = append(errs, errors.New("TENANTRY_TSA_MAX_ATTEMPTS must be at least 1"))
+	}
+	if c.JobRescueAfter < time.Second {
+		errs = append(errs, errors.New("TENANTRY_JOB_RESCUE_AFTER must be at least 1s"))
+	}
 	if c.JobWorkers < 1 {
 		errs = append(errs, errors.New("TENANTRY_JOB_WORKERS must be at least 1"))
 	}
@@ -749,4 +799,5 @@ var VaultSecretNames = []string{
 	"KAFKA_SASL_PASSWORD",
 	"SMTP_USERNAME",
 	"SMTP_PASSWORD",
+	"TENANTRY_TSA_AUTHORITIES",
 }

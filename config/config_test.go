@@ -49,6 +49,18 @@ func TestLoadNamesTheVariableAndTheAcceptedValues(t *testing.T) {
 			`JWT_SECRET_KEY must be at least 32 bytes`},
 		{"no key in the production shape", map[string]string{"DATABASE_URL": "postgres://db/tenantry"},
 			`JWT_SECRET_KEY must be set in the production shape, to at least 32 bytes`},
+		{"authorities not JSON", map[string]string{"TENANTRY_TSA_AUTHORITIES": "digicert"},
+			`TENANTRY_TSA_AUTHORITIES: not a JSON array of authorities`},
+		{"authority without a usable URL", map[string]string{"TENANTRY_TSA_AUTHORITIES": `[{"name":"a","url":"timestamp.example"}]`},
+			`TENANTRY_TSA_AUTHORITIES[0]: a: url "timestamp.example" is not an http(s) URL`},
+		{"authority roots unreadable", map[string]string{"TENANTRY_TSA_AUTHORITIES": `[{"name":"a","url":"http://tsa.example","roots_file":"/nonexistent/roots.pem"}]`},
+			`TENANTRY_TSA_AUTHORITIES[0]: a: roots_file`},
+		{"DigiCert URL not a URL", map[string]string{"DIGICERT_TSA_URL": "digicert"},
+			`TENANTRY_TSA_AUTHORITIES[0]: digicert: url "digicert" is not an http(s) URL`},
+		{"no attempt", map[string]string{"TENANTRY_TSA_MAX_ATTEMPTS": "0"},
+			`TENANTRY_TSA_MAX_ATTEMPTS must be at least 1`},
+		{"negative rate", map[string]string{"TENANTRY_TSA_RATE": "-1"},
+			`TENANTRY_TSA_RATE must not be negative`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -151,5 +163,29 @@ func TestLoadAcceptsTheDefaultsAndValidValues(t *testing.T) {
 		if err != nil || time.Duration(cfg.TenantRetention) != want {
 			t.Errorf("TENANTRY_TENANT_RETENTION=%q: %v, %v; want %v", value, time.Duration(cfg.TenantRetention), err, want)
 		}
+	}
+}
+
+// Ensure the original's DIGICERT_TSA_URL configures an authority named
+// digicert beside those of TENANTRY_TSA_AUTHORITIES.
+func TestDigiCertTSAURL(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(map[string]string{
+		"DIGICERT_TSA_URL":         "https://timestamp.digicert.com",
+		"TENANTRY_TSA_AUTHORITIES": `[{"name":"local","url":"http://127.0.0.1:8318/tsa","policy_oid":"1.2.3.4"}]`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.Authorities()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].Name != "local" || list[0].Policy != "1.2.3.4" || list[1].Name != "digicert" ||
+		list[1].URL != "https://timestamp.digicert.com" || list[1].Roots == nil {
+		t.Fatalf("authorities %+v", list)
+	}
+	if c.TSARate != 10 || c.TSAMaxAttempts != 6 || c.TSATimeout != 30*time.Second {
+		t.Fatalf("defaults: rate %v, attempts %d, timeout %s", c.TSARate, c.TSAMaxAttempts, c.TSATimeout)
 	}
 }

@@ -10,7 +10,7 @@ var OrphanFilesQuery = orphanFilesQuery
 
 // DocumentsQuery is a documents page's statement for a named sort.
 func DocumentsQuery(d sqldb.Dialect, sort string, filtered, seek bool) string {
-	return documentsQuery(d, sortOrders[sort], filtered, seek, 21)
+	return documentsQuery(d, sortOrders[sort], filtered, "", seek, 21)
 }
 
 // FilesQuery is a files page's statement.

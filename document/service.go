@@ -46,6 +46,14 @@ type Config struct {
 	BlobGrace time.Duration
 	// SigningKey signs the download links tenantry serves itself.
 	SigningKey []byte
+	// Timestamping, when set, is asked before an upload is recorded
+	// whether its tenant has trusted time-stamping on. If so, it returns
+	// what records, in the upload's transaction, the request to stamp a
+	// new content, and the file.process event says the file is to be
+	// stamped: the tenant's setting when the file was uploaded decides.
+	Timestamping interface {
+		ForUpload(ctx context.Context, tenantID string) (func(ctx context.Context, tx sqldb.Tx, fileID string) error, error)
+	}
 }
 
 // Service implements the document use cases.
@@ -339,6 +347,13 @@ func (s *Service) Commit(ctx context.Context, r *Received, meta Metadata) (*Docu
 		return nil, tenantry.Errorf(tenantry.EUnavailable, "The upload could not be recorded in time; please retry")
 	}
 
+	var requestStamp func(ctx context.Context, tx sqldb.Tx, fileID string) error
+	if s.cfg.Timestamping != nil {
+		if requestStamp, err = s.cfg.Timestamping.ForUpload(ctx, r.tenant.ID); err != nil {
+			s.release(ctx, lease.DB(), res)
+			return nil, err
+		}
+	}
 	p := principal(ctx)
 	now := sqldb.Now()
 	doc := &Document{ID: uuid.NewString(), Filename: name, MimeType: mimeType, UserID: p.UserID,
@@ -387,10 +402,18 @@ func (s *Service) Commit(ctx context.Context, r *Received, meta Metadata) (*Docu
 			return err
 		}
 		if !inserted {
-			return nil
+			return tx.QueryRow(ctx, `SELECT COALESCE((SELECT status FROM file_timestamps WHERE file_id = $1), 'none')`, f.ID).
+				Scan(&doc.TimestampStatus)
+		}
+		doc.TimestampStatus = "none"
+		if requestStamp != nil {
+			if err := requestStamp(ctx, tx, f.ID); err != nil {
+				return err
+			}
+			doc.TimestampStatus = "pending"
 		}
 		return outbox.Emit(ctx, tx, tenantry.EventFileProcess, tenantID, p.UserID, map[string]any{
-			"file_id": f.ID, "sha256_hash": f.SHA256, "file_size": f.Size,
+			"file_id": f.ID, "sha256_hash": f.SHA256, "file_size": f.Size, "timestamp": requestStamp != nil,
 		})
 	})
 	if err != nil {
@@ -411,6 +434,9 @@ type ListQuery struct {
 	// Sort is one of created_at, -created_at (the default), filename,
 	// -filename.
 	Sort string
+	// TimestampStatus, when set, keeps the documents whose file has this
+	// time-stamp status: none, pending, stamped or failed.
+	TimestampStatus string
 	// After, when set, continues a walk: the page is the one after this
 	// position, Page is not used to skip rows, and the total is not
 	// counted.
@@ -419,12 +445,15 @@ type ListQuery struct {
 
 // List returns a page of the tenant's documents, all members' included.
 func (s *Service) List(ctx context.Context, tenantID string, q ListQuery) (*Listing, error) {
+	if q.TimestampStatus != "" && !ValidTimestampStatus(q.TimestampStatus) {
+		return nil, tenantry.Errorf(tenantry.EBadRequest, "timestamp_status must be one of none, pending, stamped, failed")
+	}
 	lease, err := s.open(ctx, tenantID, permission.DocumentsRead)
 	if err != nil {
 		return nil, err
 	}
 	defer lease.Release()
-	return listDocuments(ctx, lease.DB(), q.Filename, q.Sort, q.PerPage, (q.Page-1)*q.PerPage, q.After)
+	return listDocuments(ctx, lease.DB(), q.Filename, q.TimestampStatus, q.Sort, q.PerPage, (q.Page-1)*q.PerPage, q.After)
 }
 
 // open authorizes the caller on a tenant and leases its database.

@@ -37,6 +37,9 @@ type Document struct {
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	CreatedBy string
+	// TimestampStatus is the trusted time-stamp status of the document's
+	// file: none, pending, stamped or failed.
+	TimestampStatus string
 	// File is set where the document is returned with its content's
 	// description.
 	File *File
@@ -51,7 +54,8 @@ func fileColumns(d sqldb.Dialect) string {
 
 func documentColumns(d sqldb.Dialect) string {
 	return `d.id, d.filename, d.mime_type, d.file_id, d.user_id, ` +
-		d.Time("d.created_at") + `, ` + d.Time("d.updated_at") + `, COALESCE(CAST(d.created_by AS TEXT), '')`
+		d.Time("d.created_at") + `, ` + d.Time("d.updated_at") + `, COALESCE(CAST(d.created_by AS TEXT), ''), ` +
+		`COALESCE((SELECT t.status FROM file_timestamps t WHERE t.file_id = d.file_id), 'none')`
 }
 
 func fileDest(f *File, meta *string) []any {
@@ -61,8 +65,21 @@ func fileDest(f *File, meta *string) []any {
 
 func documentDest(d *Document) []any {
 	return []any{&d.ID, &d.Filename, &d.MimeType, &d.FileID, &d.UserID,
-		sqldb.ScanTime(&d.CreatedAt), sqldb.ScanTime(&d.UpdatedAt), &d.CreatedBy}
+		sqldb.ScanTime(&d.CreatedAt), sqldb.ScanTime(&d.UpdatedAt), &d.CreatedBy, &d.TimestampStatus}
 }
+
+// timestampConditions are the conditions of the timestamp_status filter,
+// by status; the values are fixed, so they are written into the
+// statement.
+var timestampConditions = map[string]string{ //nolint:gochecknoglobals // read-only table
+	"none":    `NOT EXISTS (SELECT 1 FROM file_timestamps t WHERE t.file_id = d.file_id)`,
+	"pending": `EXISTS (SELECT 1 FROM file_timestamps t WHERE t.file_id = d.file_id AND t.status = 'pending')`,
+	"stamped": `EXISTS (SELECT 1 FROM file_timestamps t WHERE t.file_id = d.file_id AND t.status = 'stamped')`,
+	"failed":  `EXISTS (SELECT 1 FROM file_timestamps t WHERE t.file_id = d.file_id AND t.status = 'failed')`,
+}
+
+// ValidTimestampStatus reports whether s is a timestamp_status filter.
+func ValidTimestampStatus(s string) bool { _, ok := timestampConditions[s]; return ok }
 
 func scanFile(row sqldb.Row) (*File, error) {
 	var f File
@@ -368,7 +385,7 @@ var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`) //nolint:
 // counter unless filtered. Its parameters are the offset, then the
 // filename pattern when filtered, then the position to seek after when
 // seeking.
-func documentsQuery(d sqldb.Dialect, order sortOrder, filtered, seek bool, limit int) string {
+func documentsQuery(d sqldb.Dialect, order sortOrder, filtered bool, status string, seek bool, limit int) string {
 	columns := documentColumns(d)
 	if !order.byTime() {
 		columns += `, d.filename_key`
@@ -378,7 +395,10 @@ func documentsQuery(d sqldb.Dialect, order sortOrder, filtered, seek bool, limit
 	if filtered {
 		conds = append(conds, `d.filename_key LIKE $2 ESCAPE '\'`)
 		n++
-	} else {
+	}
+	if status != "" {
+		conds = append(conds, timestampConditions[status])
+	} else if !filtered {
 		columns += `, (SELECT value FROM counters WHERE name = 'documents')`
 	}
 	if seek {
@@ -401,7 +421,7 @@ func documentsQuery(d sqldb.Dialect, order sortOrder, filtered, seek bool, limit
 // continues a walk (after set) counts nothing, since counting the matches
 // reads every row: its caller carries the total counted when the walk
 // began.
-func listDocuments(ctx context.Context, q sqldb.Querier, filename, sort string, limit, offset int, after *Seek) (*Listing, error) {
+func listDocuments(ctx context.Context, q sqldb.Querier, filename, status, sort string, limit, offset int, after *Seek) (*Listing, error) {
 	order, ok := sortOrders[sort]
 	if !ok {
 		order = sortOrders["-created_at"]
@@ -415,9 +435,10 @@ func listDocuments(ctx context.Context, q sqldb.Querier, filename, sort string, 
 	if !order.byTime() {
 		dest = append(dest, &filenameKey)
 	}
-	if filename == "" {
+	unfiltered := filename == "" && status == ""
+	if unfiltered {
 		dest = append(dest, &l.Total)
-	} else {
+	} else if filename != "" {
 		args = append(args, likePattern(filename))
 	}
 	if after != nil {
@@ -427,7 +448,7 @@ func listDocuments(ctx context.Context, q sqldb.Querier, filename, sort string, 
 		}
 		args = append(args, seek...)
 	}
-	rows, err := q.Query(ctx, documentsQuery(q.Dialect(), order, filename != "", after != nil, limit+1), args...)
+	rows, err := q.Query(ctx, documentsQuery(q.Dialect(), order, filename != "", status, after != nil, limit+1), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -449,22 +470,30 @@ func listDocuments(ctx context.Context, q sqldb.Querier, filename, sort string, 
 		return nil, err
 	}
 	rows.Close()
-	if l.Total < 0 && (filename == "" || after == nil) {
-		if l.Total, err = countDocuments(ctx, q, filename); err != nil {
+	if l.Total < 0 && (unfiltered || after == nil) {
+		if l.Total, err = countDocuments(ctx, q, filename, status); err != nil {
 			return nil, err
 		}
 	}
 	return l, nil
 }
 
-func countDocuments(ctx context.Context, q sqldb.Querier, filename string) (int64, error) {
-	if filename == "" {
+func countDocuments(ctx context.Context, q sqldb.Querier, filename, status string) (int64, error) {
+	if filename == "" && status == "" {
 		u, err := readCounters(ctx, q)
 		return u.Documents, err
 	}
+	var conds []string
+	var args []any
+	if filename != "" {
+		conds = append(conds, `d.filename_key LIKE $1 ESCAPE '\'`)
+		args = append(args, likePattern(filename))
+	}
+	if status != "" {
+		conds = append(conds, timestampConditions[status])
+	}
 	var n int64
-	err := q.QueryRow(ctx, `SELECT count(*) FROM documents d WHERE d.filename_key LIKE $1 ESCAPE '\'`,
-		likePattern(filename)).Scan(&n)
+	err := q.QueryRow(ctx, `SELECT count(*) FROM documents d WHERE `+strings.Join(conds, " AND "), args...).Scan(&n)
 	return n, err
 }
 

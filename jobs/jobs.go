@@ -53,7 +53,11 @@ type Config struct {
 	MaxWorkers int
 	// FetchPollInterval is how often idle workers look for new jobs.
 	FetchPollInterval time.Duration
-	Logger            *slog.Logger
+	// RescueAfter is how long a job may stay running before it is taken
+	// for the job of a process that died, and worked again; River's hour
+	// when zero. It bounds the jobs' own timeouts.
+	RescueAfter time.Duration
+	Logger      *slog.Logger
 }
 
 // Migrations returns the job queue's own migrations, River's, which keep
@@ -200,6 +204,12 @@ func newQueue[TTx any](driver riverdriver.Driver[TTx], cfg Config) (*queue[TTx],
 		// A job that keeps failing is retried for about a day, then
 		// discarded and left visible in the dashboard.
 		MaxAttempts: 10,
+	}
+	if cfg.RescueAfter > 0 {
+		rc.RescueStuckJobsAfter = cfg.RescueAfter
+		// River's default job timeout is a minute; a job must end
+		// before it can be taken for lost.
+		rc.JobTimeout = min(time.Minute, cfg.RescueAfter)
 	}
 	if cfg.Workers != nil {
 		rc.Workers = cfg.Workers

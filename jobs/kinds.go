@@ -78,3 +78,24 @@ func (SendMail) Kind() string { return "send_mail" }
 
 // Kind implements river.JobArgs.
 func (MailByAddress) Kind() string { return "mail_by_address" }
+
+// StampFile obtains a trusted time-stamp for a file, for one request of it.
+type StampFile struct {
+	TenantID  string `json:"tenant_id"`
+	FileID    string `json:"file_id"`
+	RequestID string `json:"request_id"`
+	// Upload marks the stamp requested by the file's upload, whose job
+	// records the request itself.
+	Upload bool `json:"upload,omitempty"`
+}
+
+// Kind implements river.JobArgs.
+func (StampFile) Kind() string { return "stamp_file" }
+
+// SweepTimestamps enqueues again the stamps whose jobs were lost, and
+// takes archive time-stamps over tokens whose authority's certificate
+// nears its end.
+type SweepTimestamps struct{}
+
+// Kind implements river.JobArgs.
+func (SweepTimestamps) Kind() string { return "sweep_timestamps" }

@@ -33,6 +33,8 @@ type Metrics struct {
 	produceErrors  prometheus.Counter
 	consumeErrors  prometheus.Counter
 	deadLetters    prometheus.Counter
+	tsaRequests    *prometheus.CounterVec
+	tsaDuration    *prometheus.HistogramVec
 }
 
 // New returns a registry with the Go runtime's and the process's own
@@ -65,6 +67,16 @@ func New(logger *slog.Logger) *Metrics {
 		"Kafka fetch errors, undecodable records, failed event handlers, failed dead letter writes and failed offset commits.")
 	m.deadLetters = counter("tenantry_kafka_dead_letters_total",
 		"Kafka records given up on and written to their topic's dead letter topic.")
+	m.tsaRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tenantry_tsa_requests_total",
+		Help: "Requests to time-stamping authorities, by authority and outcome: stamped, refused, invalid (failed verification) or unavailable.",
+	}, []string{"authority", "outcome"})
+	m.tsaDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tenantry_tsa_request_duration_seconds",
+		Help:    "Time to obtain and verify a time-stamp, by authority.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"authority"})
+	m.reg.MustRegister(m.tsaRequests, m.tsaDuration)
 	m.reg.MustRegister(m.requests, m.duration,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -94,6 +106,13 @@ func (m *Metrics) ProduceFailed(records int) { m.produceErrors.Add(float64(recor
 
 // ConsumeFailed records a failure to consume from Kafka.
 func (m *Metrics) ConsumeFailed() { m.consumeErrors.Inc() }
+
+// ObserveTimestampRequest records one request to a time-stamping
+// authority.
+func (m *Metrics) ObserveTimestampRequest(authority, outcome string, d time.Duration) {
+	m.tsaRequests.WithLabelValues(authority, outcome).Inc()
+	m.tsaDuration.WithLabelValues(authority).Observe(d.Seconds())
+}
 
 // DeadLettered records a Kafka record written to a dead letter topic.
 func (m *Metrics) DeadLettered() { m.deadLetters.Inc() }

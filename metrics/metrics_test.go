@@ -20,6 +20,8 @@ func TestObserveRequestAndGauges(t *testing.T) {
 	m.ObserveRequest("/api/things/{id}", http.MethodGet, 200, 30*time.Millisecond)
 	m.ObserveRequest("/api/things/{id}", http.MethodGet, 200, 2*time.Second)
 	m.DeadLettered()
+	m.ObserveTimestampRequest("digicert", "stamped", 40*time.Millisecond)
+	m.ObserveTimestampRequest("digicert", "unavailable", 3*time.Second)
 	value := 7.0
 	m.Gauge("test_value", "A value.", func() float64 { return value })
 	srv := httptest.NewServer(m.Handler())
@@ -36,6 +38,10 @@ func TestObserveRequestAndGauges(t *testing.T) {
 		`tenantry_http_request_duration_seconds_bucket{method="GET",route="/api/things/{id}",le="2.5"} 2`,
 		`test_value 7`,
 		`tenantry_kafka_dead_letters_total 1`,
+		`tenantry_tsa_requests_total{authority="digicert",outcome="stamped"} 1`,
+		`tenantry_tsa_requests_total{authority="digicert",outcome="unavailable"} 1`,
+		`tenantry_tsa_request_duration_seconds_bucket{authority="digicert",le="0.05"} 1`,
+		`tenantry_tsa_request_duration_seconds_count{authority="digicert"} 2`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("scrape lacks %q:\n%s", want, body)
