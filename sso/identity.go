@@ -17,6 +17,7 @@ import (
 	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/audit"
 	"github.com/tenantry/tenantry/keyring"
+	"github.com/tenantry/tenantry/mail"
 	"github.com/tenantry/tenantry/sqldb"
 )
 
@@ -231,6 +232,10 @@ func (s *Service) signIn(ctx context.Context, c *Config, f *flowState, cl *Claim
 					"tenant_id": c.TenantID, "user_id": u.id, "issuer": cl.Issuer, "subject": cl.Subject,
 					"by": map[bool]string{true: "password_confirmation", false: "verified_domain"}[f.linkUserID != ""],
 				}); err != nil {
+					return err
+				}
+				// The owner hears of it: a link is a new way into their account.
+				if err := s.accounts.SecurityAlert(ctx, tx, u.id, mail.AlertSSOLinked, string(c.ProviderType)); err != nil {
 					return err
 				}
 			}
