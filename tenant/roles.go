@@ -187,6 +187,24 @@ func (s *Service) CreateRole(ctx context.Context, tenantID string, in RoleChange
 	return r, nil
 }
 
+// lockedRole locks the tenant, then returns what its role name grants,
+// which the caller must hold all of to change the role.
+func lockedRole(ctx context.Context, tx sqldb.Tx, mt *MemberTenant, name string) (permission.Set, error) {
+	if ok, err := lockTenant(ctx, tx, mt.ID); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, errTenantNotFound
+	}
+	set, err := roleSet(ctx, tx, mt.ID, name)
+	if err != nil {
+		return nil, err
+	}
+	if !mt.Permissions.Covers(set) {
+		return nil, cannotGrant(mt, set)
+	}
+	return set, nil
+}
+
 func cannotGrant(mt *MemberTenant, set permission.Set) error {
 	return tenantry.Errorf(tenantry.EForbidden, "You cannot grant permissions you do not hold: %s", strings.Join(mt.Permissions.Missing(set), ", "))
 }
@@ -210,17 +228,9 @@ func (s *Service) UpdateRole(ctx context.Context, tenantID, name string, in Role
 		return nil, err
 	}
 	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
-		if ok, err := lockTenant(ctx, tx, tenantID); err != nil {
-			return err
-		} else if !ok {
-			return errTenantNotFound
-		}
-		before, err := roleSet(ctx, tx, tenantID, name)
+		before, err := lockedRole(ctx, tx, mt, name)
 		if err != nil {
 			return err
-		}
-		if !mt.Permissions.Covers(before) {
-			return cannotGrant(mt, before)
 		}
 		now := sqldb.Now()
 		if in.Permissions != nil {
@@ -262,17 +272,9 @@ func (s *Service) DeleteRole(ctx context.Context, tenantID, name, reassignTo str
 		return tenantry.Errorf(tenantry.EForbidden, "Built-in roles cannot be deleted")
 	}
 	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
-		if ok, err := lockTenant(ctx, tx, tenantID); err != nil {
-			return err
-		} else if !ok {
-			return errTenantNotFound
-		}
-		before, err := roleSet(ctx, tx, tenantID, name)
+		before, err := lockedRole(ctx, tx, mt, name)
 		if err != nil {
 			return err
-		}
-		if !mt.Permissions.Covers(before) {
-			return cannotGrant(mt, before)
 		}
 		var inUse int
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM memberships WHERE tenant_id = $1 AND role = $2`, tenantID, name).Scan(&inUse); err != nil {
