@@ -34,6 +34,25 @@ func secured(op huma.Operation) huma.Operation {
 	return op
 }
 
+// platformMetadataKey marks the operations of platform administration.
+const platformMetadataKey = "platform"
+
+// platformOnly returns op secured and reserved to platform administrators.
+// Everyone else, signed in or not, is told the route does not exist: the
+// administration API is not advertised to the people it administers.
+func platformOnly(op huma.Operation) huma.Operation {
+	op = secured(op)
+	op.Metadata[platformMetadataKey] = true
+	op.Errors = append(op.Errors, http.StatusNotFound)
+	return op
+}
+
+// errNoSuchRoute is what a platform route answers to anyone who may not use it,
+// the same as an unknown path.
+func errNoSuchRoute() error {
+	return tenantry.Errorf(tenantry.ENotFound, "Not Found")
+}
+
 // bearerToken extracts the token of an "Authorization: Bearer <token>"
 // header.
 func bearerToken(header string) (string, error) {
@@ -55,6 +74,7 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		next(ctx)
 		return
 	}
+	platform := ctx.Operation().Metadata[platformMetadataKey] == true
 	raw, err := bearerToken(ctx.Header("Authorization"))
 	if err == nil {
 		var p tenantry.Principal
@@ -62,6 +82,10 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		if err == nil {
 			if info := infoFrom(ctx.Context()); info != nil {
 				info.userID = p.UserID
+			}
+			if platform && requirePlatformAdmin(p) != nil {
+				_ = huma.WriteErr(s.api, ctx, http.StatusNotFound, "", errNoSuchRoute())
+				return
 			}
 			next(huma.WithContext(ctx, tenantry.NewContextWithPrincipal(ctx.Context(), p)))
 			return
@@ -74,6 +98,10 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		// for, with a 503 the client retries, never a 401 that signs it
 		// out.
 		_ = huma.WriteErr(s.api, ctx, http.StatusInternalServerError, "", toAPIError(ctx.Context(), loggerFrom(ctx.Context(), s.logger), err))
+		return
+	}
+	if platform {
+		_ = huma.WriteErr(s.api, ctx, http.StatusNotFound, "", errNoSuchRoute())
 		return
 	}
 	_ = huma.WriteErr(s.api, ctx, http.StatusUnauthorized, "", err)
