@@ -11,6 +11,11 @@ type Principal struct {
 	// was opened, "" for a session opened with a password. A tenant that
 	// enforces single sign-on admits only sessions opened through it.
 	SSOTenantID string
+	// ImpersonatorID is the platform administrator acting as the user
+	// through this session, "" when the user acts themselves. Such a
+	// principal is never a platform administrator, and is refused what
+	// only the account's owner may do.
+	ImpersonatorID string
 	// User is the caller's account as read when the request was
 	// authenticated, so that answering with it costs no second lookup.
 	// Treat it as read-only: the principal is shared by the whole request.

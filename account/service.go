@@ -458,6 +458,9 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
 		if err := st.admits(claims.UserID); err != nil {
 			return err
 		}
+		if st.impersonatorID != "" {
+			return errTokenInvalid
+		}
 		rotated, err := rotateRefresh(ctx, tx, claims.SessionID, claims.ID, next, now, now.Add(s.tokens.RefreshTTL()))
 		if err != nil {
 			return err
@@ -507,8 +510,12 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (tenantry.Princi
 	if err := st.admits(claims.UserID); err != nil {
 		return tenantry.Principal{}, err
 	}
-	return tenantry.Principal{UserID: claims.UserID, SessionID: claims.SessionID, PlatformAdmin: st.user.PlatformAdmin,
-		SSOTenantID: st.ssoTenantID, User: &st.user}, nil
+	if claims.ActorID != st.impersonatorID {
+		// A token and a session that disagree on who acts: not ours.
+		return tenantry.Principal{}, errTokenInvalid
+	}
+	return tenantry.Principal{UserID: claims.UserID, SessionID: claims.SessionID, PlatformAdmin: st.user.PlatformAdmin && st.impersonatorID == "",
+		SSOTenantID: st.ssoTenantID, ImpersonatorID: st.impersonatorID, User: &st.user}, nil
 }
 
 func principal(ctx context.Context) (tenantry.Principal, error) {

@@ -186,9 +186,15 @@ type session struct {
 	// ssoTenantID is the tenant whose single sign-on opened the session;
 	// empty for a password.
 	ssoTenantID string
+	// impersonatorID is the platform administrator acting as the user,
+	// with the reason they gave; empty for the user's own sessions.
+	impersonatorID, impersonationReason string
 }
 
 func (s *session) authMethod() string {
+	if s.impersonatorID != "" {
+		return "impersonation"
+	}
 	if s.ssoTenantID != "" {
 		return "sso"
 	}
@@ -204,9 +210,11 @@ func nullable(s string) any {
 
 func insertSession(ctx context.Context, q sqldb.Querier, s *session) error {
 	_, err := q.Exec(ctx, `
-		INSERT INTO sessions (id, user_id, refresh_jti, created_at, refreshed_at, expires_at, client_ip, user_agent, auth_method, sso_tenant_id)
-		VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9)`,
-		s.id, s.userID, s.refreshJTI, s.createdAt, s.expiresAt, s.clientIP, s.userAgent, s.authMethod(), nullable(s.ssoTenantID))
+		INSERT INTO sessions (id, user_id, refresh_jti, created_at, refreshed_at, expires_at, client_ip, user_agent, auth_method, sso_tenant_id,
+		                      impersonator_id, impersonation_reason)
+		VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		s.id, s.userID, s.refreshJTI, s.createdAt, s.expiresAt, s.clientIP, s.userAgent, s.authMethod(), nullable(s.ssoTenantID),
+		nullable(s.impersonatorID), nullable(s.impersonationReason))
 	return err
 }
 
@@ -249,6 +257,11 @@ type standing struct {
 	expiresAt time.Time
 	// ssoTenantID is the tenant whose single sign-on opened the session.
 	ssoTenantID string
+	// impersonatorID is the administrator acting through the session;
+	// actorStands is false once that account is deactivated or no longer
+	// an administrator, which ends the impersonation.
+	impersonatorID string
+	actorStands    bool
 }
 
 // admits refuses a session that does not belong to userID, was revoked, or
@@ -261,6 +274,8 @@ func (st *standing) admits(userID string) error {
 		return errTokenRevoked
 	case !st.user.IsActive:
 		return errInactive
+	case !st.actorStands:
+		return errTokenRevoked
 	}
 	return nil
 }
@@ -270,12 +285,13 @@ func sessionStanding(ctx context.Context, q sqldb.Querier, sessionID string) (*s
 	u := &st.user
 	d := q.Dialect()
 	err := q.QueryRow(ctx, `
-		SELECT s.revoked_at IS NOT NULL, `+d.Time("s.expires_at")+`, COALESCE(s.sso_tenant_id, ''),
+		SELECT s.revoked_at IS NOT NULL, `+d.Time("s.expires_at")+`, COALESCE(s.sso_tenant_id, ''), COALESCE(CAST(s.impersonator_id AS TEXT), ''),
+		       (a.id IS NULL OR (a.is_active AND a.is_platform_admin)),
 		       u.id, u.email, u.first_name, u.last_name, u.is_active, u.is_platform_admin, u.email_verified_at IS NOT NULL, u.locale,
 		       `+d.Time("u.created_at")+`, `+d.Time("u.updated_at")+`
-		FROM sessions s JOIN users u ON u.id = s.user_id
+		FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN users a ON a.id = s.impersonator_id
 		WHERE s.id = $1`, sessionID).
-		Scan(&st.revoked, sqldb.ScanTime(&st.expiresAt), &st.ssoTenantID, &u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin,
+		Scan(&st.revoked, sqldb.ScanTime(&st.expiresAt), &st.ssoTenantID, &st.impersonatorID, &st.actorStands, &u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin,
 			&u.EmailVerified, &u.Locale, sqldb.ScanTime(&u.CreatedAt), sqldb.ScanTime(&u.UpdatedAt))
 	if err != nil {
 		return nil, err

@@ -65,7 +65,7 @@ func (s *Server) platformAdmin(next http.Handler) http.Handler {
 // pages here and the /api/admin operations alike: platform administrators,
 // and no one else, whatever their roles in tenants.
 func requirePlatformAdmin(p tenantry.Principal) error {
-	if !p.PlatformAdmin {
+	if !p.PlatformAdmin || p.ImpersonatorID != "" {
 		return tenantry.Errorf(tenantry.EForbidden, "Platform administrators only")
 	}
 	return nil

@@ -67,6 +67,8 @@ var auditActions = map[string]string{ //nolint:gochecknoglobals // read-only tab
 	"bulk-timestamp-files":      "file.timestamp.bulk",
 	"verify-file-timestamp":     "file.timestamp.verify",
 	"verify-timestamp-evidence": "timestamp.verify",
+	"impersonate-user":          "admin.impersonate",
+	"end-impersonation":         "auth.end_impersonation",
 }
 
 // auditMetadataKey marks the operations audited although they change
@@ -114,7 +116,21 @@ func stateChanging(method string) bool {
 // its entry is stored. Services add to the entry through the audit.Record
 // this puts in the request's context.
 func (s *Server) recordAudit(ctx huma.Context, next func(huma.Context)) {
-	if s.svc.Audit == nil || (!stateChanging(ctx.Method()) && ctx.Operation().Metadata[auditMetadataKey] != true) {
+	if !s.audits(ctx) {
+		next(ctx)
+		return
+	}
+	s.audited(ctx, next)
+}
+
+// audits reports whether recordAudit records the request of ctx.
+func (s *Server) audits(ctx huma.Context) bool {
+	return s.svc.Audit != nil && (stateChanging(ctx.Method()) || ctx.Operation().Metadata[auditMetadataKey] == true)
+}
+
+// audited runs next and records the request's entry.
+func (s *Server) audited(ctx huma.Context, next func(huma.Context)) {
+	if s.svc.Audit == nil {
 		next(ctx)
 		return
 	}
@@ -155,6 +171,10 @@ func (s *Server) writeAudit(ctx context.Context, c *auditContext, rec *audit.Rec
 		// The authenticated caller is who acted, whatever else was noted.
 		e.ActorID = info.userID
 	}
+	var impersonator string
+	if info != nil {
+		impersonator = info.impersonatorID
+	}
 
 	// A tenant named by the route gets the entry only when the caller may
 	// see it: a stranger probing a tenant's URLs must not write into its
@@ -192,6 +212,9 @@ func (s *Server) writeAudit(ctx context.Context, c *auditContext, rec *audit.Rec
 		if _, ok := details["email"]; !ok {
 			details["email"], _ = json.Marshal(email)
 		}
+	}
+	if impersonator != "" {
+		details["impersonator_id"], _ = json.Marshal(impersonator)
 	}
 	details["status"], _ = json.Marshal(status)
 	if status >= 400 {

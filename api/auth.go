@@ -47,6 +47,19 @@ func platformOnly(op huma.Operation) huma.Operation {
 	return op
 }
 
+// ownerMetadataKey marks the operations only an account's owner may use:
+// what changes how the account signs in (password, identities, sessions).
+const ownerMetadataKey = "owner"
+
+// ownerOnly returns op secured and refused to an administrator
+// impersonating the account, who must not be able to keep access or lock
+// its owner out once the impersonation ends.
+func ownerOnly(op huma.Operation) huma.Operation {
+	op = secured(op)
+	op.Metadata[ownerMetadataKey] = true
+	return op
+}
+
 // errNoSuchRoute is what a platform route answers to anyone who may not use it,
 // the same as an unknown path.
 func errNoSuchRoute() error {
@@ -81,13 +94,21 @@ func (s *Server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		p, err = s.svc.Accounts.Authenticate(ctx.Context(), raw)
 		if err == nil {
 			if info := infoFrom(ctx.Context()); info != nil {
-				info.userID = p.UserID
+				info.userID, info.impersonatorID = p.UserID, p.ImpersonatorID
 			}
-			if platform && requirePlatformAdmin(p) != nil {
+			switch {
+			case platform && requirePlatformAdmin(p) != nil:
 				_ = huma.WriteErr(s.api, ctx, http.StatusNotFound, "", errNoSuchRoute())
-				return
+			case p.ImpersonatorID != "" && ctx.Operation().Metadata[ownerMetadataKey] == true:
+				_ = huma.WriteErr(s.api, ctx, http.StatusForbidden, "", tenantry.Errorf(tenantry.EForbidden, "Only the account's owner may do this, not an administrator acting as them"))
+			case p.ImpersonatorID != "" && !s.audits(ctx):
+				// Everything done as someone else is on record, reads too.
+				s.audited(ctx, func(ctx huma.Context) {
+					next(huma.WithContext(ctx, tenantry.NewContextWithPrincipal(ctx.Context(), p)))
+				})
+			default:
+				next(huma.WithContext(ctx, tenantry.NewContextWithPrincipal(ctx.Context(), p)))
 			}
-			next(huma.WithContext(ctx, tenantry.NewContextWithPrincipal(ctx.Context(), p)))
 			return
 		}
 	}

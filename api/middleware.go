@@ -27,7 +27,9 @@ type requestInfo struct {
 	route    string
 	tenantID string
 	userID   string
-	logger   *slog.Logger
+	// impersonatorID is the administrator acting as userID, if any.
+	impersonatorID string
+	logger         *slog.Logger
 }
 
 type requestInfoKey struct{}

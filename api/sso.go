@@ -627,7 +627,7 @@ func (s *Server) registerSSOAuth() {
 		return credentials("SSO login successful", view), nil
 	})
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, ownerOnly(huma.Operation{
 		OperationID: "sso-link", Method: http.MethodPost, Path: "/api/auth/sso/link/{tenant_id}", Tags: tags,
 		Summary: "Link your account to your identity at a tenant's provider",
 		Description: "Confirms your password once, then starts a sign-in at the tenant's provider (send the browser to authorization_url): " +

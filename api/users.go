@@ -57,7 +57,7 @@ func (s *Server) registerUsers() {
 		return ok("User profile updated successfully", viewUser(u)), nil
 	})
 
-	huma.Register(s.api, secured(huma.Operation{
+	huma.Register(s.api, ownerOnly(huma.Operation{
 		OperationID: "change-my-password", Method: http.MethodPut, Path: "/api/users/me/password", Tags: tags,
 		Summary:     "Change your password",
 		Description: "Requires the current password. Signs out every other session of the account.",

@@ -42,7 +42,8 @@ func (e *Env) Register(t testing.TB, name string) *User {
 	return &User{ID: data.User.ID, Email: email}
 }
 
-// Login opens a new session for u and stores its tokens in u.
+// Login opens a new session for u and stores its tokens, and its id when
+// u came without one, in u.
 func (e *Env) Login(t testing.TB, u *User) *User {
 	t.Helper()
 	res := e.Do(t, Request{Method: http.MethodPost, Path: "/api/auth/login", Body: map[string]string{
@@ -51,9 +52,15 @@ func (e *Env) Login(t testing.TB, u *User) *User {
 	var data struct {
 		AccessToken  string `json:"access_token"`
 		RefreshToken string `json:"refresh_token"`
+		User         struct {
+			ID string `json:"id"`
+		} `json:"user"`
 	}
 	res.Data(t, &data)
 	u.AccessToken, u.RefreshToken = data.AccessToken, data.RefreshToken
+	if u.ID == "" {
+		u.ID = data.User.ID
+	}
 	return u
 }
 

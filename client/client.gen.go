@@ -1253,6 +1253,28 @@ type EnvelopeFileList struct {
 	Success bool `json:"success"`
 }
 
+// EnvelopeImpersonationEnded defines model for EnvelopeImpersonationEnded.
+type EnvelopeImpersonationEnded struct {
+	Data ImpersonationEnded `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
+// EnvelopeImpersonationView defines model for EnvelopeImpersonationView.
+type EnvelopeImpersonationView struct {
+	Data ImpersonationView `json:"data"`
+
+	// Message Human-readable summary.
+	Message string `json:"message"`
+
+	// Success Always true for successful responses.
+	Success bool `json:"success"`
+}
+
 // EnvelopeInvitationList defines model for EnvelopeInvitationList.
 type EnvelopeInvitationList struct {
 	Data InvitationList `json:"data"`
@@ -1778,6 +1800,38 @@ type FilterStruct struct {
 	NotTimestamped *bool      `json:"not_timestamped,omitempty"`
 	UploadedAfter  *time.Time `json:"uploaded_after,omitempty"`
 	UploadedBefore *time.Time `json:"uploaded_before,omitempty"`
+}
+
+// ImpersonateInputBody defines model for ImpersonateInputBody.
+type ImpersonateInputBody struct {
+	// Reason Why: kept with the session and in the audit trail, 1 to 500 characters.
+	//
+	// Example: Reproduce ticket 4182: upload refused
+	Reason string `json:"reason"`
+
+	// UserId The account to act as. Platform administrators cannot be impersonated.
+	UserId openapi_types.UUID `json:"user_id"`
+}
+
+// ImpersonationEnded defines model for ImpersonationEnded.
+type ImpersonationEnded struct {
+	SessionId openapi_types.UUID `json:"session_id"`
+}
+
+// ImpersonationView defines model for ImpersonationView.
+type ImpersonationView struct {
+	AccessToken string    `json:"access_token"`
+	ExpiresAt   time.Time `json:"expires_at"`
+
+	// ExpiresIn Seconds until the token and the impersonation end.
+	//
+	// Example: 900
+	ExpiresIn int64              `json:"expires_in"`
+	SessionId openapi_types.UUID `json:"session_id"`
+
+	// TokenType Example: Bearer
+	TokenType string   `json:"token_type"`
+	User      UserView `json:"user"`
 }
 
 // InvitationList defines model for InvitationList.
@@ -2863,6 +2917,9 @@ type VerifyTimestampEvidenceMultipartBody struct {
 	Tsr openapi_types.File `json:"tsr"`
 }
 
+// ImpersonateUserJSONRequestBody defines body for ImpersonateUser for application/json ContentType.
+type ImpersonateUserJSONRequestBody = ImpersonateInputBody
+
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginInputBody
 
@@ -3363,12 +3420,37 @@ type ClientInterface interface {
 	// Corresponds with GET /api/admin/audit/verify (the `VerifyPlatformAuditChain` operationId).
 	VerifyPlatformAuditChain(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ImpersonateUserWithBody Act as a user, to see what they see (platform administrators)
+	//
+	// Returns an access token for the user whose claims name the administrator as actor (RFC 8693 `act`), valid 15 minutes, with no refresh token. With it the administrator cannot change the account's password, identities or sessions, nor use platform administration. Every request made with it, reads included, is audited under both people; the user is mailed, and sees the impersonation in their security events. `POST /api/auth/end-impersonation` ends it early.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/admin/impersonate (the `ImpersonateUser` operationId).
+	ImpersonateUserWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImpersonateUser Act as a user, to see what they see (platform administrators)
+	//
+	// Returns an access token for the user whose claims name the administrator as actor (RFC 8693 `act`), valid 15 minutes, with no refresh token. With it the administrator cannot change the account's password, identities or sessions, nor use platform administration. Every request made with it, reads included, is audited under both people; the user is mailed, and sees the impersonation in their security events. `POST /api/auth/end-impersonation` ends it early.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/admin/impersonate (the `ImpersonateUser` operationId).
+	ImpersonateUser(ctx context.Context, body ImpersonateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListMailDeliveries Recent mail deliveries and failures, newest first (platform administrators)
 	//
 	// Every mail queued in the last 30 days, with its status, attempts and the last error. Mails go through the job queue with retries and backoff; a permanent refusal is recorded as refused and not retried.
 	//
 	// Corresponds with GET /api/admin/mail (the `ListMailDeliveries` operationId).
 	ListMailDeliveries(ctx context.Context, params *ListMailDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EndImpersonation End the impersonation this token was issued for
+	//
+	// Sent with the token `POST /api/admin/impersonate` returned: the token stops working at once. Other tokens are refused (400).
+	//
+	// Corresponds with POST /api/auth/end-impersonation (the `EndImpersonation` operationId).
+	EndImpersonation(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AuthHealth Authentication API health
 	//
@@ -4401,6 +4483,44 @@ func (c *Client) VerifyPlatformAuditChain(ctx context.Context, reqEditors ...Req
 	return c.Client.Do(req)
 }
 
+// ImpersonateUserWithBody Act as a user, to see what they see (platform administrators)
+//
+// Returns an access token for the user whose claims name the administrator as actor (RFC 8693 `act`), valid 15 minutes, with no refresh token. With it the administrator cannot change the account's password, identities or sessions, nor use platform administration. Every request made with it, reads included, is audited under both people; the user is mailed, and sees the impersonation in their security events. `POST /api/auth/end-impersonation` ends it early.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/admin/impersonate (the `ImpersonateUser` operationId).
+func (c *Client) ImpersonateUserWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImpersonateUserRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImpersonateUser Act as a user, to see what they see (platform administrators)
+//
+// Returns an access token for the user whose claims name the administrator as actor (RFC 8693 `act`), valid 15 minutes, with no refresh token. With it the administrator cannot change the account's password, identities or sessions, nor use platform administration. Every request made with it, reads included, is audited under both people; the user is mailed, and sees the impersonation in their security events. `POST /api/auth/end-impersonation` ends it early.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/admin/impersonate (the `ImpersonateUser` operationId).
+func (c *Client) ImpersonateUser(ctx context.Context, body ImpersonateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImpersonateUserRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListMailDeliveries Recent mail deliveries and failures, newest first (platform administrators)
 //
 // Every mail queued in the last 30 days, with its status, attempts and the last error. Mails go through the job queue with retries and backoff; a permanent refusal is recorded as refused and not retried.
@@ -4408,6 +4528,23 @@ func (c *Client) VerifyPlatformAuditChain(ctx context.Context, reqEditors ...Req
 // Corresponds with GET /api/admin/mail (the `ListMailDeliveries` operationId).
 func (c *Client) ListMailDeliveries(ctx context.Context, params *ListMailDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListMailDeliveriesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EndImpersonation End the impersonation this token was issued for
+//
+// Sent with the token `POST /api/admin/impersonate` returned: the token stops working at once. Other tokens are refused (400).
+//
+// Corresponds with POST /api/auth/end-impersonation (the `EndImpersonation` operationId).
+func (c *Client) EndImpersonation(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEndImpersonationRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -6782,6 +6919,46 @@ func NewVerifyPlatformAuditChainRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewImpersonateUserRequest calls the generic ImpersonateUser builder with application/json body
+func NewImpersonateUserRequest(server string, body ImpersonateUserJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewImpersonateUserRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewImpersonateUserRequestWithBody constructs an http.Request for the ImpersonateUser method, with any body, and a specified content type
+func NewImpersonateUserRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/admin/impersonate")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListMailDeliveriesRequest constructs an http.Request for the ListMailDeliveries method
 func NewListMailDeliveriesRequest(server string, params *ListMailDeliveriesParams) (*http.Request, error) {
 	var err error
@@ -6877,6 +7054,33 @@ func NewListMailDeliveriesRequest(server string, params *ListMailDeliveriesParam
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewEndImpersonationRequest constructs an http.Request for the EndImpersonation method
+func NewEndImpersonationRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/auth/end-impersonation")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -11329,6 +11533,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/admin/audit/verify (the `VerifyPlatformAuditChain` operationId).
 	VerifyPlatformAuditChainWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*VerifyPlatformAuditChainResponse, error)
 
+	// ImpersonateUserWithBodyWithResponse Act as a user, to see what they see (platform administrators)
+	//
+	// Returns an access token for the user whose claims name the administrator as actor (RFC 8693 `act`), valid 15 minutes, with no refresh token. With it the administrator cannot change the account's password, identities or sessions, nor use platform administration. Every request made with it, reads included, is audited under both people; the user is mailed, and sees the impersonation in their security events. `POST /api/auth/end-impersonation` ends it early.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/admin/impersonate (the `ImpersonateUser` operationId).
+	ImpersonateUserWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImpersonateUserResponse, error)
+
+	// ImpersonateUserWithResponse Act as a user, to see what they see (platform administrators)
+	//
+	// Returns an access token for the user whose claims name the administrator as actor (RFC 8693 `act`), valid 15 minutes, with no refresh token. With it the administrator cannot change the account's password, identities or sessions, nor use platform administration. Every request made with it, reads included, is audited under both people; the user is mailed, and sees the impersonation in their security events. `POST /api/auth/end-impersonation` ends it early.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/admin/impersonate (the `ImpersonateUser` operationId).
+	ImpersonateUserWithResponse(ctx context.Context, body ImpersonateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*ImpersonateUserResponse, error)
+
 	// ListMailDeliveriesWithResponse Recent mail deliveries and failures, newest first (platform administrators)
 	//
 	// Every mail queued in the last 30 days, with its status, attempts and the last error. Mails go through the job queue with retries and backoff; a permanent refusal is recorded as refused and not retried.
@@ -11337,6 +11559,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/admin/mail (the `ListMailDeliveries` operationId).
 	ListMailDeliveriesWithResponse(ctx context.Context, params *ListMailDeliveriesParams, reqEditors ...RequestEditorFn) (*ListMailDeliveriesResponse, error)
+
+	// EndImpersonationWithResponse End the impersonation this token was issued for
+	//
+	// Sent with the token `POST /api/admin/impersonate` returned: the token stops working at once. Other tokens are refused (400).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/auth/end-impersonation (the `EndImpersonation` operationId).
+	EndImpersonationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*EndImpersonationResponse, error)
 
 	// AuthHealthWithResponse Authentication API health
 	//
@@ -12463,6 +12694,8 @@ type ListPlatformAuditEntriesResponse struct {
 	JSON401 *ErrorEnvelope
 	// JSON403 the response for an HTTP 403 `application/json` response
 	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *ErrorEnvelope
 	// JSONDefault the response for an HTTP default `application/json` response
@@ -12489,6 +12722,11 @@ func (r ListPlatformAuditEntriesResponse) GetJSON401() *ErrorEnvelope {
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
 func (r ListPlatformAuditEntriesResponse) GetJSON403() *ErrorEnvelope {
 	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListPlatformAuditEntriesResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -12544,6 +12782,8 @@ type VerifyPlatformAuditChainResponse struct {
 	JSON401 *ErrorEnvelope
 	// JSON403 the response for an HTTP 403 `application/json` response
 	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *ErrorEnvelope
 	// JSONDefault the response for an HTTP default `application/json` response
@@ -12565,6 +12805,11 @@ func (r VerifyPlatformAuditChainResponse) GetJSON401() *ErrorEnvelope {
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
 func (r VerifyPlatformAuditChainResponse) GetJSON403() *ErrorEnvelope {
 	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r VerifyPlatformAuditChainResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -12606,6 +12851,117 @@ func (r VerifyPlatformAuditChainResponse) ContentType() string {
 	return ""
 }
 
+// ImpersonateUserResponseDefaultHeaders the declared response headers of an HTTP default response for ImpersonateUser
+type ImpersonateUserResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type ImpersonateUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeImpersonationView
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *ErrorEnvelope
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ImpersonateUserResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ImpersonateUserResponse) GetJSON200() *EnvelopeImpersonationView {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ImpersonateUserResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ImpersonateUserResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ImpersonateUserResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ImpersonateUserResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ImpersonateUserResponse) GetJSON409() *ErrorEnvelope {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r ImpersonateUserResponse) GetJSON413() *ErrorEnvelope {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r ImpersonateUserResponse) GetJSON415() *ErrorEnvelope {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ImpersonateUserResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ImpersonateUserResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ImpersonateUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ImpersonateUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ImpersonateUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ImpersonateUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListMailDeliveriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListMailDeliveries
 type ListMailDeliveriesResponseDefaultHeaders struct {
 	RetryAfter *int
@@ -12622,6 +12978,8 @@ type ListMailDeliveriesResponse struct {
 	JSON401 *ErrorEnvelope
 	// JSON403 the response for an HTTP 403 `application/json` response
 	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *ErrorEnvelope
 	// JSONDefault the response for an HTTP default `application/json` response
@@ -12648,6 +13006,11 @@ func (r ListMailDeliveriesResponse) GetJSON401() *ErrorEnvelope {
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
 func (r ListMailDeliveriesResponse) GetJSON403() *ErrorEnvelope {
 	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListMailDeliveriesResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -12683,6 +13046,89 @@ func (r ListMailDeliveriesResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListMailDeliveriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// EndImpersonationResponseDefaultHeaders the declared response headers of an HTTP default response for EndImpersonation
+type EndImpersonationResponseDefaultHeaders struct {
+	RetryAfter *int
+}
+
+type EndImpersonationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EnvelopeImpersonationEnded
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *ErrorEnvelope
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *ErrorEnvelope
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *EndImpersonationResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r EndImpersonationResponse) GetJSON200() *EnvelopeImpersonationEnded {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r EndImpersonationResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r EndImpersonationResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r EndImpersonationResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r EndImpersonationResponse) GetJSON500() *ErrorEnvelope {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r EndImpersonationResponse) GetJSONDefault() *ErrorEnvelope {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r EndImpersonationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r EndImpersonationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EndImpersonationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EndImpersonationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -21144,6 +21590,36 @@ func (c *ClientWithResponses) VerifyPlatformAuditChainWithResponse(ctx context.C
 	return ParseVerifyPlatformAuditChainResponse(rsp)
 }
 
+// ImpersonateUserWithBodyWithResponse Act as a user, to see what they see (platform administrators)
+//
+// Returns an access token for the user whose claims name the administrator as actor (RFC 8693 `act`), valid 15 minutes, with no refresh token. With it the administrator cannot change the account's password, identities or sessions, nor use platform administration. Every request made with it, reads included, is audited under both people; the user is mailed, and sees the impersonation in their security events. `POST /api/auth/end-impersonation` ends it early.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/admin/impersonate (the `ImpersonateUser` operationId).
+func (c *ClientWithResponses) ImpersonateUserWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImpersonateUserResponse, error) {
+	rsp, err := c.ImpersonateUserWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImpersonateUserResponse(rsp)
+}
+
+// ImpersonateUserWithResponse Act as a user, to see what they see (platform administrators)
+//
+// Returns an access token for the user whose claims name the administrator as actor (RFC 8693 `act`), valid 15 minutes, with no refresh token. With it the administrator cannot change the account's password, identities or sessions, nor use platform administration. Every request made with it, reads included, is audited under both people; the user is mailed, and sees the impersonation in their security events. `POST /api/auth/end-impersonation` ends it early.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/admin/impersonate (the `ImpersonateUser` operationId).
+func (c *ClientWithResponses) ImpersonateUserWithResponse(ctx context.Context, body ImpersonateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*ImpersonateUserResponse, error) {
+	rsp, err := c.ImpersonateUser(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImpersonateUserResponse(rsp)
+}
+
 // ListMailDeliveriesWithResponse Recent mail deliveries and failures, newest first (platform administrators)
 //
 // Every mail queued in the last 30 days, with its status, attempts and the last error. Mails go through the job queue with retries and backoff; a permanent refusal is recorded as refused and not retried.
@@ -21157,6 +21633,21 @@ func (c *ClientWithResponses) ListMailDeliveriesWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseListMailDeliveriesResponse(rsp)
+}
+
+// EndImpersonationWithResponse End the impersonation this token was issued for
+//
+// Sent with the token `POST /api/admin/impersonate` returned: the token stops working at once. Other tokens are refused (400).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/auth/end-impersonation (the `EndImpersonation` operationId).
+func (c *ClientWithResponses) EndImpersonationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*EndImpersonationResponse, error) {
+	rsp, err := c.EndImpersonation(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEndImpersonationResponse(rsp)
 }
 
 // AuthHealthWithResponse Authentication API health
@@ -23041,6 +23532,13 @@ func ParseListPlatformAuditEntriesResponse(rsp *http.Response) (*ListPlatformAud
 		}
 		response.JSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest ErrorEnvelope
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -23108,6 +23606,13 @@ func ParseVerifyPlatformAuditChainResponse(rsp *http.Response) (*VerifyPlatformA
 		}
 		response.JSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest ErrorEnvelope
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -23127,6 +23632,108 @@ func ParseVerifyPlatformAuditChainResponse(rsp *http.Response) (*VerifyPlatformA
 	switch {
 	case true:
 		var headers VerifyPlatformAuditChainResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseImpersonateUserResponse parses an HTTP response from a ImpersonateUserWithResponse call
+func ParseImpersonateUserResponse(rsp *http.Response) (*ImpersonateUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ImpersonateUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeImpersonationView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers ImpersonateUserResponseDefaultHeaders
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23182,6 +23789,13 @@ func ParseListMailDeliveriesResponse(rsp *http.Response) (*ListMailDeliveriesRes
 		}
 		response.JSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest ErrorEnvelope
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -23201,6 +23815,80 @@ func ParseListMailDeliveriesResponse(rsp *http.Response) (*ListMailDeliveriesRes
 	switch {
 	case true:
 		var headers ListMailDeliveriesResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseEndImpersonationResponse parses an HTTP response from a EndImpersonationWithResponse call
+func ParseEndImpersonationResponse(rsp *http.Response) (*EndImpersonationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EndImpersonationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EnvelopeImpersonationEnded
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case true:
+		var headers EndImpersonationResponseDefaultHeaders
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

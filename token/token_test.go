@@ -128,3 +128,38 @@ func TestManyTokens(t *testing.T) {
 		}
 	}
 }
+
+// Ensure a token issued on someone's behalf names its actor, as RFC 8693's
+// act claim, and expires when it says; and that the claim cannot ride on a
+// refresh token.
+func TestActingToken(t *testing.T) {
+	t.Parallel()
+	iss := token.NewIssuer(key, time.Hour, 7*24*time.Hour)
+	now := time.Now()
+	raw, err := iss.IssueActing("user-1", "session-1", "jti-1", "admin-1", now, now.Add(15*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := iss.Parse(raw, token.Access)
+	if err != nil || c.UserID != "user-1" || c.ActorID != "admin-1" || c.ExpiresAt.Sub(now) > 15*time.Minute {
+		t.Fatalf("Parse = %+v, %v", c, err)
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[1])
+	if !strings.Contains(string(payload), `"act":{"sub":"admin-1"}`) {
+		t.Fatalf("no act claim in %s", payload)
+	}
+	own, _, _ := iss.Issue(token.Access, "user-1", "session-1", "jti-2", now)
+	if c, _ := iss.Parse(own, token.Access); c.ActorID != "" {
+		t.Fatalf("the user's own token names an actor: %+v", c)
+	}
+	if _, err := iss.IssueActing("user-1", "session-1", "jti-3", "", now, now.Add(time.Minute)); err == nil {
+		t.Fatal("an acting token without an actor was issued")
+	}
+	forged, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": "tenantry", "sub": "user-1", "jti": "j", "sid": "s", "type": "refresh", "act": map[string]string{"sub": "admin-1"},
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+	}).SignedString(key)
+	if _, err := iss.Parse(forged, token.Refresh); !errors.Is(err, token.ErrInvalid) {
+		t.Fatalf("a refresh token naming an actor was accepted: %v", err)
+	}
+}
