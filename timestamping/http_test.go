@@ -294,7 +294,7 @@ func TestTimestampOnUpload(t *testing.T) {
 
 		// The settings change, the stamp and the verification are audited.
 		for _, action := range []string{"timestamping.update", "file.timestamp.stamped"} {
-			if n := e.auditEntries(t, action); n != 1 {
+			if n := e.auditEntries(t, action, 1); n != 1 {
 				t.Errorf("%d %s audit entries, want 1", n, action)
 			}
 		}
@@ -457,21 +457,29 @@ func TestTimestampFailures(t *testing.T) {
 		t.Errorf("%d file.timestamp_failed events, want %d", failed, len(cases))
 	}
 	// And an entry of the tenant's audit trail.
-	if n := e.auditEntries(t, "file.timestamp.failed"); n != len(cases) {
+	if n := e.auditEntries(t, "file.timestamp.failed", len(cases)); n != len(cases) {
 		t.Errorf("%d file.timestamp.failed audit entries, want %d", n, len(cases))
 	}
 }
 
-// auditEntries counts the tenant's audit entries of an action.
-func (e *tsaEnv) auditEntries(t *testing.T, action string) int {
+// auditEntries counts the tenant's audit entries of an action, waiting a
+// while for want of them: a job appends its entry once its work is
+// committed, so possibly just after the test saw the work done.
+func (e *tsaEnv) auditEntries(t *testing.T, action string, want int) int {
 	t.Helper()
-	var a struct {
-		Pagination struct {
-			Total int `json:"total"`
-		} `json:"pagination"`
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var a struct {
+			Pagination struct {
+				Total int `json:"total"`
+			} `json:"pagination"`
+		}
+		e.Get(t, "/api/tenants/"+e.tenantID+"/audit?per_page=1&action="+action, e.admin.AccessToken).Expect(t, 200, "").Data(t, &a)
+		if a.Pagination.Total >= want || time.Now().After(deadline) {
+			return a.Pagination.Total
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	e.Get(t, "/api/tenants/"+e.tenantID+"/audit?per_page=1&action="+action, e.admin.AccessToken).Expect(t, 200, "").Data(t, &a)
-	return a.Pagination.Total
 }
 
 // Ensure the manual routes: admins only, tenant switched on, force
