@@ -67,6 +67,14 @@ var auditActions = map[string]string{ //nolint:gochecknoglobals // read-only tab
 	"bulk-timestamp-files":      "file.timestamp.bulk",
 	"verify-file-timestamp":     "file.timestamp.verify",
 	"verify-timestamp-evidence": "timestamp.verify",
+	"admin-create-user":         "admin.user.create",
+	"admin-deactivate-user":     "admin.user.deactivate",
+	"admin-activate-user":       "admin.user.activate",
+	"admin-unlock-user":         "admin.user.unlock",
+	"admin-deactivate-tenant":   "admin.tenant.deactivate",
+	"admin-activate-tenant":     "admin.tenant.activate",
+	"admin-restore-tenant":      "admin.tenant.restore",
+	"admin-set-tenant-quotas":   "admin.tenant.quotas",
 }
 
 // auditMetadataKey marks the operations audited although they change

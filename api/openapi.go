@@ -40,6 +40,7 @@ func apiTags() []*huma.Tag {
 		{Name: "Audit", Description: "A tenant's tamper-evident audit trail."},
 		{Name: "Single sign-on", Description: "Sign-in through a tenant's identity provider (Microsoft Entra ID, Google Workspace or any OpenID Connect provider), its configuration, identities and the tenant's verified email domains."},
 		{Name: "Mail", Description: "The mails tenantry sends and how their delivery went (platform administrators)."},
+		{Name: "Administration", Description: "Every account and tenant of the platform, their states, quotas and figures (platform administrators)."},
 	}
 }
 
