@@ -26,8 +26,8 @@ func adminUserDest(u *AdminUser) []any {
 func listUsers(ctx context.Context, q sqldb.Querier, f UserFilter, now time.Time) ([]AdminUser, int64, error) {
 	var w sqldb.Where
 	if f.Search != "" {
-		w.Add(`(LOWER(email) LIKE $%d ESCAPE '\' OR LOWER(first_name) LIKE $%d ESCAPE '\' OR LOWER(last_name) LIKE $%d ESCAPE '\')`,
-			sqldb.Contains(f.Search))
+		w.Add(`(`+sqldb.ContainsLower("email", "$%d")+` OR `+sqldb.ContainsLower("first_name", "$%d")+
+			` OR `+sqldb.ContainsLower("last_name", "$%d")+`)`, sqldb.Contains(f.Search))
 	}
 	if f.Active != nil {
 		w.Add(`is_active = $%d`, *f.Active)

@@ -98,8 +98,9 @@ func (s *Server) registerAdminUsers() {
 	huma.Register(s.api, platformOnly(huma.Operation{
 		OperationID: "admin-list-users", Method: http.MethodGet, Path: base, Tags: tags,
 		Summary: "Every account, newest first (platform administrators)",
-		Description: "Searches the email, first and last name (case-insensitive; letters beyond ASCII match their case " +
-			"only on SQLite), filters on is_active, and pages by number. Each account says whether it is locked out.",
+		Description: "Searches the email, first and last name in any case (in the embedded shape, letters beyond ASCII " +
+			"match in their own case only), filters on is_active, and pages by number. Each account says whether it is " +
+			"locked out.",
 		Errors: []int{http.StatusBadRequest},
 	}), func(ctx context.Context, in *adminUsersInput) (*response[adminUserList], error) {
 		f := account.UserFilter{Search: string(in.Search), Page: in.Page, PerPage: in.PerPage}

@@ -3798,7 +3798,7 @@ type ClientInterface interface {
 
 	// AdminListUsers Every account, newest first (platform administrators)
 	//
-	// Searches the email, first and last name (case-insensitive; letters beyond ASCII match their case only on SQLite), filters on is_active, and pages by number. Each account says whether it is locked out.
+	// Searches the email, first and last name in any case (in the embedded shape, letters beyond ASCII match in their own case only), filters on is_active, and pages by number. Each account says whether it is locked out.
 	//
 	// Corresponds with GET /api/admin/users (the `AdminListUsers` operationId).
 	AdminListUsers(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -5039,7 +5039,7 @@ func (c *Client) AdminRestoreTenant(ctx context.Context, tenantId openapi_types.
 
 // AdminListUsers Every account, newest first (platform administrators)
 //
-// Searches the email, first and last name (case-insensitive; letters beyond ASCII match their case only on SQLite), filters on is_active, and pages by number. Each account says whether it is locked out.
+// Searches the email, first and last name in any case (in the embedded shape, letters beyond ASCII match in their own case only), filters on is_active, and pages by number. Each account says whether it is locked out.
 //
 // Corresponds with GET /api/admin/users (the `AdminListUsers` operationId).
 func (c *Client) AdminListUsers(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -12720,7 +12720,7 @@ type ClientWithResponsesInterface interface {
 
 	// AdminListUsersWithResponse Every account, newest first (platform administrators)
 	//
-	// Searches the email, first and last name (case-insensitive; letters beyond ASCII match their case only on SQLite), filters on is_active, and pages by number. Each account says whether it is locked out.
+	// Searches the email, first and last name in any case (in the embedded shape, letters beyond ASCII match in their own case only), filters on is_active, and pages by number. Each account says whether it is locked out.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -23985,7 +23985,7 @@ func (c *ClientWithResponses) AdminRestoreTenantWithResponse(ctx context.Context
 
 // AdminListUsersWithResponse Every account, newest first (platform administrators)
 //
-// Searches the email, first and last name (case-insensitive; letters beyond ASCII match their case only on SQLite), filters on is_active, and pages by number. Each account says whether it is locked out.
+// Searches the email, first and last name in any case (in the embedded shape, letters beyond ASCII match in their own case only), filters on is_active, and pages by number. Each account says whether it is locked out.
 //
 // Returns a wrapper object for the known response body format(s).
 //

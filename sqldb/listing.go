@@ -41,11 +41,19 @@ func Page(page, perPage int) string {
 	return fmt.Sprintf("%s OFFSET %d", Limit(perPage), (max(page, 1)-1)*perPage)
 }
 
-// Contains returns a LIKE pattern, for a condition ending in ESCAPE '\',
-// that matches text containing s lower-cased: % and _ in s match
-// themselves.
+// ContainsLower is a condition that the text column col contains, in
+// any case, the pattern bound to the placeholder param, which Contains
+// makes. Both sides are lower-cased by the engine, so that they are
+// lower-cased alike: PostgreSQL folds every letter, SQLite only ASCII
+// ones (others then match in their own case only).
+func ContainsLower(col, param string) string {
+	return `LOWER(` + col + `) LIKE LOWER(CAST(` + param + ` AS TEXT)) ESCAPE '\'`
+}
+
+// Contains returns the pattern of ContainsLower for text containing s: %
+// and _ in s match themselves.
 func Contains(s string) string {
-	return "%" + likeEscaper.Replace(strings.ToLower(s)) + "%"
+	return "%" + likeEscaper.Replace(s) + "%"
 }
 
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`) //nolint:gochecknoglobals // stateless

@@ -157,7 +157,7 @@ func listAdminTenants(ctx context.Context, q sqldb.Querier, f TenantFilter) ([]A
 		w.Is(`deleted_at IS NULL`)
 	}
 	if f.Search != "" {
-		w.Add(`(LOWER(name) LIKE $%d ESCAPE '\' OR LOWER(database_name) LIKE $%d ESCAPE '\')`, sqldb.Contains(f.Search))
+		w.Add(`(`+sqldb.ContainsLower("name", "$%d")+` OR `+sqldb.ContainsLower("database_name", "$%d")+`)`, sqldb.Contains(f.Search))
 	}
 	var total int64
 	if err := q.QueryRow(ctx, `SELECT count(*) FROM tenants WHERE `+w.String(), w.Args...).Scan(&total); err != nil {
