@@ -135,16 +135,29 @@ type Registration struct {
 // and the address's owner is mailed that someone tried to register it.
 // The user returned then has an id no account has.
 func (s *Service) Register(ctx context.Context, r Registration) (*tenantry.User, error) {
-	return s.register(ctx, r, false)
+	return s.register(ctx, r, newAccount{})
 }
 
-func (s *Service) register(ctx context.Context, r Registration, verified bool) (*tenantry.User, error) {
+// newAccount is how an account comes to be, beside what its owner gives.
+type newAccount struct {
+	// verified: someone vouches for the address, which is not mailed.
+	verified bool
+	// platformAdmin makes the account a platform administrator.
+	platformAdmin bool
+	// reveal answers a conflict for an address that has an account, as
+	// an administrator creating accounts must learn.
+	reveal bool
+}
+
+func (s *Service) register(ctx context.Context, r Registration, how newAccount) (*tenantry.User, error) {
+	verified := how.verified
 	errs := tenantry.FieldErrors{}
 	u := &tenantry.User{
 		FirstName:     name(errs, "first_name", "First name", r.FirstName),
 		LastName:      name(errs, "last_name", "Last name", r.LastName),
 		Email:         email(errs, r.Email),
 		IsActive:      true,
+		PlatformAdmin: how.platformAdmin,
 		EmailVerified: verified,
 		Locale:        mail.DefaultLocale,
 	}
@@ -161,7 +174,7 @@ func (s *Service) register(ctx context.Context, r Registration, verified bool) (
 	}
 	now := sqldb.Now()
 	u.ID, u.CreatedAt, u.UpdatedAt = uuid.NewString(), now, now
-	hide := s.cfg.RequireEmailVerification && !verified
+	hide := s.cfg.RequireEmailVerification && !verified && !how.reveal
 	// The unique index decides between concurrent registrations of one
 	// address: the loser gets a conflict, never a server error.
 	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
@@ -696,8 +709,14 @@ func (s *Service) SetActive(ctx context.Context, emailAddr string, active bool) 
 	if err != nil {
 		return nil, err
 	}
+	return s.setActive(ctx, u, active)
+}
+
+// setActive activates or deactivates u, revoking its sessions when it is
+// deactivated.
+func (s *Service) setActive(ctx context.Context, u *tenantry.User, active bool) (*tenantry.User, error) {
 	now := sqldb.Now()
-	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
+	err := s.db.InTx(ctx, func(tx sqldb.Tx) error {
 		if err := setActive(ctx, tx, u.ID, active, now); err != nil {
 			return err
 		}
@@ -719,7 +738,7 @@ func (s *Service) SetActive(ctx context.Context, emailAddr string, active bool) 
 		return nil, err
 	}
 	s.streams.Committed()
-	u.IsActive = active
+	u.IsActive, u.UpdatedAt = active, now
 	return u, nil
 }
 
@@ -752,7 +771,7 @@ func (s *Service) EnsurePlatformAdmin(ctx context.Context, a AdminAccount) (*ten
 	u, err := findUserByEmail(ctx, s.db, e)
 	created := false
 	if tenantry.ErrorCode(err) == tenantry.ENotFound {
-		if u, err = s.register(ctx, Registration{FirstName: a.FirstName, LastName: a.LastName, Email: e, Password: a.Password}, true); err != nil {
+		if u, err = s.register(ctx, Registration{FirstName: a.FirstName, LastName: a.LastName, Email: e, Password: a.Password}, newAccount{verified: true}); err != nil {
 			return nil, false, err
 		}
 		created = true

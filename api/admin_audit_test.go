@@ -18,11 +18,12 @@ import (
 // create-admin` does, and signs it in.
 func signInPlatformAdmin(t *testing.T, env *apptest.Env) *apptest.User {
 	t.Helper()
-	if _, _, err := env.App.Accounts.EnsurePlatformAdmin(context.Background(), account.AdminAccount{
-		Email: "root@example.com", Password: apptest.Password, FirstName: "Root", LastName: "Admin"}); err != nil {
+	u, _, err := env.App.Accounts.EnsurePlatformAdmin(context.Background(), account.AdminAccount{
+		Email: "root@example.com", Password: apptest.Password, FirstName: "Root", LastName: "Admin"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return env.Login(t, &apptest.User{Email: "root@example.com"})
+	return env.Login(t, &apptest.User{ID: u.ID, Email: "root@example.com"})
 }
 
 func adminAudit(t *testing.T, env *apptest.Env, token, query string) auditListJSON {

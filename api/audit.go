@@ -69,6 +69,14 @@ var auditActions = map[string]string{ //nolint:gochecknoglobals // read-only tab
 	"verify-timestamp-evidence": "timestamp.verify",
 	"impersonate-user":          "admin.impersonate",
 	"end-impersonation":         "auth.end_impersonation",
+	"admin-create-user":         "admin.user.create",
+	"admin-deactivate-user":     "admin.user.deactivate",
+	"admin-activate-user":       "admin.user.activate",
+	"admin-unlock-user":         "admin.user.unlock",
+	"admin-deactivate-tenant":   "admin.tenant.deactivate",
+	"admin-activate-tenant":     "admin.tenant.activate",
+	"admin-restore-tenant":      "admin.tenant.restore",
+	"admin-set-tenant-quotas":   "admin.tenant.quotas",
 }
 
 // auditMetadataKey marks the operations audited although they change

@@ -76,11 +76,16 @@ type pagination struct {
 	NextCursor *string `json:"next_cursor" doc:"Pass as cursor to get the next page, by a seek that costs what the first page costs; null on the last page. Opaque and signed: it is accepted only by the same listing of the same tenant with the same sort and filters."`
 }
 
+// of describes the page asked for of a listing of total items.
+func (in Paging) of(total int64) pagination {
+	return pagination{Page: in.Page, PerPage: in.PerPage, Total: total, Pages: (total + int64(in.PerPage) - 1) / int64(in.PerPage)}
+}
+
 // paginate describes a page. next, when set, is the position the next
 // page starts after; it becomes a cursor under scope, carrying the next
 // page's number and total.
 func (s *Server) paginate(scope cursor.Scope, page, perPage int, total int64, next *cursor.Position) pagination {
-	p := pagination{Page: page, PerPage: perPage, Total: total, Pages: (total + int64(perPage) - 1) / int64(perPage)}
+	p := Paging{Page: page, PerPage: perPage}.of(total)
 	if next != nil {
 		next.Page, next.Total = page+1, total
 		c := s.cursors.Encode(scope, *next)

@@ -76,6 +76,9 @@ type Services struct {
 	Accounts  *account.Service
 	Tenants   *tenant.Service
 	Documents *document.Service
+	// Lifecycle, when set, lets platform administrators restore deleted
+	// tenants.
+	Lifecycle *tenant.Lifecycle
 	// Audit, when set, records every state-changing request and serves
 	// tenants' audit trails.
 	Audit *audit.Log
@@ -177,6 +180,11 @@ func NewServer(cfg Config, svc Services) *Server {
 	}
 	if svc.Audit != nil && svc.Tenants != nil {
 		s.registerAudit()
+	}
+	if svc.Accounts != nil && svc.Tenants != nil && svc.Documents != nil && svc.Lifecycle != nil {
+		s.registerAdminUsers()
+		s.registerAdminTenants()
+		s.registerAdminStats()
 	}
 	if svc.Audit != nil && svc.Accounts != nil {
 		s.registerAdminAudit()

@@ -281,6 +281,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, version st
 		Accounts:           a.Accounts,
 		Tenants:            a.TenantSvc,
 		Documents:          a.Documents,
+		Lifecycle:          a.Lifecycle,
 		Audit:              a.Audit,
 		Events:             events.NewService(a.TenantSvc, a.Tenants),
 		SSO:                a.SSO,

@@ -827,20 +827,57 @@ func (s *Service) Storage(ctx context.Context, tenantID string) (*StorageReport,
 	if err != nil {
 		return nil, err
 	}
+	return s.TenantStorage(ctx, &mt.Tenant)
+}
+
+// TenantStorage is Storage for a tenant whatever its state, for platform
+// administrators: the caller decides who may read it.
+func (s *Service) TenantStorage(ctx context.Context, t *tenantry.Tenant) (*StorageReport, error) {
+	var err error
 	rep := &StorageReport{}
-	if rep.Limits, err = s.tenants.Limits(ctx, mt.ID); err != nil {
+	if rep.Limits, err = s.tenants.Limits(ctx, t.ID); err != nil {
 		return nil, err
 	}
-	if rep.Members, err = s.tenants.MemberCount(ctx, mt.ID); err != nil {
+	if rep.Members, err = s.tenants.MemberCount(ctx, t.ID); err != nil {
 		return nil, err
 	}
-	lease, err := s.dbs.Acquire(ctx, tenantdb.RefOf(&mt.Tenant))
+	rep.Usage, err = s.usage(ctx, t)
+	return rep, err
+}
+
+// usage reads a tenant's running totals, one small table in its database.
+func (s *Service) usage(ctx context.Context, t *tenantry.Tenant) (Usage, error) {
+	lease, err := s.dbs.Acquire(ctx, tenantdb.RefOf(t))
 	if err != nil {
-		return nil, err
+		return Usage{}, err
 	}
 	defer lease.Release()
-	rep.Usage, err = readCounters(ctx, lease.DB())
-	return rep, err
+	return readCounters(ctx, lease.DB())
+}
+
+// PlatformUsage adds up the running totals of every tenant whose database
+// exists, deactivated and deleted ones included: their documents are still
+// stored. The control database keeps no such totals, so each tenant's
+// database is asked for its counters, a read of a few rows.
+func (s *Service) PlatformUsage(ctx context.Context) (Usage, error) {
+	var sum Usage
+	list, err := s.tenants.Provisioned(ctx)
+	if err != nil {
+		return sum, err
+	}
+	for _, t := range list {
+		u, err := s.usage(ctx, t)
+		if err != nil {
+			return sum, fmt.Errorf("usage of tenant %s: %w", t.ID, err)
+		}
+		sum.Documents += u.Documents
+		sum.Files += u.Files
+		sum.LogicalBytes += u.LogicalBytes
+		sum.PhysicalBytes += u.PhysicalBytes
+		sum.QuotaBytes += u.QuotaBytes
+		sum.QuotaDocuments += u.QuotaDocuments
+	}
+	return sum, nil
 }
 
 // sniffBytes is how much of a content is read to detect its type, as much
