@@ -144,6 +144,7 @@ func NewServer(cfg Config, svc Services) *Server {
 		s.registerAuth()
 		s.registerMailAuth()
 		s.registerUsers()
+		s.registerSessions()
 	}
 	if svc.Tenants != nil {
 		s.registerTenants()
