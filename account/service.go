@@ -259,6 +259,9 @@ func (s *Service) Login(ctx context.Context, emailAddr, pw string) (*LoginResult
 	}
 	at, err := s.reserve(ctx, e)
 	if err != nil {
+		if tenantry.ErrorCode(err) == tenantry.EAccountLocked {
+			s.refusedLocked(ctx, e)
+		}
 		return nil, err
 	}
 	c, err := findCredentials(ctx, s.db, e)
@@ -358,6 +361,21 @@ func (s *Service) failed(ctx context.Context, at *attempt, userID string) {
 		s.logger.WarnContext(ctx, "account locked after repeated failed logins", "user_id", userID)
 	} else {
 		s.logger.WarnContext(ctx, "unregistered email locked after repeated failed logins")
+	}
+}
+
+// refusedLocked names in the audit record the account a login refused for
+// a lock was for, as a checked password's failure does, so that its owner
+// sees the attempt in their history. The answer stays the same whether or
+// not an account has the address.
+func (s *Service) refusedLocked(ctx context.Context, emailAddr string) {
+	id, err := userIDByEmail(ctx, s.db, emailAddr)
+	if err != nil {
+		s.logger.WarnContext(ctx, "finding the account of a locked address", "error", err)
+		return
+	}
+	if id != "" {
+		audit.SetActor(ctx, id)
 	}
 }
 
@@ -527,6 +545,7 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (tenantry.Princi
 		// A token and a session that disagree on who acts: not ours.
 		return tenantry.Principal{}, errTokenInvalid
 	}
+	s.noteUse(ctx, claims.SessionID, st.lastUsedAt)
 	return tenantry.Principal{UserID: claims.UserID, SessionID: claims.SessionID, PlatformAdmin: st.user.PlatformAdmin && st.impersonatorID == "",
 		SSOTenantID: st.ssoTenantID, ImpersonatorID: st.impersonatorID, User: &st.user}, nil
 }

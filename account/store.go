@@ -181,6 +181,7 @@ func setEmailVerified(ctx context.Context, q sqldb.Querier, userID, email string
 type session struct {
 	id, userID, refreshJTI string
 	createdAt, expiresAt   time.Time
+	lastUsedAt             time.Time
 	revokedAt              *time.Time
 	clientIP, userAgent    string
 	// ssoTenantID is the tenant whose single sign-on opened the session;
@@ -210,9 +211,9 @@ func nullable(s string) any {
 
 func insertSession(ctx context.Context, q sqldb.Querier, s *session) error {
 	_, err := q.Exec(ctx, `
-		INSERT INTO sessions (id, user_id, refresh_jti, created_at, refreshed_at, expires_at, client_ip, user_agent, auth_method, sso_tenant_id,
-		                      impersonator_id, impersonation_reason)
-		VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		INSERT INTO sessions (id, user_id, refresh_jti, created_at, refreshed_at, last_used_at, expires_at, client_ip, user_agent, auth_method,
+		                      sso_tenant_id, impersonator_id, impersonation_reason)
+		VALUES ($1, $2, $3, $4, $4, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		s.id, s.userID, s.refreshJTI, s.createdAt, s.expiresAt, s.clientIP, s.userAgent, s.authMethod(), nullable(s.ssoTenantID),
 		nullable(s.impersonatorID), nullable(s.impersonationReason))
 	return err
@@ -223,7 +224,7 @@ func insertSession(ctx context.Context, q sqldb.Querier, s *session) error {
 // rows means the presented token was already used (or the session ended).
 func rotateRefresh(ctx context.Context, q sqldb.Querier, sessionID, presented, next string, now, expires time.Time) (bool, error) {
 	n, err := q.Exec(ctx, `
-		UPDATE sessions SET refresh_jti = $3, refreshed_at = $4, expires_at = $5
+		UPDATE sessions SET refresh_jti = $3, refreshed_at = $4, last_used_at = $4, expires_at = $5
 		WHERE id = $1 AND refresh_jti = $2 AND revoked_at IS NULL AND expires_at > $4`,
 		sessionID, presented, next, now, expires)
 	return n == 1, err
@@ -252,9 +253,10 @@ func revokeUserSessions(ctx context.Context, q sqldb.Querier, userID, keep, reas
 // standing is what each authenticated request learns about its session and
 // its account, in one indexed lookup.
 type standing struct {
-	user      tenantry.User
-	revoked   bool
-	expiresAt time.Time
+	user       tenantry.User
+	revoked    bool
+	expiresAt  time.Time
+	lastUsedAt time.Time
 	// ssoTenantID is the tenant whose single sign-on opened the session.
 	ssoTenantID string
 	// impersonatorID is the administrator acting through the session;
@@ -285,13 +287,14 @@ func sessionStanding(ctx context.Context, q sqldb.Querier, sessionID string) (*s
 	u := &st.user
 	d := q.Dialect()
 	err := q.QueryRow(ctx, `
-		SELECT s.revoked_at IS NOT NULL, `+d.Time("s.expires_at")+`, COALESCE(s.sso_tenant_id, ''), COALESCE(CAST(s.impersonator_id AS TEXT), ''),
-		       (a.id IS NULL OR (a.is_active AND a.is_platform_admin)),
+		SELECT s.revoked_at IS NOT NULL, `+d.Time("s.expires_at")+`, `+d.Time("s.last_used_at")+`, COALESCE(s.sso_tenant_id, ''),
+		       COALESCE(CAST(s.impersonator_id AS TEXT), ''), (a.id IS NULL OR (a.is_active AND a.is_platform_admin)),
 		       u.id, u.email, u.first_name, u.last_name, u.is_active, u.is_platform_admin, u.email_verified_at IS NOT NULL, u.locale,
 		       `+d.Time("u.created_at")+`, `+d.Time("u.updated_at")+`
 		FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN users a ON a.id = s.impersonator_id
 		WHERE s.id = $1`, sessionID).
-		Scan(&st.revoked, sqldb.ScanTime(&st.expiresAt), &st.ssoTenantID, &st.impersonatorID, &st.actorStands, &u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin,
+		Scan(&st.revoked, sqldb.ScanTime(&st.expiresAt), sqldb.ScanTime(&st.lastUsedAt), &st.ssoTenantID, &st.impersonatorID, &st.actorStands,
+			&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin,
 			&u.EmailVerified, &u.Locale, sqldb.ScanTime(&u.CreatedAt), sqldb.ScanTime(&u.UpdatedAt))
 	if err != nil {
 		return nil, err
@@ -303,4 +306,58 @@ func sessionStanding(ctx context.Context, q sqldb.Querier, sessionID string) (*s
 // or revoked before cutoff.
 func deleteExpiredSessions(ctx context.Context, q sqldb.Querier, cutoff time.Time) (int64, error) {
 	return q.Exec(ctx, `DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $1`, cutoff)
+}
+
+// touchSession moves a session's last use to now, unless it was already
+// noted since cutoff: the condition makes concurrent requests of one
+// session write once between them.
+func touchSession(ctx context.Context, q sqldb.Querier, sessionID string, now, cutoff time.Time) error {
+	_, err := q.Exec(ctx, `UPDATE sessions SET last_used_at = $2 WHERE id = $1 AND last_used_at < $3`, sessionID, now, cutoff)
+	return err
+}
+
+// standingSessions returns a user's sessions neither revoked nor expired at
+// now, newest first.
+func standingSessions(ctx context.Context, q sqldb.Querier, userID string, now time.Time) ([]session, error) {
+	d := q.Dialect()
+	rows, err := q.Query(ctx, `
+		SELECT id, `+d.Time("created_at")+`, `+d.Time("last_used_at")+`, `+d.Time("expires_at")+`, client_ip, user_agent,
+		       COALESCE(sso_tenant_id, '')
+		FROM sessions
+		WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
+		ORDER BY created_at DESC, id DESC`, userID, now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []session
+	for rows.Next() {
+		s := session{userID: userID}
+		if err := rows.Scan(&s.id, sqldb.ScanTime(&s.createdAt), sqldb.ScanTime(&s.lastUsedAt), sqldb.ScanTime(&s.expiresAt),
+			&s.clientIP, &s.userAgent, &s.ssoTenantID); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// revokeUserSession ends one standing session of a user; false when the
+// user has no such session standing at now.
+func revokeUserSession(ctx context.Context, q sqldb.Querier, userID, sessionID, reason string, now time.Time) (bool, error) {
+	n, err := q.Exec(ctx, `
+		UPDATE sessions SET revoked_at = $3, revoke_reason = $4
+		WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3`, sessionID, userID, now, reason)
+	return n == 1, err
+}
+
+// userIDByEmail returns the id of the account with an email, "" when none
+// has it.
+func userIDByEmail(ctx context.Context, q sqldb.Querier, email string) (string, error) {
+	var id string
+	err := q.QueryRow(ctx, `SELECT id FROM users WHERE email = $1`, email).Scan(&id)
+	if errors.Is(err, sqldb.ErrNoRows) {
+		return "", nil
+	}
+	return id, err
 }

@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -105,6 +107,22 @@ func TestImpersonation(t *testing.T) {
 			t.Errorf("tenant chain broken: %+v", v)
 		}
 
+		// Alice sees both in her security history, with who and why.
+		var seen []string
+		for _, e := range securityEvents(t, env, alice.AccessToken, "?per_page=100").Events {
+			if (e.Type == "admin.impersonate" || e.Type == "auth.end_impersonation") && e.Outcome == "success" {
+				var d map[string]any
+				_ = json.Unmarshal(e.Details, &d)
+				if d["administrator_id"] != root.ID {
+					t.Errorf("%s does not name the administrator: %s", e.Type, e.Details)
+				}
+				seen = append(seen, e.Type+":"+e.Outcome)
+			}
+		}
+		if !slices.Contains(seen, "admin.impersonate:success") || !slices.Contains(seen, "auth.end_impersonation:success") {
+			t.Errorf("security events about the impersonation: %v", seen)
+		}
+
 		alerts := adminMail(t, env, root.AccessToken, "?kind=security_alert")
 		var mailed bool
 		for _, d := range alerts {
@@ -146,6 +164,8 @@ func TestImpersonationEscalations(t *testing.T) {
 		// No change to how the account signs in.
 		env.Do(t, put("/api/users/me/password", imp.AccessToken, map[string]string{"current_password": apptest.Password, "new_password": "Taken-over-99"})).
 			Expect(t, http.StatusForbidden, "FORBIDDEN")
+		env.Do(t, del("/api/users/me/sessions", imp.AccessToken)).Expect(t, http.StatusForbidden, "FORBIDDEN")
+		env.Do(t, del("/api/users/me/sessions/"+imp.SessionID, imp.AccessToken)).Expect(t, http.StatusForbidden, "FORBIDDEN")
 		env.Post(t, "/api/auth/sso/link/"+tenantID, imp.AccessToken, map[string]string{"password": apptest.Password}).Expect(t, http.StatusForbidden, "FORBIDDEN")
 		env.Login(t, &apptest.User{Email: bob.Email}) // the password is still Bob's
 

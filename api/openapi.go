@@ -29,7 +29,7 @@ func apiTags() []*huma.Tag {
 	return []*huma.Tag{
 		{Name: "Health", Description: "Liveness and readiness of the service and of each API area."},
 		{Name: "Authentication", Description: "Accounts, sign-in with email and password, token refresh and sign-out."},
-		{Name: "Users", Description: "The signed-in user's profile, password and tenants."},
+		{Name: "Users", Description: "The signed-in user's profile, password, tenants, sessions and security history."},
 		{Name: "Tenants", Description: "Tenants, each with its own database, and their members and roles."},
 		{Name: "Roles and permissions", Description: "The permission catalogue, a tenant's built-in and custom roles, and a member's effective permissions."},
 		{Name: "Invitations", Description: "Invitations to join a tenant, mailed to an address, and accepting them."},

@@ -148,6 +148,7 @@ func NewServer(cfg Config, svc Services) *Server {
 		s.registerMailAuth()
 		s.registerUsers()
 		s.registerImpersonation()
+		s.registerSessions()
 	}
 	if svc.Tenants != nil {
 		s.registerTenants()

@@ -102,9 +102,17 @@ type Entry struct {
 // inclusive and To exclusive.
 type Filter struct {
 	ActorID string
+	// Subject keeps the entries that concern one user: those the user
+	// acted in, and those whose target is the user's account.
+	Subject string
 	Action  string
-	From    time.Time
-	To      time.Time
+	// Actions and FailedActions, when either is set, keep only the
+	// entries of those actions, those of FailedActions only when they did
+	// not succeed (a refused refresh, not the routine ones).
+	Actions       []string
+	FailedActions []string
+	From          time.Time
+	To            time.Time
 	// Page counts from 1; PerPage defaults to 20.
 	Page    int
 	PerPage int
@@ -425,34 +433,16 @@ func (l *Log) List(ctx context.Context, chain string, f Filter) ([]Entry, int64,
 // reads every matching index entry and would make each deep page cost what
 // the whole chain does.
 func (l *Log) ListPage(ctx context.Context, chain string, f Filter) (*Listing, error) {
-	where := "chain = $1"
-	args := []any{chain}
-	add := func(cond string, arg any) {
-		args = append(args, arg)
-		where += " AND " + cond + " $" + strconv.Itoa(len(args))
-	}
-	if f.ActorID != "" {
-		add("actor_id =", f.ActorID)
-	}
-	if f.Action != "" {
-		add("action =", f.Action)
-	}
-	if !f.From.IsZero() {
-		add("occurred_at >=", f.From.UTC())
-	}
-	if !f.To.IsZero() {
-		add("occurred_at <", f.To.UTC())
-	}
-	page, perPage := max(f.Page, 1), f.PerPage
-	if perPage <= 0 {
-		perPage = defaultPerPage
-	}
+	c := &clause{}
+	c.and("chain = " + c.arg(chain))
+	f.where(c)
+	page, perPage := f.pages()
 	out := &Listing{Entries: []Entry{}, Total: -1}
 	offset := 0
 	if f.BeforeSeq > 0 {
-		add("seq <", f.BeforeSeq)
+		c.and("seq < " + c.arg(f.BeforeSeq))
 	} else {
-		if err := l.db.QueryRow(ctx, `SELECT COUNT(*) FROM audit_log WHERE `+where, args...).Scan(&out.Total); err != nil {
+		if err := l.db.QueryRow(ctx, `SELECT COUNT(*) FROM audit_log WHERE `+c.String(), c.args...).Scan(&out.Total); err != nil {
 			return nil, fmt.Errorf("count audit entries: %w", err)
 		}
 		offset = (page - 1) * perPage
@@ -460,11 +450,10 @@ func (l *Log) ListPage(ctx context.Context, chain string, f Filter) (*Listing, e
 			return out, nil
 		}
 	}
-	n := len(args)
-	args = append(args, offset)
+	where, off := c.String(), c.arg(offset)
 	// One entry more than the page says whether another page follows.
 	entries, err := scanEntries(l.db.Query(ctx, `SELECT `+entryColumns+` FROM audit_log WHERE `+where+`
-		ORDER BY seq DESC `+sqldb.Limit(perPage+1)+` OFFSET $`+strconv.Itoa(n+1), args...))
+		ORDER BY seq DESC `+sqldb.Limit(perPage+1)+` OFFSET `+off, c.args...))
 	if err != nil {
 		return nil, fmt.Errorf("list audit entries: %w", err)
 	}
