@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -45,9 +46,20 @@ func EachShape(t *testing.T, fn func(t *testing.T, shape config.Shape)) {
 	}
 }
 
-// RequireShape skips the test when shape's engines are not available.
+// ShapesEnv, when set, names the shapes to test, comma-separated; tests of
+// the others are skipped. CI's race pass runs the HTTP suite on the
+// embedded shape only: its main pass has already run every endpoint on both,
+// and the production engines' own packages run on both under the race
+// detector too.
+const ShapesEnv = "TENANTRY_TEST_SHAPES"
+
+// RequireShape skips the test when shape's engines are not available, or
+// when ShapesEnv leaves it out.
 func RequireShape(t testing.TB, shape config.Shape) {
 	t.Helper()
+	if only := os.Getenv(ShapesEnv); only != "" && !slices.Contains(strings.Split(only, ","), string(shape)) {
+		t.Skipf("%s shape skipped: %s=%s", shape, ShapesEnv, only)
+	}
 	if shape == config.Production && os.Getenv(PostgresEnv) == "" {
 		t.Skipf("PostgreSQL suite skipped: set %s (for example postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable) to run it", PostgresEnv)
 	}
