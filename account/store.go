@@ -288,16 +288,28 @@ func sessionStanding(ctx context.Context, q sqldb.Querier, sessionID string) (*s
 	d := q.Dialect()
 	err := q.QueryRow(ctx, `
 		SELECT s.revoked_at IS NOT NULL, `+d.Time("s.expires_at")+`, `+d.Time("s.last_used_at")+`, COALESCE(s.sso_tenant_id, ''),
-		       COALESCE(CAST(s.impersonator_id AS TEXT), ''), (a.id IS NULL OR (a.is_active AND a.is_platform_admin)),
+		       COALESCE(CAST(s.impersonator_id AS TEXT), ''),
 		       u.id, u.email, u.first_name, u.last_name, u.is_active, u.is_platform_admin, u.email_verified_at IS NOT NULL, u.locale,
 		       `+d.Time("u.created_at")+`, `+d.Time("u.updated_at")+`
-		FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN users a ON a.id = s.impersonator_id
+		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.id = $1`, sessionID).
-		Scan(&st.revoked, sqldb.ScanTime(&st.expiresAt), sqldb.ScanTime(&st.lastUsedAt), &st.ssoTenantID, &st.impersonatorID, &st.actorStands,
+		Scan(&st.revoked, sqldb.ScanTime(&st.expiresAt), sqldb.ScanTime(&st.lastUsedAt), &st.ssoTenantID, &st.impersonatorID,
 			&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin,
 			&u.EmailVerified, &u.Locale, sqldb.ScanTime(&u.CreatedAt), sqldb.ScanTime(&u.UpdatedAt))
 	if err != nil {
 		return nil, err
+	}
+	st.actorStands = true
+	if st.impersonatorID != "" {
+		// Asked apart, so that the lookup of every other request stays a
+		// single-row join.
+		err = q.QueryRow(ctx, `SELECT is_active AND is_platform_admin FROM users WHERE id = $1`, st.impersonatorID).Scan(&st.actorStands)
+		if errors.Is(err, sqldb.ErrNoRows) {
+			st.actorStands, err = false, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	return &st, nil
 }
