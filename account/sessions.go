@@ -28,7 +28,8 @@ type Session struct {
 	Device    string
 	UserAgent string
 	ClientIP  string
-	// AuthMethod is password or sso.
+	// AuthMethod is password, sso, or impersonation for a platform
+	// administrator acting as the user.
 	AuthMethod string
 	CreatedAt  time.Time
 	LastUsedAt time.Time

@@ -334,7 +334,7 @@ func standingSessions(ctx context.Context, q sqldb.Querier, userID string, now t
 	d := q.Dialect()
 	rows, err := q.Query(ctx, `
 		SELECT id, `+d.Time("created_at")+`, `+d.Time("last_used_at")+`, `+d.Time("expires_at")+`, client_ip, user_agent,
-		       COALESCE(sso_tenant_id, '')
+		       COALESCE(sso_tenant_id, ''), COALESCE(CAST(impersonator_id AS TEXT), '')
 		FROM sessions
 		WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
 		ORDER BY created_at DESC, id DESC`, userID, now)
@@ -346,7 +346,7 @@ func standingSessions(ctx context.Context, q sqldb.Querier, userID string, now t
 	for rows.Next() {
 		s := session{userID: userID}
 		if err := rows.Scan(&s.id, sqldb.ScanTime(&s.createdAt), sqldb.ScanTime(&s.lastUsedAt), sqldb.ScanTime(&s.expiresAt),
-			&s.clientIP, &s.userAgent, &s.ssoTenantID); err != nil {
+			&s.clientIP, &s.userAgent, &s.ssoTenantID, &s.impersonatorID); err != nil {
 			return nil, err
 		}
 		out = append(out, s)

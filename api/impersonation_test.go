@@ -58,6 +58,12 @@ func TestImpersonation(t *testing.T) {
 		if me.ID != alice.ID {
 			t.Fatalf("acting as %s, /me is %s", alice.ID, me.ID)
 		}
+		// Alice sees the administrator's session among hers.
+		if !slices.ContainsFunc(mySessions(t, env, alice.AccessToken), func(s sessionJSON) bool {
+			return s.ID == imp.SessionID && s.AuthMethod == "impersonation"
+		}) {
+			t.Errorf("the impersonation is not among the user's sessions: %+v", mySessions(t, env, alice.AccessToken))
+		}
 		env.Get(t, "/api/tenants/"+tenantID+"/documents", imp.AccessToken).Expect(t, http.StatusOK, "")
 		env.Do(t, put("/api/tenants/"+tenantID, imp.AccessToken, map[string]string{"name": "Renamed while acting"})).Expect(t, http.StatusOK, "")
 

@@ -18,7 +18,7 @@ type sessionView struct {
 	Device     string    `json:"device" doc:"A short label read from the user agent: Firefox on Linux, curl, Unknown device. Clients choose their user agent: it is a hint, not a proof." example:"Firefox on Linux"`
 	UserAgent  string    `json:"user_agent" doc:"As the client sent it when the session was opened."`
 	ClientIP   string    `json:"client_ip" doc:"The client address the session was opened from."`
-	AuthMethod string    `json:"auth_method" enum:"password,sso"`
+	AuthMethod string    `json:"auth_method" enum:"password,sso,impersonation" doc:"How the session was opened: a password, a tenant's single sign-on, or a platform administrator acting as the account."`
 	CreatedAt  time.Time `json:"created_at"`
 	LastUsedAt time.Time `json:"last_used_at" doc:"When a request last used the session, to within a minute."`
 	ExpiresAt  time.Time `json:"expires_at" doc:"When the session ends unless refreshed before."`

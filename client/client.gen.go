@@ -409,13 +409,16 @@ func (e SSOLoginViewAuthMethod) Valid() bool {
 
 // Defines values for SessionViewAuthMethod.
 const (
-	SessionViewAuthMethodPassword SessionViewAuthMethod = "password"
-	SessionViewAuthMethodSso      SessionViewAuthMethod = "sso"
+	SessionViewAuthMethodImpersonation SessionViewAuthMethod = "impersonation"
+	SessionViewAuthMethodPassword      SessionViewAuthMethod = "password"
+	SessionViewAuthMethodSso           SessionViewAuthMethod = "sso"
 )
 
 // Valid indicates whether the value is a known member of the SessionViewAuthMethod enum.
 func (e SessionViewAuthMethod) Valid() bool {
 	switch e {
+	case SessionViewAuthMethodImpersonation:
+		return true
 	case SessionViewAuthMethodPassword:
 		return true
 	case SessionViewAuthMethodSso:
@@ -2613,6 +2616,7 @@ type SessionList struct {
 
 // SessionView defines model for SessionView.
 type SessionView struct {
+	// AuthMethod How the session was opened: a password, a tenant's single sign-on, or a platform administrator acting as the account.
 	AuthMethod SessionViewAuthMethod `json:"auth_method"`
 
 	// ClientIp The client address the session was opened from.
@@ -2638,7 +2642,7 @@ type SessionView struct {
 	UserAgent string `json:"user_agent"`
 }
 
-// SessionViewAuthMethod defines model for SessionView.AuthMethod.
+// SessionViewAuthMethod How the session was opened: a password, a tenant's single sign-on, or a platform administrator acting as the account.
 type SessionViewAuthMethod string
 
 // SessionsRevoked defines model for SessionsRevoked.
