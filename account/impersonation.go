@@ -118,15 +118,8 @@ func (s *Service) EndImpersonation(ctx context.Context) error {
 	}
 	audit.SetTarget(ctx, "user", p.UserID)
 	audit.Annotate(ctx, "session_id", p.SessionID)
-	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
-		ended, err := revokeSession(ctx, tx, p.SessionID, reasonImpersonationEnded, sqldb.Now())
-		if err != nil || !ended {
-			return err
-		}
-		return s.revoked(ctx, tx, p.UserID, p.SessionID, reasonImpersonationEnded, 1)
-	})
+	err = s.endSession(ctx, p, reasonImpersonationEnded)
 	if err == nil {
-		s.streams.Committed()
 		s.logger.InfoContext(ctx, "impersonation ended", "user_id", p.UserID, "impersonator_id", p.ImpersonatorID, "session_id", p.SessionID)
 	}
 	return err

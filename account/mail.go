@@ -390,25 +390,11 @@ func normalizeLocale(errs tenantry.FieldErrors, locale string) string {
 // it), in the transaction that accepts the invitation, and welcomes its
 // owner.
 func (s *Service) InvitedAccount(ctx context.Context, r Registration) (func(context.Context, sqldb.Tx, string) (*tenantry.User, error), error) {
-	errs := tenantry.FieldErrors{}
-	u := &tenantry.User{
-		FirstName:     name(errs, "first_name", "First name", r.FirstName),
-		LastName:      name(errs, "last_name", "Last name", r.LastName),
-		IsActive:      true,
-		EmailVerified: true,
-		Locale:        mail.DefaultLocale,
-	}
-	if r.Locale != "" {
-		u.Locale = normalizeLocale(errs, r.Locale)
-	}
-	newPassword(errs, "password", r.Password)
-	if err := errs.Err(); err != nil {
-		return nil, err
-	}
-	hash, err := s.hasher.Hash(ctx, r.Password)
+	u, hash, err := s.checkAccount(ctx, r, false)
 	if err != nil {
 		return nil, err
 	}
+	u.EmailVerified = true
 	return func(ctx context.Context, tx sqldb.Tx, addr string) (*tenantry.User, error) {
 		now := sqldb.Now()
 		u.ID, u.Email, u.CreatedAt, u.UpdatedAt = uuid.NewString(), addr, now, now

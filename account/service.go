@@ -149,29 +149,40 @@ type newAccount struct {
 	reveal bool
 }
 
-func (s *Service) register(ctx context.Context, r Registration, how newAccount) (*tenantry.User, error) {
-	verified := how.verified
+// checkAccount validates what someone gives for a new active account (its
+// address too when withEmail) and hashes its password.
+func (s *Service) checkAccount(ctx context.Context, r Registration, withEmail bool) (*tenantry.User, string, error) {
 	errs := tenantry.FieldErrors{}
 	u := &tenantry.User{
-		FirstName:     name(errs, "first_name", "First name", r.FirstName),
-		LastName:      name(errs, "last_name", "Last name", r.LastName),
-		Email:         email(errs, r.Email),
-		IsActive:      true,
-		PlatformAdmin: how.platformAdmin,
-		EmailVerified: verified,
-		Locale:        mail.DefaultLocale,
+		FirstName: name(errs, "first_name", "First name", r.FirstName),
+		LastName:  name(errs, "last_name", "Last name", r.LastName),
+		IsActive:  true,
+		Locale:    mail.DefaultLocale,
+	}
+	if withEmail {
+		u.Email = email(errs, r.Email)
 	}
 	if r.Locale != "" {
 		u.Locale = normalizeLocale(errs, r.Locale)
 	}
 	newPassword(errs, "password", r.Password)
 	if err := errs.Err(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	hash, err := s.hasher.Hash(ctx, r.Password)
 	if err != nil {
+		return nil, "", err
+	}
+	return u, hash, nil
+}
+
+func (s *Service) register(ctx context.Context, r Registration, how newAccount) (*tenantry.User, error) {
+	verified := how.verified
+	u, hash, err := s.checkAccount(ctx, r, true)
+	if err != nil {
 		return nil, err
 	}
+	u.PlatformAdmin, u.EmailVerified = how.platformAdmin, verified
 	now := sqldb.Now()
 	u.ID, u.CreatedAt, u.UpdatedAt = uuid.NewString(), now, now
 	hide := s.cfg.RequireEmailVerification && !verified && !how.reveal
@@ -566,12 +577,18 @@ func (s *Service) Logout(ctx context.Context) error {
 		return err
 	}
 	audit.SetTarget(ctx, "session", p.SessionID)
-	err = s.db.InTx(ctx, func(tx sqldb.Tx) error {
-		ended, err := revokeSession(ctx, tx, p.SessionID, reasonLogout, sqldb.Now())
+	return s.endSession(ctx, p, reasonLogout)
+}
+
+// endSession revokes the session of p for reason, recording the revocation
+// with it. A session already ended is left as it is.
+func (s *Service) endSession(ctx context.Context, p tenantry.Principal, reason string) error {
+	err := s.db.InTx(ctx, func(tx sqldb.Tx) error {
+		ended, err := revokeSession(ctx, tx, p.SessionID, reason, sqldb.Now())
 		if err != nil || !ended {
 			return err
 		}
-		return s.revoked(ctx, tx, p.UserID, p.SessionID, reasonLogout, 1)
+		return s.revoked(ctx, tx, p.UserID, p.SessionID, reason, 1)
 	})
 	if err == nil {
 		s.streams.Committed()
