@@ -205,8 +205,7 @@ func (s *Server) registerAdminMail() {
 		for i := range list {
 			out[i] = viewDelivery(&list[i])
 		}
-		p := pagination{Page: in.Page, PerPage: in.PerPage, Total: total, Pages: (total + int64(in.PerPage) - 1) / int64(in.PerPage)}
-		return ok("Mail deliveries retrieved successfully", deliveryList{Deliveries: out, Pagination: p}), nil
+		return ok("Mail deliveries retrieved successfully", deliveryList{Deliveries: out, Pagination: in.Paging.of(total)}), nil
 	})
 }
 
@@ -305,8 +304,7 @@ func (s *Server) registerInvitations() {
 		for i := range list {
 			out[i] = viewInvitation(&list[i])
 		}
-		p := pagination{Page: in.Page, PerPage: in.PerPage, Total: total, Pages: (total + int64(in.PerPage) - 1) / int64(in.PerPage)}
-		return ok("Invitations retrieved successfully", invitationList{Invitations: out, Pagination: p}), nil
+		return ok("Invitations retrieved successfully", invitationList{Invitations: out, Pagination: in.Paging.of(total)}), nil
 	})
 
 	huma.Register(s.api, requires(permission.MembersAdd, huma.Operation{
