@@ -255,7 +255,6 @@ func revokeUserSessions(ctx context.Context, q sqldb.Querier, userID, keep, reas
 type standing struct {
 	user       tenantry.User
 	revoked    bool
-	expiresAt  time.Time
 	lastUsedAt time.Time
 	// ssoTenantID is the tenant whose single sign-on opened the session.
 	ssoTenantID string
@@ -287,13 +286,13 @@ func sessionStanding(ctx context.Context, q sqldb.Querier, sessionID string) (*s
 	u := &st.user
 	d := q.Dialect()
 	err := q.QueryRow(ctx, `
-		SELECT s.revoked_at IS NOT NULL, `+d.Time("s.expires_at")+`, `+d.Time("s.last_used_at")+`, COALESCE(s.sso_tenant_id, ''),
+		SELECT s.revoked_at IS NOT NULL, `+d.Time("s.last_used_at")+`, COALESCE(s.sso_tenant_id, ''),
 		       COALESCE(CAST(s.impersonator_id AS TEXT), ''),
 		       u.id, u.email, u.first_name, u.last_name, u.is_active, u.is_platform_admin, u.email_verified_at IS NOT NULL, u.locale,
 		       `+d.Time("u.created_at")+`, `+d.Time("u.updated_at")+`
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.id = $1`, sessionID).
-		Scan(&st.revoked, sqldb.ScanTime(&st.expiresAt), sqldb.ScanTime(&st.lastUsedAt), &st.ssoTenantID, &st.impersonatorID,
+		Scan(&st.revoked, sqldb.ScanTime(&st.lastUsedAt), &st.ssoTenantID, &st.impersonatorID,
 			&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin,
 			&u.EmailVerified, &u.Locale, sqldb.ScanTime(&u.CreatedAt), sqldb.ScanTime(&u.UpdatedAt))
 	if err != nil {
