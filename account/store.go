@@ -284,14 +284,7 @@ func (st *standing) admits(userID string) error {
 func sessionStanding(ctx context.Context, q sqldb.Querier, sessionID string) (*standing, error) {
 	var st standing
 	u := &st.user
-	d := q.Dialect()
-	err := q.QueryRow(ctx, `
-		SELECT s.revoked_at IS NOT NULL, `+d.Time("s.last_used_at")+`, COALESCE(s.sso_tenant_id, ''),
-		       COALESCE(CAST(s.impersonator_id AS TEXT), ''),
-		       u.id, u.email, u.first_name, u.last_name, u.is_active, u.is_platform_admin, u.email_verified_at IS NOT NULL, u.locale,
-		       `+d.Time("u.created_at")+`, `+d.Time("u.updated_at")+`
-		FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.id = $1`, sessionID).
+	err := q.QueryRow(ctx, standingStatement.For(q.Dialect()), sessionID).
 		Scan(&st.revoked, sqldb.ScanTime(&st.lastUsedAt), &st.ssoTenantID, &st.impersonatorID,
 			&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.IsActive, &u.PlatformAdmin,
 			&u.EmailVerified, &u.Locale, sqldb.ScanTime(&u.CreatedAt), sqldb.ScanTime(&u.UpdatedAt))
@@ -312,6 +305,18 @@ func sessionStanding(ctx context.Context, q sqldb.Querier, sessionID string) (*s
 	}
 	return &st, nil
 }
+
+// standingStatement is sessionStanding's query, which every authenticated
+// request runs.
+var standingStatement = sqldb.NewStatement(func(d sqldb.Dialect) string { //nolint:gochecknoglobals // a constant statement, written out once per engine
+	return `
+		SELECT s.revoked_at IS NOT NULL, ` + d.Time("s.last_used_at") + `, COALESCE(s.sso_tenant_id, ''),
+		       COALESCE(CAST(s.impersonator_id AS TEXT), ''),
+		       u.id, u.email, u.first_name, u.last_name, u.is_active, u.is_platform_admin, u.email_verified_at IS NOT NULL, u.locale,
+		       ` + d.Time("u.created_at") + `, ` + d.Time("u.updated_at") + `
+		FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.id = $1`
+})
 
 // deleteExpiredSessions removes sessions that can no longer be used: expired
 // or revoked before cutoff.

@@ -179,28 +179,37 @@ const (
 	Viewer = "viewer"
 )
 
-// BuiltIn returns the permissions of a built-in role.
+// BuiltIn returns the permissions of a built-in role. The set is shared by
+// every caller, since every tenant request reads one: it must not be
+// modified.
 func BuiltIn(role string) (Set, bool) {
-	switch role {
-	case Admin:
-		s := Set{}
-		for _, d := range Catalogue {
-			s[d.Permission] = All
-		}
-		return s, true
-	case User:
-		s := viewer()
-		s[DocumentsCreate] = All
-		s[DocumentsUpdate] = Own
-		s[DocumentsDelete] = Own
-		return s, true
-	case Viewer:
-		return viewer(), true
-	}
-	return nil, false
+	s, ok := builtIn[role]
+	return s, ok
 }
 
-func viewer() Set {
+var builtIn = map[string]Set{ //nolint:gochecknoglobals // read-only table, built once
+	Admin:  adminSet(),
+	User:   userSet(),
+	Viewer: viewerSet(),
+}
+
+func adminSet() Set {
+	s := Set{}
+	for _, d := range Catalogue {
+		s[d.Permission] = All
+	}
+	return s
+}
+
+func userSet() Set {
+	s := viewerSet()
+	s[DocumentsCreate] = All
+	s[DocumentsUpdate] = Own
+	s[DocumentsDelete] = Own
+	return s
+}
+
+func viewerSet() Set {
 	return Set{TenantRead: All, MembersRead: All, RolesRead: All, DocumentsRead: All, DocumentsDownload: All,
 		FilesRead: All, StorageRead: All}
 }

@@ -119,7 +119,7 @@ func (s *Service) Authorize(ctx context.Context, tenantID string, perm permissio
 	if err := s.verified(ctx, p); err != nil {
 		return nil, err
 	}
-	mt, err := findAccess(ctx, s.db, tenantID, p.UserID)
+	mt, err := findAccess(ctx, s.db, tenantID, p.UserID, sqldb.Now())
 	if errors.Is(err, sqldb.ErrNoRows) {
 		return nil, errTenantNotFound
 	} else if err != nil {

@@ -110,7 +110,7 @@ const activeTenant = `t.is_active AND t.provisioned_at IS NOT NULL`
 // cheap decoding of sqldb.ScanTime.
 func memberTenantColumns(d sqldb.Dialect) string {
 	return `t.id, t.name, t.database_name, COALESCE(t.server, ''), t.is_active, ` + d.Time("t.created_at") + `, ` + d.Time("t.updated_at") +
-		`, COALESCE(CAST(t.created_by AS TEXT), ''), t.auth_method, m.role, ` + d.Time("m.joined_at") + `, m.expires_at, COALESCE(r.permissions, '')`
+		`, COALESCE(CAST(t.created_by AS TEXT), ''), t.auth_method, m.role, ` + d.Time("m.joined_at") + `, ` + d.Time("m.expires_at") + `, COALESCE(r.permissions, '')`
 }
 
 // memberRole joins a membership m to its custom role, if it has one.
@@ -171,20 +171,29 @@ func listMemberTenants(ctx context.Context, q sqldb.Querier, userID string) ([]M
 
 // findAccess returns an active tenant and the user's role in it, or
 // ErrNoRows when the user is not a member, or no longer, or the tenant is
-// not active.
-func findAccess(ctx context.Context, q sqldb.Querier, tenantID, userID string) (*MemberTenant, error) {
+// not active. A role that expired is no role: it is refused here from the
+// instant it expires, whether or not the job that removes such
+// memberships has run.
+func findAccess(ctx context.Context, q sqldb.Querier, tenantID, userID string, now time.Time) (*MemberTenant, error) {
 	var mt MemberTenant
-	err := q.QueryRow(ctx, `
-		SELECT `+memberTenantColumns(q.Dialect())+`
-		FROM tenants t JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2 `+memberRole+`
-		WHERE t.id = $1 AND `+activeTenant+` AND `+unexpired("$3"), tenantID, userID, sqldb.Now()).
-		Scan(memberTenantDest(&mt)...)
+	err := q.QueryRow(ctx, accessStatement.For(q.Dialect()), tenantID, userID).Scan(memberTenantDest(&mt)...)
 	if err != nil {
 		return nil, err
+	}
+	if !mt.ExpiresAt.IsZero() && !mt.ExpiresAt.After(now) {
+		return nil, sqldb.ErrNoRows
 	}
 	mt.Permissions = permissionsOf(mt.Role, mt.customPermissions)
 	return &mt, nil
 }
+
+// accessStatement is findAccess's query, which authorizes every tenant
+// request.
+var accessStatement = sqldb.NewStatement(func(d sqldb.Dialect) string { //nolint:gochecknoglobals // a constant statement, written out once per engine
+	return `SELECT ` + memberTenantColumns(d) + `
+		FROM tenants t JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2 ` + memberRole + `
+		WHERE t.id = $1 AND ` + activeTenant
+})
 
 // permissionsOf is what a role grants: a built-in role's set, or a custom
 // role's stored one. A custom role whose stored set no longer reads (a
